@@ -1,0 +1,25 @@
+"""visiongates: a timm model zoo of gated and attention-gated vision architectures."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+
+def read_requirements(name: str) -> list[str]:
+    lines = Path(__file__).with_name("requirements").joinpath(name).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+setup(
+    name="visiongates",
+    version="0.1.0",
+    description="Gated and attention-gated vision backbones for timm, mmdetection and mmsegmentation",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["visiongates", "visiongates.*"]),
+    python_requires=">=3.10",
+    install_requires=["torch>=2.4", "torchvision>=0.19", *read_requirements("stack.txt")],
+    extras_require={"test": read_requirements("test.txt")},
+    include_package_data=True,
+    license="Apache-2.0",
+)
