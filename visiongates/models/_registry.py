@@ -1,0 +1,63 @@
+"""What visiongates adds to timm's registry, and the facts of each model (the one source for README tables)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import timm
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Published (or, where none is published, measured) size of one variant: each model file keeps a
+    `model_facts = {name: ModelFacts(...)}` table beside its `default_cfgs` (timm's cfgs take no extra fields).
+
+    params_m: parameters in millions; params_tol: relative tolerance the conformance suite allows;
+    gmacs: multiply-accumulates in billions at the default input size; source: where the figures come from.
+    """
+
+    params_m: float
+    source: str
+    gmacs: float | None = None
+    params_tol: float = 0.005
+    task: str = "classification"
+
+# timm families that visiongates lists in its zoo without redefining them.
+TIMM_FAMILIES = {"seresnet": ["seresnet18", "seresnet34", "seresnet50", "seresnet101", "seresnet152"]}
+
+
+def family_modules() -> list[str]:
+    """Short names of the visiongates model modules (timm records a model's module by its last dotted part)."""
+    package = __name__.rsplit(".", 1)[0]
+    return sorted(
+        name.rsplit(".", 1)[1]
+        for name, module in list(sys.modules.items())
+        if name.startswith(package + ".") and hasattr(module, "default_cfgs") and not name.endswith("._registry")
+    )
+
+
+def list_models(pattern: str = "") -> list[str]:
+    """Names of every model registered by visiongates (optionally filtered by a timm wildcard pattern)."""
+    names: set[str] = set()
+    for module in family_modules():
+        names.update(timm.list_models(pattern or "*", module=module))
+    return sorted(names)
+
+
+def model_facts(name: str) -> ModelFacts | None:
+    """The `ModelFacts` its model file records for `name` (None where the file records none)."""
+    module = sys.modules[timm.models.model_entrypoint(name).__module__]
+    return getattr(module, "model_facts", {}).get(name)
+
+
+def model_table_rows() -> list[dict[str, Any]]:
+    """One row per zoo model (ours, then the timm families we list), for the README's generated table."""
+    rows = []
+    for name in list_models():
+        facts = model_facts(name)
+        rows.append({"name": name, "family": "visiongates", **(asdict(facts) if facts else {})})
+    for family, names in TIMM_FAMILIES.items():
+        rows += [{"name": name, "family": f"timm ({family})"} for name in names]
+    return rows

@@ -1,0 +1,141 @@
+"""Attention-gated ResNets: CBAM-ResNet and DAS-ResNet, built on timm's ResNet.
+
+- CBAM: Woo et al., "CBAM: Convolutional Block Attention Module", ECCV 2018 (official code: Jongchan/attention-module).
+  A CBAM gate sits in every residual block, on the block output before the residual add (paper Fig. 3), in the
+  official form (MLP biases, (max, mean) spatial pooling, spatial BN weight initialised to 0, no zero-init of the
+  last BN). `checkpoint_filter_fn` loads the official repository's checkpoints (`module.`-prefixed, `cbam.*` keys).
+- DAS: Salajegheh et al., "DAS: A Deformable Attention to Capture Salient Information in CNNs", 2023 (no official
+  code). One DAS gate at the end of each of the four stages, with a depthwise-separable bottleneck of 1/8 of the
+  stage width (see README "DAS: our choices"): a gate per block would cost more than the backbone at 3x3 deformable
+  sampling, and the paper stresses similar or fewer FLOPs than other CNN attention.
+
+SE-ResNets are timm's own `seresnet*`; visiongates lists them in its zoo table and does not redefine them.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Any
+
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+
+from visiongates.layers.gates import CbamGate, DasGate, DeformConv3x3
+
+from ._registry import ModelFacts
+
+__all__ = ["CbamResNet", "DasResNet", "checkpoint_filter_fn"]
+
+_DEPTHS = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+
+
+class CbamResNet(ResNet):
+    """ResNet with an official-form CBAM gate in every residual block (Woo et al. 2018)."""
+
+    def __init__(self, cbam_reduction: int = 16, zero_init_last: bool = False, **kwargs: Any) -> None:
+        block_args = dict(kwargs.pop("block_args", None) or {})
+        block_args["attn_layer"] = partial(CbamGate, reduction=cbam_reduction)
+        super().__init__(zero_init_last=zero_init_last, block_args=block_args, **kwargs)
+
+
+class DasResNet(ResNet):
+    """ResNet with a DAS gate after the last block of each stage (Salajegheh et al. 2023)."""
+
+    def __init__(self, das_compression: float = 0.125, das_stages: tuple[int, ...] = (0, 1, 2, 3), **kwargs: Any):
+        device, dtype = kwargs.get("device"), kwargs.get("dtype")
+        super().__init__(**kwargs)
+        for index in das_stages:
+            stage = getattr(self, f"layer{index + 1}")
+            channels = self.feature_info[index + 1]["num_chs"]
+            stage.add_module("das", DasGate(channels, compression=das_compression, device=device, dtype=dtype))
+        for module in self.modules():
+            if isinstance(module, DeformConv3x3):
+                module.reset_offsets()
+
+
+_OFFICIAL_CBAM_RENAMES = (
+    (r"\.cbam\.ChannelGate\.mlp\.1\.", ".se.channel.mlp.fc1."),
+    (r"\.cbam\.ChannelGate\.mlp\.3\.", ".se.channel.mlp.fc2."),
+    (r"\.cbam\.SpatialGate\.spatial\.conv\.", ".se.spatial.conv.conv."),
+    (r"\.cbam\.SpatialGate\.spatial\.bn\.", ".se.spatial.conv.bn."),
+)
+
+
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: ResNet) -> dict[str, torch.Tensor]:
+    """Map a checkpoint of the official CBAM repository (Jongchan/attention-module) to this model's keys.
+
+    Accepts the raw file content (`{'state_dict': ..., 'epoch': ...}`), DataParallel `module.` prefixes and
+    already-converted state dicts.
+    """
+    state_dict = state_dict.get("state_dict", state_dict)
+    out = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.")
+        for pattern, replacement in _OFFICIAL_CBAM_RENAMES:
+            key = re.sub(pattern, replacement, key)
+        out[key] = value
+    return out
+
+
+def _create(cls: type[ResNet], variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:
+    return build_model_with_cfg(cls, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+
+
+def _cfg(**kwargs: Any) -> dict[str, Any]:
+    return {
+        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
+        "interpolation": "bilinear", "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "conv1", "classifier": "fc", "license": "mit", **kwargs,
+    }
+
+
+_CBAM_TABLE4 = "params: CBAM paper Tab. 4 (R50 also in models.md); GMACs: R50 paper (its counter gives 3.86 G where torch counts 4.10 G), others measured here"
+_MEASURED = "measured here with torch FlopCounterMode at 224x224 (no published figure)"
+default_cfgs = generate_default_cfgs({
+    **{f"cbam_resnet{depth}": _cfg(paper_ids="arXiv:1807.06521") for depth in (18, 34, 50, 101, 152)},
+    **{f"das_resnet{depth}": _cfg(paper_ids="arXiv:2311.12091") for depth in (18, 34, 50, 101)},
+})
+model_facts = {
+    "cbam_resnet18": ModelFacts(11.78, _CBAM_TABLE4, 1.82),
+    "cbam_resnet34": ModelFacts(21.96, _CBAM_TABLE4, 3.664),
+    "cbam_resnet50": ModelFacts(28.09, _CBAM_TABLE4, 3.864, params_tol=0.01),
+    "cbam_resnet101": ModelFacts(49.33, _CBAM_TABLE4, 7.813),
+    "cbam_resnet152": ModelFacts(66.827, _MEASURED, 11.529),
+    "das_resnet18": ModelFacts(12.156, _MEASURED, 1.832),
+    "das_resnet34": ModelFacts(22.264, _MEASURED, 3.681),
+    "das_resnet50": ModelFacts(32.645, _MEASURED, 4.236),
+    "das_resnet101": ModelFacts(51.637, _MEASURED, 7.948),
+}
+
+
+def _register_depth(prefix: str, cls: type[ResNet], depth: int):
+    block, layers = _DEPTHS[depth]
+
+    def create(pretrained: bool = False, **kwargs: Any) -> ResNet:
+        return _create(cls, f"{prefix}{depth}", pretrained, **dict(block=block, layers=layers, **kwargs))
+
+    create.__name__ = f"{prefix}{depth}"
+    create.__qualname__ = create.__name__
+    create.__doc__ = f"{cls.__doc__.split(chr(10))[0].rstrip('.')}: depth {depth}."
+    create.__module__ = __name__
+    return register_model(create)
+
+
+cbam_resnet18 = _register_depth("cbam_resnet", CbamResNet, 18)
+cbam_resnet34 = _register_depth("cbam_resnet", CbamResNet, 34)
+cbam_resnet50 = _register_depth("cbam_resnet", CbamResNet, 50)
+cbam_resnet101 = _register_depth("cbam_resnet", CbamResNet, 101)
+cbam_resnet152 = _register_depth("cbam_resnet", CbamResNet, 152)
+das_resnet18 = _register_depth("das_resnet", DasResNet, 18)
+das_resnet34 = _register_depth("das_resnet", DasResNet, 34)
+das_resnet50 = _register_depth("das_resnet", DasResNet, 50)
+das_resnet101 = _register_depth("das_resnet", DasResNet, 101)
