@@ -1,0 +1,194 @@
+"""The model-conformance checks every visiongates family must pass (after timm's own tests/test_models.py).
+
+Each check takes a registered model name; tests/test_conformance.py runs them over the whole registry, so a new
+family is covered as soon as its module is imported by `visiongates.models`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import timm
+import torch
+from timm.models import FeatureInfo
+
+from visiongates.models._registry import model_facts
+
+TARGET_SIZE = 96  # small inputs keep the suite fast on 2 CPU cores
+
+
+def input_size(name: str, target: int = TARGET_SIZE) -> tuple[int, int]:
+    """A small square input the model accepts: its cfg's min size, or `target` rounded up to its size multiple."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg.fixed_input_size:
+        return tuple(cfg.input_size[-2:])
+    side = max(target, *(cfg.min_input_size or (0, 0, 0))[-2:])
+    return side, side
+
+
+def is_restoration(name: str) -> bool:
+    facts = model_facts(name)
+    return facts is not None and facts.task == "restoration"
+
+
+def count_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_params_match_facts(name: str) -> None:
+    """The parameter count equals the figure in the model file's `model_facts` table, within its tolerance."""
+    facts = model_facts(name)
+    assert facts is not None, f"{name}: its model file records no ModelFacts"
+    model = timm.create_model(name, device="meta")
+    params_m = count_params(model) / 1e6
+    assert all(p.is_meta for p in model.parameters()), "meta-device creation left real tensors"
+    assert math.isclose(params_m, facts.params_m, rel_tol=facts.params_tol), (
+        f"{name}: {params_m:.3f}M parameters, table says {facts.params_m}M ({facts.source}), tolerance {facts.params_tol}"
+    )
+
+
+def check_forward_backward(name: str) -> None:
+    """Train-mode forward at the default-type input, then every parameter receives a gradient."""
+    h, w = input_size(name)
+    x = torch.randn(2, 3, h, w)
+    if is_restoration(name):
+        model = timm.create_model(name).train()
+        out = model(x)
+        assert out.shape == x.shape, f"restored image {tuple(out.shape)} != input {tuple(x.shape)}"
+    else:
+        model = timm.create_model(name, num_classes=7).train()
+        out = model(x)
+        assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+    out.float().square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"parameters without a gradient: {missing[:10]}"
+
+
+def check_non_default_size(name: str) -> None:
+    """Eval forward at a non-square size other than the default."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg.fixed_input_size:
+        return
+    h, w = input_size(name)
+    multiple = 64 if is_restoration(name) else 32
+    x = torch.randn(1, 3, h + multiple, w + 2 * multiple)
+    model = timm.create_model(name).eval()
+    with torch.no_grad():
+        out = model(x)
+    expected = x.shape if is_restoration(name) else (1, model.num_classes)
+    assert tuple(out.shape) == tuple(expected)
+    assert torch.isfinite(out).all()
+
+
+def _check_feature_maps(features: list[torch.Tensor], info: FeatureInfo, size: tuple[int, int], batch: int) -> None:
+    assert len(features) == len(info.channels()), f"{len(features)} maps for {len(info.channels())} feature_info entries"
+    for feature, channels, reduction in zip(features, info.channels(), info.reduction()):
+        assert feature.shape[0] == batch and feature.shape[1] == channels, (tuple(feature.shape), channels)
+        assert feature.shape[2] <= math.ceil(size[0] / reduction) + 1, (tuple(feature.shape), reduction)
+        assert feature.shape[3] <= math.ceil(size[1] / reduction) + 1, (tuple(feature.shape), reduction)
+        assert torch.isfinite(feature).all()
+
+
+def check_features_only(name: str) -> None:
+    """`features_only=True` returns one NCHW map per feature_info entry with the channels and strides it declares."""
+    size = input_size(name)
+    model = timm.create_model(name, features_only=True).eval()
+    with torch.no_grad():
+        features = model(torch.randn(1, 3, *size))
+    _check_feature_maps(features, model.feature_info, size, batch=1)
+
+
+def check_forward_intermediates(name: str) -> None:
+    """forward_intermediates agrees with forward_features and feature_info; pruning keeps the kept outputs."""
+    size = input_size(name)
+    model = timm.create_model(name).eval()
+    info = FeatureInfo(model.feature_info, range(len(model.feature_info)))
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        final, intermediates = model.forward_intermediates(x)
+        reference = model.forward_features(x)
+        only = model.forward_intermediates(x, intermediates_only=True)
+    _check_feature_maps(intermediates, info, size, batch=1)
+    torch.testing.assert_close(final, reference, rtol=1e-4, atol=1e-5)
+    for a, b in zip(only, intermediates):
+        torch.testing.assert_close(a, b)
+    last = len(model.feature_info) - 1
+    if last >= 1:
+        kept = model.prune_intermediate_layers(indices=[last - 1], prune_norm=True, prune_head=True)
+        assert list(kept) == [last - 1]
+        with torch.no_grad():
+            pruned = model.forward_intermediates(x, indices=[last - 1], intermediates_only=True)
+        torch.testing.assert_close(pruned[0], intermediates[last - 1], rtol=1e-4, atol=1e-5)
+
+
+def check_classifier_api(name: str) -> None:
+    """get_classifier / reset_classifier / forward_head(pre_logits) behave as timm's models do."""
+    if is_restoration(name):
+        return
+    size = input_size(name)
+    model = timm.create_model(name).eval()
+    assert isinstance(model.get_classifier(), torch.nn.Module)
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        pre_logits = model.forward_head(model.forward_features(x), pre_logits=True)
+        assert pre_logits.shape == (1, model.num_features)
+        model.reset_classifier(5)
+        assert model(x).shape == (1, 5)
+        model.reset_classifier(0)
+        assert model(x).shape == (1, model.num_features)
+    assert isinstance(model.no_weight_decay() if hasattr(model, "no_weight_decay") else set(), set)
+    matcher = model.group_matcher()
+    assert "stem" in matcher and "blocks" in matcher
+
+
+def check_grad_checkpointing(name: str) -> None:
+    """Gradient checkpointing changes memory, not results."""
+    size = input_size(name)
+    torch.manual_seed(0)
+    model = timm.create_model(name).eval()
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        plain = model(x)
+        model.set_grad_checkpointing(True)
+        checkpointed = model(x)
+    torch.testing.assert_close(plain, checkpointed, rtol=1e-4, atol=1e-5)
+
+
+def check_state_dict_round_trip(name: str) -> None:
+    """A state dict saved and loaded back with weights_only=True reproduces the outputs exactly."""
+    size = input_size(name)
+    torch.manual_seed(0)
+    source = timm.create_model(name).eval()
+    torch.manual_seed(1)
+    target = timm.create_model(name).eval()
+    buffer = io.BytesIO()
+    torch.save(source.state_dict(), buffer)
+    buffer.seek(0)
+    target.load_state_dict(torch.load(buffer, weights_only=True), strict=True)
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(source(x), target(x), rtol=0, atol=0)
+
+
+def check_rejects_unknown_kwargs(name: str) -> None:
+    """A misspelt constructor argument is an error, not silently ignored."""
+    try:
+        timm.create_model(name, device="meta", not_an_argument=1)
+    except TypeError:
+        return
+    raise AssertionError(f"{name} accepted an unknown keyword argument")
+
+
+CHECKS = {
+    "params_match_facts": check_params_match_facts,
+    "forward_backward": check_forward_backward,
+    "non_default_size": check_non_default_size,
+    "features_only": check_features_only,
+    "forward_intermediates": check_forward_intermediates,
+    "classifier_api": check_classifier_api,
+    "grad_checkpointing": check_grad_checkpointing,
+    "state_dict_round_trip": check_state_dict_round_trip,
+    "rejects_unknown_kwargs": check_rejects_unknown_kwargs,
+}

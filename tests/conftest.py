@@ -1,0 +1,22 @@
+"""Shared pytest set-up: deterministic CPU runs, few threads, the shared data folder."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "hymenoptera_data"
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def hymenoptera() -> Path:
+    """The shared real photo set (ants vs bees); tests that need it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent")
+    return SHARED_DATA
