@@ -1,0 +1,1 @@
+"""Reusable blocks of the visiongates models (gates, GPSA, gated-MLP units...)."""
