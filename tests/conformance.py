@@ -44,7 +44,8 @@ def check_params_match_facts(name: str) -> None:
     params_m = count_params(model) / 1e6
     assert all(p.is_meta for p in model.parameters()), "meta-device creation left real tensors"
     assert math.isclose(params_m, facts.params_m, rel_tol=facts.params_tol), (
-        f"{name}: {params_m:.3f}M parameters, table says {facts.params_m}M ({facts.source}), tolerance {facts.params_tol}"
+        f"{name}: {params_m:.3f}M parameters, table says {facts.params_m}M ({facts.source}), "
+        f"tolerance {facts.params_tol}"
     )
 
 
@@ -83,7 +84,7 @@ def check_non_default_size(name: str) -> None:
 
 
 def _check_feature_maps(features: list[torch.Tensor], info: FeatureInfo, size: tuple[int, int], batch: int) -> None:
-    assert len(features) == len(info.channels()), f"{len(features)} maps for {len(info.channels())} feature_info entries"
+    assert len(features) == len(info.channels()), f"{len(features)} maps, {len(info.channels())} feature_info entries"
     for feature, channels, reduction in zip(features, info.channels(), info.reduction()):
         assert feature.shape[0] == batch and feature.shape[1] == channels, (tuple(feature.shape), channels)
         assert feature.shape[2] <= math.ceil(size[0] / reduction) + 1, (tuple(feature.shape), reduction)

@@ -1,13 +1,14 @@
 """Attention gates for convolutional features: CBAM (official form) and DAS.
 
 CBAM: Woo et al., "CBAM: Convolutional Block Attention Module", ECCV 2018. Channel gate
-M_c(F) = sigma(MLP(AvgPool(F)) + MLP(MaxPool(F))), spatial gate M_s(F) = sigma(BN(conv7x7([MaxPool_c(F); AvgPool_c(F)]))),
-applied in that order (Eq. 1-3). This is the official repository's form (Jongchan/attention-module): MLP with biases,
-(max, mean) channel-pool order, spatial BN weight initialised to 0. timm's `CbamModule` differs on all three.
+M_c(F) = sigma(MLP(AvgPool(F)) + MLP(MaxPool(F))), spatial gate
+M_s(F) = sigma(BN(conv7x7([MaxPool_c(F); AvgPool_c(F)]))), applied in that order (Eq. 1-3).
+This is the official repository's form (Jongchan/attention-module): MLP with biases, (max, mean)
+channel-pool order, spatial BN weight initialised to 0. timm's `CbamModule` differs on all three.
 
-DAS: Salajegheh et al., "DAS: A Deformable Attention to Capture Salient Information in CNNs", 2023. No official code:
-depthwise-separable conv with channel compression -> LayerNorm -> GELU -> offset conv -> 3x3 deformable conv ->
-LayerNorm -> sigmoid gate multiplied into the input.
+DAS: Salajegheh et al., "DAS: A Deformable Attention to Capture Salient Information in CNNs", 2023.
+No official code: depthwise-separable conv with channel compression -> LayerNorm -> GELU -> offset conv ->
+3x3 deformable conv -> LayerNorm -> sigmoid gate multiplied into the input.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class CbamGate(nn.Module):
 
 
 class DeformConv3x3(nn.Module):
-    """3x3 deformable convolution (Dai et al. 2017) through `torchvision.ops.deform_conv2d`, offsets predicted from x."""
+    """3x3 deformable convolution (Dai et al. 2017) via `torchvision.ops.deform_conv2d`; offsets predicted from x."""
 
     def __init__(self, in_chs: int, out_chs: int, device=None, dtype=None) -> None:
         super().__init__()

@@ -98,7 +98,10 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
-_CBAM_TABLE4 = "params: CBAM paper Tab. 4 (R50 also in models.md); GMACs: R50 paper (its counter gives 3.86 G where torch counts 4.10 G), others measured here"
+_CBAM_TABLE4 = (
+    "params: CBAM paper Tab. 4 (R50 also in models.md); GMACs: R50 from the paper (its counter gives 3.86 G where "
+    "torch counts 4.10 G), others measured here"
+)
 _MEASURED = "measured here with torch FlopCounterMode at 224x224 (no published figure)"
 default_cfgs = generate_default_cfgs({
     **{f"cbam_resnet{depth}": _cfg(paper_ids="arXiv:1807.06521") for depth in (18, 34, 50, 101, 152)},

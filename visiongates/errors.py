@@ -1,0 +1,37 @@
+"""Errors that name a user's mistake (bad data, model name, checkpoint or option) in words, without a deep trace.
+
+Command-line tools catch `VisionGatesError` and print its message; library callers can catch the subclasses.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import timm
+
+
+class VisionGatesError(Exception):
+    """Base class: something the user supplied is wrong; the message says what and where."""
+
+
+class DataError(VisionGatesError):
+    """A dataset folder or image file is missing, empty or unreadable."""
+
+
+class CheckpointError(VisionGatesError):
+    """A checkpoint file is corrupt, truncated, unsafe or belongs to another architecture."""
+
+
+class UnknownModelError(VisionGatesError, ValueError):
+    """A model name that neither timm nor visiongates registers."""
+
+
+def check_model_name(name: str) -> str:
+    """Return `name` if timm knows it (visiongates models included); otherwise raise with the closest names."""
+    import visiongates  # noqa: F401  (registers our models with timm)
+
+    if timm.is_model(name):
+        return name
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else " See `timm.list_models()` for the known names."
+    raise UnknownModelError(f"unknown model '{name}'.{hint}")
