@@ -1,0 +1,26 @@
+#!/usr/bin/env python
+"""Train a timm / visiongates classifier.
+
+    python tools/train.py                                   # embedded digits, CBAM-ResNet-18
+    python tools/train.py --config configs/cls/hymenoptera_cbam_resnet18.yaml --data ../shared/data/hymenoptera_data
+    python tools/train.py --config ... --resume auto        # continue exactly where the last epoch ended
+    torchrun --nproc_per_node 2 tools/train.py --config ... # data-parallel (gloo on CPU)
+"""
+
+import json
+
+from visiongates.cli import run_cli
+
+
+def main() -> None:
+    from visiongates.engine import build_parser, load_config
+    from visiongates.engine.trainer import train
+
+    args = build_parser(__doc__.splitlines()[1]).parse_args()
+    summary = train(load_config(args))
+    if summary.get("rank_checksums") is not None:
+        print(json.dumps({k: v for k, v in summary.items() if k != "rank_checksums"}, indent=1))
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,4 @@
+"""Datasets and albumentations pipelines for visiongates' tools."""
+
+from .datasets import DigitsDataset, ImageFolderDataset, collate_skip, sample_seed  # noqa: F401
+from .transforms import eval_transform, train_transform  # noqa: F401

@@ -1,0 +1,146 @@
+"""Classification datasets: image folders that survive broken files, and the embedded digits default.
+
+Every dataset returns `(image_tensor, label)` or `None` for a sample that could not be decoded; `collate_skip`
+drops those and reports how many were skipped, so one corrupt file costs one sample, never the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from visiongates.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+Transform = Callable[..., dict]
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The augmentation seed of one sample in one epoch: the same on every resume, worker count and rank."""
+    return zlib.crc32(f"{seed}:{epoch}:{index}".encode())
+
+
+class AugmentedDataset(torch.utils.data.Dataset):
+    """Base: holds the albumentations transform and reseeds it per (epoch, sample) for exact resumption."""
+
+    classes: list[str]
+    targets: list[int]
+
+    def __init__(self, transform: Transform | None, seed: int = 0) -> None:
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _load(self, index: int) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+        image = self._load(index)
+        if image is None:
+            return None
+        if self.transform is not None:
+            if hasattr(self.transform, "set_random_seed"):
+                self.transform.set_random_seed(sample_seed(self.seed, self.epoch, index))
+            image = self.transform(image=image)["image"]
+        return image, self.targets[index]
+
+
+class ImageFolderDataset(AugmentedDataset):
+    """`root/<class>/<image>` folders (torchvision's ImageFolder layout), decoded with PIL to RGB.
+
+    A file that cannot be decoded (truncated, not an image) is skipped with a warning naming it; missing roots and
+    empty class folders are errors that name the folder.
+    """
+
+    def __init__(
+        self, root: str | Path, transform: Transform | None = None, classes: Sequence[str] | None = None, seed: int = 0
+    ) -> None:
+        super().__init__(transform, seed)
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"dataset folder '{self.root}' does not exist")
+        found = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if classes is None:
+            classes = found
+        if not classes:
+            raise DataError(f"dataset folder '{self.root}' has no class sub-folders (expected root/<class>/<image>)")
+        missing = [c for c in classes if c not in found]
+        if missing:
+            raise DataError(f"class folder(s) {missing} missing from '{self.root}' (expected classes {list(classes)})")
+        self.classes = list(classes)
+        self.samples: list[Path] = []
+        self.targets = []
+        for label, name in enumerate(self.classes):
+            files = sorted(
+                p for p in (self.root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+            if not files:
+                raise DataError(f"class folder '{self.root / name}' contains no images ({', '.join(IMAGE_EXTENSIONS)})")
+            self.samples += files
+            self.targets += [label] * len(files)
+        self._warned: set[Path] = set()
+
+    def _load(self, index: int) -> np.ndarray | None:
+        path = self.samples[index]
+        try:
+            with Image.open(path) as image:
+                return np.asarray(image.convert("RGB"))
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            if path not in self._warned:
+                self._warned.add(path)
+                log.warning("skipping unreadable image %s (%s)", path, exc)
+            return None
+
+
+class DigitsDataset(AugmentedDataset):
+    """The embedded default: scikit-learn's 1,797 real 8x8 handwritten digits (UCI), as RGB images.
+
+    Split deterministically and stratified: 80% train, 20% val. Images are scaled from 0-16 to 0-255 and replicated
+    to three channels; the transform resizes them.
+    """
+
+    def __init__(self, split: str, transform: Transform | None = None, seed: int = 0, val_fraction: float = 0.2):
+        super().__init__(transform, seed)
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        if split not in ("train", "val"):
+            raise DataError(f"digits split must be 'train' or 'val', not '{split}'")
+        digits = load_digits()
+        indices = np.arange(len(digits.target))
+        train_idx, val_idx = train_test_split(
+            indices, test_size=val_fraction, stratify=digits.target, random_state=0
+        )
+        chosen = np.sort(train_idx if split == "train" else val_idx)
+        images = (digits.images[chosen] * (255.0 / 16.0)).round().astype(np.uint8)
+        self.images = np.repeat(images[..., None], 3, axis=-1)
+        self.targets = digits.target[chosen].tolist()
+        self.classes = [str(d) for d in range(10)]
+
+    def _load(self, index: int) -> np.ndarray:
+        return self.images[index]
+
+
+def collate_skip(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Stack the decodable samples; return (images, labels, number skipped)."""
+    kept = [b for b in batch if b is not None]
+    skipped = len(batch) - len(kept)
+    if not kept:
+        return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
+    images = torch.stack([b[0] for b in kept])
+    labels = torch.tensor([b[1] for b in kept], dtype=torch.long)
+    return images, labels, skipped

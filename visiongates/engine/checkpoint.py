@@ -1,0 +1,91 @@
+"""Checkpoint files: atomic writes, safe loads (weights_only=True) and errors that say what is wrong."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from visiongates.errors import CheckpointError
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write `state` to `path` atomically: a temporary file in the same folder, then a rename.
+
+    A crash mid-write leaves the previous file intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint with `weights_only=True` (no code runs from the file); errors name the file and problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint '{path}' does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, ValueError) as exc:
+        text = str(exc)
+        reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        if "Weights only load failed" in text or "Unsupported global" in text:
+            detail = next((line.strip() for line in text.splitlines() if "Unsupported global" in line), reason)
+            raise CheckpointError(
+                f"checkpoint '{path}' contains Python objects that a safe load refuses to run ({detail[:200]}); "
+                "re-save it as a plain state dict"
+            ) from None
+        raise CheckpointError(f"checkpoint '{path}' is corrupt or truncated ({reason[:200]})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint '{path}' holds a {type(state).__name__}, not a dict of tensors")
+    return state
+
+
+def model_state_from(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The model weights inside a checkpoint: ours ('model'), common wrappers ('state_dict') or a bare state dict."""
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(checkpoint.get(key), dict):
+            return checkpoint[key]
+    return checkpoint
+
+
+def load_model_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load weights strictly; a checkpoint of another architecture or shape gives one readable error."""
+    state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = sorted(
+        k for k in set(own) & set(state_dict) if tuple(own[k].shape) != tuple(state_dict[k].shape)
+    )
+    if missing or unexpected or mismatched:
+        details = []
+        if missing:
+            details.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if mismatched:
+            k = mismatched[0]
+            details.append(
+                f"{len(mismatched)} with other shapes (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)})"
+            )
+        raise CheckpointError(
+            f"{source} does not fit {type(model).__name__}: {'; '.join(details)}. "
+            "Was it saved for another model or number of classes?"
+        )
+    model.load_state_dict(state_dict, strict=True)

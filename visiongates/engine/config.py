@@ -1,0 +1,136 @@
+"""Training configuration: one dataclass is the schema for YAML files in configs/cls/ and for CLI flags."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from visiongates.errors import VisionGatesError
+
+
+@dataclass
+class TrainConfig:
+    """Every option of tools/train.py. Defaults train the embedded digits set with a CBAM-ResNet-18."""
+
+    # what to train on what
+    model: str = "cbam_resnet18"
+    data: str = "digits"  # 'digits' (embedded, no download) or a folder with train/ and val/ in ImageFolder layout
+    output: str = "runs/digits_cbam_resnet18"
+    pretrained: str | None = None  # local checkpoint to start from (classifier re-initialised if classes differ)
+    resume: str | None = None  # 'auto' (output/last.pth) or a checkpoint path: continue that run exactly
+    # schedule
+    epochs: int = 8
+    stop_after: int | None = None  # stop after this many epochs in this invocation (resume later with --resume)
+    batch_size: int = 64
+    accum_steps: int = 1
+    max_steps_per_epoch: int | None = None
+    # optimiser and scheduler (timm factories)
+    opt: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    clip_grad: float | None = None
+    clip_mode: str = "norm"
+    sched: str = "cosine"
+    warmup_epochs: int = 1
+    warmup_lr: float = 1e-5
+    min_lr: float = 1e-5
+    # regularisation
+    smoothing: float = 0.1
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mixup_prob: float = 1.0
+    drop: float = 0.0
+    drop_path: float = 0.0
+    ema: bool = False
+    ema_decay: float = 0.998
+    # images and augmentation (albumentations)
+    img_size: int = 224
+    crop_pct: float = 0.875
+    scale_min: float = 0.08
+    hflip: float = 0.5
+    rotate: float = 0.0
+    color_jitter: float = 0.0
+    # machinery
+    amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
+    device: str = "auto"
+    workers: int = 2
+    seed: int = 0
+    deterministic: bool = False
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _base_type(annotation: Any) -> type:
+    """`int | None` -> int, `str` -> str (annotations are strings under `from __future__ import annotations`)."""
+    hint = typing.get_type_hints(TrainConfig)[annotation] if isinstance(annotation, str) else annotation
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got '{text}'")
+
+
+def _parse_optional(kind: type):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null") else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser(description: str = "") -> argparse.ArgumentParser:
+    """Argument parser with one flag per TrainConfig field (defaults come from --config, then the dataclass)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", help="YAML file of TrainConfig fields (configs/cls/*.yaml); flags override it")
+    for f in dataclasses.fields(TrainConfig):
+        kind = _base_type(f.name)
+        parse = _parse_bool if kind is bool else _parse_optional(kind)
+        flag = f"--{f.name.replace('_', '-')}"
+        parser.add_argument(flag, dest=f.name, type=parse, default=None, help=f"(default {f.default})")
+    return parser
+
+
+def load_config(
+    args: argparse.Namespace | None = None, config_file: str | Path | None = None, **overrides: Any
+) -> TrainConfig:
+    """Dataclass defaults <- YAML file <- explicit CLI flags / keyword overrides; unknown keys are errors."""
+    values: dict[str, Any] = {}
+    config_file = config_file or (getattr(args, "config", None) if args is not None else None)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise VisionGatesError(f"config file '{path}' does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise VisionGatesError(f"config file '{path}' must hold a mapping of option: value")
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise VisionGatesError(f"config file '{path}' has unknown option(s) {unknown}")
+        values.update(loaded)
+    if args is not None:
+        values.update({k: v for k, v in vars(args).items() if k in known and v is not None})
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise VisionGatesError(f"unknown training option(s) {unknown}")
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+__all__ = ["TrainConfig", "build_parser", "load_config"]

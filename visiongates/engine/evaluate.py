@@ -1,0 +1,61 @@
+"""Evaluate a trained classifier checkpoint: top-1/top-5, per-class accuracy and a confusion-matrix PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch.utils.data import DataLoader
+
+from visiongates.data import DigitsDataset, ImageFolderDataset, collate_skip, eval_transform
+from visiongates.errors import CheckpointError, check_model_name
+
+from .checkpoint import load_checkpoint, load_model_weights
+from .plots import plot_confusion
+from .trainer import evaluate, resolve_device
+
+
+def load_classifier(checkpoint: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model a tools/train.py checkpoint describes and load its weights (weights_only)."""
+    ckpt = load_checkpoint(checkpoint)
+    for key in ("model_name", "model", "classes"):
+        if key not in ckpt:
+            raise CheckpointError(f"'{checkpoint}' is not a tools/train.py checkpoint (no '{key}' entry)")
+    model = timm.create_model(check_model_name(ckpt["model_name"]), num_classes=len(ckpt["classes"]))
+    load_model_weights(model, ckpt["model"], source=f"checkpoint '{checkpoint}'")
+    return model.to(resolve_device(device)).eval(), ckpt
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path, data: str, split: str = "val", output: str | Path | None = None,
+    batch_size: int = 64, workers: int = 2, device: str = "cpu",
+) -> dict[str, Any]:
+    """Evaluate on `data` ('digits' or an ImageFolder root with `split`/); writes metrics.json and confusion.png."""
+    model, ckpt = load_classifier(checkpoint, device)
+    cfg = ckpt.get("config", {})
+    size, crop_pct = cfg.get("img_size", 224), cfg.get("crop_pct", 0.875)
+    data_config = ckpt.get("data_config") or {}
+    norm = {k: tuple(data_config[k]) for k in ("mean", "std") if k in data_config}
+    transform = eval_transform(size, crop_pct=crop_pct, **norm)
+    if data == "digits":
+        dataset = DigitsDataset(split, transform)
+    else:
+        dataset = ImageFolderDataset(Path(data) / split, transform, classes=ckpt["classes"])
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip)
+    meter, skipped = evaluate(model, loader, len(ckpt["classes"]), next(model.parameters()).device)
+    result = {
+        **meter.summary(),
+        "images": meter.count,
+        "skipped": skipped,
+        "per_class_top1": dict(zip(ckpt["classes"], meter.per_class_accuracy())),
+        "confusion": meter.confusion.tolist(),
+    }
+    if output is not None:
+        output = Path(output)
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "metrics.json").write_text(json.dumps(result, indent=1))
+        plot_confusion(meter.confusion, ckpt["classes"], output / "confusion.png")
+    return result

@@ -1,0 +1,51 @@
+"""Classification metrics from a confusion matrix: top-1, per-class accuracy; top-k counted on the fly."""
+
+from __future__ import annotations
+
+import torch
+
+
+class ClassificationMeter:
+    """Accumulates loss, top-1/top-k hits and the confusion matrix over batches (summable across ranks)."""
+
+    def __init__(self, num_classes: int, topk: int = 5) -> None:
+        self.num_classes = num_classes
+        self.topk = min(topk, num_classes)
+        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+        self.topk_hits = torch.zeros((), dtype=torch.long)
+        self.loss_sum = torch.zeros((), dtype=torch.float64)
+
+    def update(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor | None = None) -> None:
+        logits, labels = logits.detach().float().cpu(), labels.cpu()
+        preds = logits.argmax(dim=1)
+        self.confusion += torch.bincount(
+            labels * self.num_classes + preds, minlength=self.num_classes**2
+        ).reshape(self.num_classes, self.num_classes)
+        top = logits.topk(self.topk, dim=1).indices
+        self.topk_hits += (top == labels[:, None]).any(dim=1).sum()
+        if loss is not None:
+            self.loss_sum += float(loss) * len(labels)
+
+    def all_reduce(self) -> None:
+        """Sum the counts over the ranks of a torch.distributed group."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            for tensor in (self.confusion, self.topk_hits, self.loss_sum):
+                dist.all_reduce(tensor)
+
+    @property
+    def count(self) -> int:
+        return int(self.confusion.sum())
+
+    def summary(self) -> dict[str, float]:
+        n = max(self.count, 1)
+        return {
+            "loss": float(self.loss_sum) / n,
+            "top1": 100.0 * float(self.confusion.diagonal().sum()) / n,
+            f"top{self.topk}": 100.0 * float(self.topk_hits) / n,
+        }
+
+    def per_class_accuracy(self) -> list[float]:
+        totals = self.confusion.sum(dim=1).clamp(min=1)
+        return (100.0 * self.confusion.diagonal() / totals).tolist()
