@@ -66,7 +66,7 @@ def test_torchrun_two_processes_stay_in_sync(tmp_path):
     checksums = summary["rank_checksums"]
     assert len(checksums) == 2 and checksums[0] == checksums[1]
     history = json.loads((tmp_path / "ddp" / "log.json").read_text())
-    assert history[0]["train_images"] == 2 * 16  # per rank: 2 steps x batch 16... summed below
+    assert history[0]["train_images"] == 2 * 16  # rank 0's count: 2 steps of batch 16
     assert summary["epochs_done"] == 1
 
 

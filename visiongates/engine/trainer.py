@@ -26,7 +26,7 @@ from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
-from timm.utils import ModelEmaV3, dispatch_clip_grad
+from timm.utils import ModelEmaV3, dispatch_clip_grad, distribute_bn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
@@ -343,6 +343,8 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
         stats = train_one_epoch(train_model, train_loader, optimizer, loss_fn, cfg, device, state, mixup, ema,
                                 scheduler, show_progress=cfg.progress and info.is_main)
         train_seconds += time.perf_counter() - tick
+        if info.enabled:  # BatchNorm running stats drift apart per rank: average them (timm's distribute_bn)
+            distribute_bn(model, info.world_size, reduce=True)
         train_images += stats["train_images"] * info.world_size
         state.epoch = epoch + 1
         scheduler.step(state.epoch)

@@ -1,0 +1,32 @@
+#!/usr/bin/env python
+"""Benchmark tools/train.py throughput against a bare forward+backward loop of the same model and batch.
+
+    python tools/benchmark_train.py --config configs/cls/digits_cbam_resnet18.yaml --steps 20
+"""
+
+from visiongates.cli import run_cli
+
+
+def main() -> None:
+    import argparse
+
+    import torch
+
+    from visiongates.engine import build_parser, load_config
+    from visiongates.engine.benchmark import compare_training_throughput
+
+    parser = build_parser(__doc__.splitlines()[1])
+    parser.add_argument("--steps", type=int, default=20, help="optimizer steps timed in each setting")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config(argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in ("steps", "threads")}))
+    result = compare_training_throughput(cfg, steps=args.steps)
+    print(f"| model | batch | img | tools/train.py img/s | bare loop img/s | ratio |\n|---|---|---|---|---|---|\n"
+          f"| {cfg.model} | {cfg.batch_size} | {cfg.img_size} | {result['train_py_images_per_s']:.1f} "
+          f"| {result['bare_loop_images_per_s']:.1f} | {result['ratio']:.2f} |")
+
+
+if __name__ == "__main__":
+    run_cli(main)

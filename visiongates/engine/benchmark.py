@@ -1,0 +1,43 @@
+"""Training-throughput benchmark: tools/train.py's loop against a bare forward+backward+step on the same model."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import timm
+import torch
+from timm.optim import create_optimizer_v2
+
+from .config import TrainConfig
+from .trainer import train
+
+
+def bare_loop_images_per_second(cfg: TrainConfig, num_classes: int, steps: int, warmup: int = 2) -> float:
+    """Images/s of forward + loss + backward + optimizer step on random tensors already in memory."""
+    torch.manual_seed(cfg.seed)
+    model = timm.create_model(cfg.model, num_classes=num_classes).train()
+    optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    images = torch.randn(cfg.batch_size, 3, cfg.img_size, cfg.img_size)
+    labels = torch.randint(0, num_classes, (cfg.batch_size,))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        loss = loss_fn(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return cfg.batch_size * steps / (time.perf_counter() - start)
+
+
+def compare_training_throughput(cfg: TrainConfig, steps: int = 20) -> dict[str, float]:
+    """Run both on the same machine, in this process, one after the other; returns images/s and their ratio."""
+    with tempfile.TemporaryDirectory() as out:
+        run = TrainConfig(**{**cfg.to_dict(), "output": out, "epochs": 1, "warmup_epochs": 0,
+                             "max_steps_per_epoch": steps, "progress": False})
+        trainer_ips = train(run)["train_images_per_second"]
+    num_classes = 10 if cfg.data == "digits" else sum(p.is_dir() for p in Path(cfg.data, "train").iterdir())
+    bare_ips = bare_loop_images_per_second(cfg, num_classes, steps)
+    return {"train_py_images_per_s": trainer_ips, "bare_loop_images_per_s": bare_ips, "ratio": trainer_ips / bare_ips}
