@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from conformance import CHECKS
 
 import visiongates
-from conformance import CHECKS
 from visiongates.models._registry import model_facts
 
 BIG_MODEL_PARAMS_M = 60  # models above this size run in the slow pass only

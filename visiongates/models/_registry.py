@@ -61,3 +61,31 @@ def model_table_rows() -> list[dict[str, Any]]:
     for family, names in TIMM_FAMILIES.items():
         rows += [{"name": name, "family": f"timm ({family})"} for name in names]
     return rows
+
+
+TABLE_START, TABLE_END = "<!-- model-table:start -->", "<!-- model-table:end -->"
+
+
+def model_table_markdown() -> str:
+    """The README's zoo table: every model, its measured parameter count, and the recorded figures with sources."""
+    lines = [
+        "| model | family | task | params (M), measured | params (M), recorded | GMACs, recorded | source |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in model_table_rows():
+        model = timm.create_model(row["name"], device="meta")
+        measured = sum(p.numel() for p in model.parameters()) / 1e6
+        recorded = f"{row['params_m']:.2f}" if row.get("params_m") else ""
+        gmacs = f"{row['gmacs']:.2f}" if row.get("gmacs") else ""
+        source = row.get("source", "timm's own model (not redefined here)")
+        lines.append(
+            f"| `{row['name']}` | {row['family']} | {row.get('task', 'classification')} | {measured:.2f} "
+            f"| {recorded} | {gmacs} | {source} |"
+        )
+    return "\n".join(lines)
+
+
+def replace_model_table(readme: str) -> str:
+    """`readme` with the text between the model-table markers regenerated."""
+    start, end = readme.index(TABLE_START) + len(TABLE_START), readme.index(TABLE_END)
+    return readme[:start] + "\n" + model_table_markdown() + "\n" + readme[end:]
