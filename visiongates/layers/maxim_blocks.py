@@ -1,0 +1,481 @@
+"""Blocks of MAXIM: Tu et al., "MAXIM: Multi-Axis MLP for Image Processing", CVPR 2022 (arXiv:2201.02973).
+
+Every block takes and returns channels-last tensors (B, H, W, C), the layout of the official Flax code
+(google-research/maxim, maxim/models/maxim.py): most of the work is Dense layers over channels or tokens.
+Convolutions run on a permuted (channels-last strided) NCHW view, so they add no copies.
+
+Initialisation follows the official code: Dense layers of the gMLP parts draw N(0, 0.02), the gating-weight Dense
+layers of the cross-gating block start with biases of 1, every other Dense and Conv is LeCun-normal with zero bias.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from timm.layers import Mlp, SEModule, lecun_normal_
+from torch import nn
+
+__all__ = [
+    "ConvNhwc", "ConvTransposeNhwc", "dense", "resize_nhwc", "mix_tokens",
+    "SpatialGatingUnit", "GmlpLayer", "MultiAxisGmlpBlock", "RCAB", "RDCAB",
+    "SpatialGatingWeights", "CrossGatingBlock", "EncoderBlock", "DecoderBlock", "BottleneckBlock",
+    "UpSampleRatio", "MultiScaleFusion", "SAM", "OutputConv",
+]
+
+Size2 = tuple[int, int]
+
+
+def dense(
+        in_features: int, out_features: int, bias: bool = True, init: str = "normal", bias_init: float = 0.0,
+        device=None, dtype=None,
+) -> nn.Linear:
+    """nn.Linear initialised like a Flax `nn.Dense`: init 'normal' is N(0, 0.02), 'lecun' is LeCun-normal."""
+    layer = nn.Linear(in_features, out_features, bias=bias, device=device, dtype=dtype)
+    if init == "normal":
+        nn.init.normal_(layer.weight, std=0.02)
+    else:
+        lecun_normal_(layer.weight)
+    if layer.bias is not None:
+        nn.init.constant_(layer.bias, bias_init)
+    return layer
+
+
+class ConvNhwc(nn.Conv2d):
+    """Conv2d on (B, H, W, C) tensors, LeCun-normal init: Flax `nn.Conv` with 'SAME' padding for the sizes used."""
+
+    def __init__(
+            self, in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, bias: bool = True,
+            device=None, dtype=None,
+    ):
+        # 'SAME' padding of Flax: symmetric (k - s) / 2 for the kernels used here (1x1, 3x3, 4x4 stride 2).
+        super().__init__(in_chs, out_chs, kernel_size, stride, (kernel_size - stride) // 2, bias=bias,
+                         device=device, dtype=dtype)
+        lecun_normal_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class ConvTransposeNhwc(nn.ConvTranspose2d):
+    """2x2 stride-2 transposed conv on (B, H, W, C) tensors (Flax `nn.ConvTranspose`, kernel 2, stride 2, 'SAME').
+
+    Flax applies its kernel without the spatial flip of a true transposed convolution: a Flax kernel `k[h, w, i, o]`
+    equals this layer's `weight[i, o, 1 - h, 1 - w]` (see visiongates.convert.maxim_flax).
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, bias: bool = True, device=None, dtype=None):
+        super().__init__(in_chs, out_chs, 2, 2, bias=bias, device=device, dtype=dtype)
+        lecun_normal_(self.weight.transpose(0, 1))  # fan-in over (in, kh, kw), as Flax counts it
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+def resize_nhwc(x: torch.Tensor, size: Size2, antialias: bool = True) -> torch.Tensor:
+    """Bilinear resize of a (B, H, W, C) tensor with half-pixel centres.
+
+    With `antialias=True` a downscale uses a triangle kernel widened by the scale, as `jax.image.resize(...,
+    'bilinear')` does by default; upscaling is plain bilinear either way.
+    """
+    if tuple(x.shape[1:3]) == tuple(size):
+        return x
+    y = F.interpolate(x.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False, antialias=antialias)
+    return y.permute(0, 2, 3, 1)
+
+
+def mix_tokens(x: torch.Tensor, proj: nn.Linear, size: Size2, axis: str) -> torch.Tensor:
+    """Apply `proj` along a token axis of a (B, H, W, C) tensor (MAXIM Sec. 3.2, multi-axis gating).
+
+    axis='grid': `size` is the (gh, gw) grid; tokens are the gh*gw cells at equal offsets inside the
+    (H/gh, W/gw) windows, so mixing is global and dilated. axis='block': `size` is the (fh, fw) window;
+    tokens are the fh*fw pixels of one window, so mixing is local. Token order is row-major, as in the
+    official `block_images_einops` ("n (gh fh) (gw fw) c -> n (gh gw) (fh fw) c").
+    """
+    b, h, w, c = x.shape
+    if axis == "grid":
+        gh, gw = size
+        fh, fw = h // gh, w // gw
+        x = x.reshape(b, gh, fh, gw, fw, c).permute(0, 2, 4, 5, 1, 3).reshape(b, fh, fw, c, gh * gw)
+        x = proj(x).reshape(b, fh, fw, c, gh, gw).permute(0, 4, 1, 5, 2, 3)
+    elif axis == "block":
+        fh, fw = size
+        gh, gw = h // fh, w // fw
+        x = x.reshape(b, gh, fh, gw, fw, c).permute(0, 1, 3, 5, 2, 4).reshape(b, gh, gw, c, fh * fw)
+        x = proj(x).reshape(b, gh, gw, c, fh, fw).permute(0, 1, 4, 2, 5, 3)
+    else:
+        raise ValueError(f"axis must be 'grid' or 'block', got {axis!r}")
+    return x.reshape(b, h, w, c)
+
+
+class SpatialGatingUnit(nn.Module):
+    """gMLP spatial gating unit over the grid or block axis: split (u, v); return u * (W LN(v) + b + 1)."""
+
+    def __init__(
+            self, dim: int, size: Size2, axis: str, bias: bool = True, norm_eps: float = 1e-6,
+            device=None, dtype=None,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.size, self.axis = tuple(size), axis
+        self.norm = nn.LayerNorm(dim // 2, eps=norm_eps, **dd)
+        tokens = self.size[0] * self.size[1]
+        self.proj = dense(tokens, tokens, bias, **dd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, v = x.chunk(2, dim=-1)
+        v = mix_tokens(self.norm(v), self.proj, self.size, self.axis)
+        return u * (v + 1.0)
+
+
+class GmlpLayer(nn.Module):
+    """Residual gMLP layer on one axis (official GridGmlpLayer / BlockGmlpLayer): x + Dense(SGU(GELU(Dense(LN x))))."""
+
+    def __init__(
+            self, dim: int, size: Size2, axis: str, factor: int = 2, bias: bool = True, drop: float = 0.0,
+            act_layer: type[nn.Module] = nn.GELU, norm_eps: float = 1e-6, device=None, dtype=None,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        hidden = dim * factor
+        self.norm = nn.LayerNorm(dim, eps=norm_eps, **dd)
+        self.in_proj = dense(dim, hidden, bias, **dd)
+        self.act = act_layer()
+        self.gate = SpatialGatingUnit(hidden, size, axis, bias, norm_eps, **dd)
+        self.out_proj = dense(hidden // 2, dim, bias, **dd)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.gate(self.act(self.in_proj(self.norm(x))))
+        return x + self.drop(self.out_proj(y))
+
+
+class MultiAxisGmlpBlock(nn.Module):
+    """Multi-axis gated MLP block (MAXIM Fig. 3a): LN, Dense(2C), GELU, split into a global grid-gMLP half and a
+    local block-gMLP half, concat, Dense(C), residual (official ResidualSplitHeadMultiAxisGmlpLayer)."""
+
+    def __init__(
+            self, dim: int, block_size: Size2, grid_size: Size2, block_gmlp_factor: int = 2,
+            grid_gmlp_factor: int = 2, input_proj_factor: int = 2, bias: bool = True, drop: float = 0.0,
+            act_layer: type[nn.Module] = nn.GELU, norm_eps: float = 1e-6, device=None, dtype=None,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        hidden = dim * input_proj_factor
+        common = dict(bias=bias, drop=drop, act_layer=act_layer, norm_eps=norm_eps, **dd)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps, **dd)
+        self.in_proj = dense(dim, hidden, bias, **dd)
+        self.act = act_layer()
+        self.grid = GmlpLayer(hidden // 2, grid_size, "grid", grid_gmlp_factor, **common)
+        self.block = GmlpLayer(hidden // 2, block_size, "block", block_gmlp_factor, **common)
+        self.out_proj = dense(hidden, dim, bias, **dd)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, v = self.act(self.in_proj(self.norm(x))).chunk(2, dim=-1)
+        y = torch.cat([self.grid(u), self.block(v)], dim=-1)
+        return x + self.drop(self.out_proj(y))
+
+
+def _channel_attention(dim: int, reduction: int, bias: bool, dd: dict) -> SEModule:
+    """Squeeze-excitation of the official CALayer: mean, Conv1x1(C/r), ReLU, Conv1x1(C), sigmoid."""
+    se = SEModule(dim, rd_channels=dim // reduction, bias=bias, act_layer=nn.ReLU, **dd)
+    for conv in (se.fc1, se.fc2):
+        lecun_normal_(conv.weight)
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+    return se
+
+
+class RCAB(nn.Module):
+    """Residual channel attention block: x + CA(Conv3(LeakyReLU(Conv3(LN x)))) (MAXIM Sec. 3.3)."""
+
+    def __init__(
+            self, dim: int, reduction: int = 4, lrelu_slope: float = 0.2, bias: bool = True,
+            norm_eps: float = 1e-6, device=None, dtype=None,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.norm = nn.LayerNorm(dim, eps=norm_eps, **dd)
+        self.conv1 = ConvNhwc(dim, dim, 3, bias=bias, **dd)
+        self.act = nn.LeakyReLU(lrelu_slope)
+        self.conv2 = ConvNhwc(dim, dim, 3, bias=bias, **dd)
+        self.ca = _channel_attention(dim, reduction, bias, dd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(self.act(self.conv1(self.norm(x))))
+        return x + self.ca(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class RDCAB(nn.Module):
+    """Residual dense channel attention block of the bottleneck: x + CA(MLP(LN x))."""
+
+    def __init__(
+            self, dim: int, reduction: int = 4, bias: bool = True, act_layer: type[nn.Module] = nn.GELU,
+            norm_eps: float = 1e-6, device=None, dtype=None,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.norm = nn.LayerNorm(dim, eps=norm_eps, **dd)
+        self.mlp = Mlp(dim, dim, act_layer=act_layer, bias=bias, **dd)
+        for fc in (self.mlp.fc1, self.mlp.fc2):
+            nn.init.normal_(fc.weight, std=0.02)
+            if fc.bias is not None:
+                nn.init.zeros_(fc.bias)
+        self.ca = _channel_attention(dim, reduction, bias, dd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.mlp(self.norm(x))
+        return x + self.ca(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class SpatialGatingWeights(nn.Module):
+    """Gating weights of the cross-gating block (official GetSpatialGatingWeights): LN, Dense(2C), GELU, split;
+    grid Dense on one half, block Dense on the other (both with biases initialised to 1), concat, Dense(C)."""
+
+    def __init__(
+            self, dim: int, block_size: Size2, grid_size: Size2, input_proj_factor: int = 2, bias: bool = True,
+            drop: float = 0.0, act_layer: type[nn.Module] = nn.GELU, norm_eps: float = 1e-6, device=None, dtype=None,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        hidden = dim * input_proj_factor
+        self.block_size, self.grid_size = tuple(block_size), tuple(grid_size)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps, **dd)
+        self.in_proj = dense(dim, hidden, bias, init="lecun", **dd)
+        self.act = act_layer()
+        grid_tokens, block_tokens = self.grid_size[0] * self.grid_size[1], self.block_size[0] * self.block_size[1]
+        self.grid_proj = dense(grid_tokens, grid_tokens, bias, bias_init=1.0, **dd)
+        self.block_proj = dense(block_tokens, block_tokens, bias, bias_init=1.0, **dd)
+        self.out_proj = dense(hidden, dim, bias, init="lecun", **dd)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, v = self.act(self.in_proj(self.norm(x))).chunk(2, dim=-1)
+        u = mix_tokens(u, self.grid_proj, self.grid_size, "grid")
+        v = mix_tokens(v, self.block_proj, self.block_size, "block")
+        return self.drop(self.out_proj(torch.cat([u, v], dim=-1)))
+
+
+class CrossGatingBlock(nn.Module):
+    """Cross-gating MLP block (MAXIM Fig. 3b): x and y are projected, each yields multi-axis gating weights that
+    gate the other. Returns (x + y' + x_shortcut, y') with y' = Dense(y * G(x)) + y_shortcut."""
+
+    def __init__(
+            self, x_chs: int, y_chs: int, dim: int, block_size: Size2, grid_size: Size2, upsample_y: bool = True,
+            input_proj_factor: int = 2, bias: bool = True, drop: float = 0.0, act_layer: type[nn.Module] = nn.GELU,
+            norm_eps: float = 1e-6, device=None, dtype=None,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        gating = dict(input_proj_factor=input_proj_factor, bias=bias, drop=drop, act_layer=act_layer,
+                      norm_eps=norm_eps, **dd)
+        self.up = ConvTransposeNhwc(y_chs, dim, bias, **dd) if upsample_y else None
+        self.conv_x = ConvNhwc(x_chs, dim, 1, bias=bias, **dd)
+        self.conv_y = ConvNhwc(dim if upsample_y else y_chs, dim, 1, bias=bias, **dd)
+        self.norm_x = nn.LayerNorm(dim, eps=norm_eps, **dd)
+        self.in_proj_x = dense(dim, dim, bias, init="lecun", **dd)
+        self.gate_x = SpatialGatingWeights(dim, block_size, grid_size, **gating)
+        self.norm_y = nn.LayerNorm(dim, eps=norm_eps, **dd)
+        self.in_proj_y = dense(dim, dim, bias, init="lecun", **dd)
+        self.gate_y = SpatialGatingWeights(dim, block_size, grid_size, **gating)
+        self.out_proj_y = dense(dim, dim, bias, init="lecun", **dd)
+        self.out_proj_x = dense(dim, dim, bias, init="lecun", **dd)
+        self.act = act_layer()
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.up is not None:
+            y = self.up(y)
+        x = shortcut_x = self.conv_x(x)
+        y = shortcut_y = self.conv_y(y)
+        x = self.act(self.in_proj_x(self.norm_x(x)))
+        y = self.act(self.in_proj_y(self.norm_y(y)))
+        gx, gy = self.gate_x(x), self.gate_y(y)
+        y = self.drop(self.out_proj_y(y * gx)) + shortcut_y
+        x = self.drop(self.out_proj_x(x * gy)) + y + shortcut_x
+        return x, y
+
+
+class _EncoderGroup(nn.Module):
+    """One MAB + RCAB pair of an encoder/decoder block."""
+
+    def __init__(self, mab: nn.Module, rcab: nn.Module):
+        super().__init__()
+        self.mab, self.rcab = mab, rcab
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rcab(self.mab(x))
+
+
+class EncoderBlock(nn.Module):
+    """UNet encoder block (official UNetEncoderBlock): concat skip, Conv1x1, `num_groups` x (MAB, RCAB), long
+    residual, optional cross-gating with the previous stage's features. `down` (4x4 stride-2 conv) is applied by
+    the caller, which keeps the full-resolution output as the skip feature."""
+
+    def __init__(
+            self, in_chs: int, dim: int, block_size: Size2, grid_size: Size2, num_groups: int = 2,
+            downsample: bool = True, cross_gating: bool = False, lrelu_slope: float = 0.2,
+            block_gmlp_factor: int = 2, grid_gmlp_factor: int = 2, input_proj_factor: int = 2,
+            channels_reduction: int = 4, bias: bool = True, drop: float = 0.0, act_layer: type[nn.Module] = nn.GELU,
+            norm_eps: float = 1e-6, device=None, dtype=None,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        common = dict(bias=bias, drop=drop, act_layer=act_layer, norm_eps=norm_eps, **dd)
+        self.conv_in = ConvNhwc(in_chs, dim, 1, bias=bias, **dd)
+        self.blocks = nn.Sequential(*[
+            _EncoderGroup(
+                MultiAxisGmlpBlock(dim, block_size, grid_size, block_gmlp_factor, grid_gmlp_factor,
+                                   input_proj_factor, **common),
+                RCAB(dim, channels_reduction, lrelu_slope, bias, norm_eps, **dd),
+            )
+            for _ in range(num_groups)
+        ])
+        self.cross_gate = CrossGatingBlock(
+            dim, dim, dim, block_size, grid_size, upsample_y=False, input_proj_factor=input_proj_factor, **common,
+        ) if cross_gating else None
+        self.down = ConvNhwc(dim, dim, 4, stride=2, bias=bias, **dd) if downsample else None
+
+    def forward(
+            self, x: torch.Tensor, skip: torch.Tensor | None = None, cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if skip is not None:
+            x = torch.cat([x, skip], dim=-1)
+        x = self.conv_in(x)
+        x = self.blocks(x) + x
+        if self.cross_gate is not None and cond is not None:
+            x, _ = self.cross_gate(x, cond)
+        return x
+
+
+class DecoderBlock(nn.Module):
+    """UNet decoder block (official UNetDecoderBlock): 2x2 transposed-conv upsampling, then an encoder block
+    (without downsampling) on the concatenation with the fused skip signal."""
+
+    def __init__(self, in_chs: int, skip_chs: int, dim: int, block_size: Size2, grid_size: Size2, **block_kwargs: Any):
+        super().__init__()
+        dd = {"device": block_kwargs.get("device"), "dtype": block_kwargs.get("dtype")}
+        self.up = ConvTransposeNhwc(in_chs, dim, block_kwargs.get("bias", True), **dd)
+        self.block = EncoderBlock(dim + skip_chs, dim, block_size, grid_size, downsample=False, cross_gating=False,
+                                  **block_kwargs)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.block(self.up(x), skip)
+
+
+class _BottleneckGroup(nn.Module):
+    """One MAB + RDCAB pair of a bottleneck block."""
+
+    def __init__(self, mab: nn.Module, rdcab: nn.Module):
+        super().__init__()
+        self.mab, self.rdcab = mab, rdcab
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rdcab(self.mab(x))
+
+
+class BottleneckBlock(nn.Module):
+    """Global bottleneck block (official BottleneckBlock): Conv1x1, `num_groups` x (MAB, RDCAB), long residual."""
+
+    def __init__(
+            self, in_chs: int, dim: int, block_size: Size2, grid_size: Size2, num_groups: int = 2,
+            block_gmlp_factor: int = 2, grid_gmlp_factor: int = 2, input_proj_factor: int = 2,
+            channels_reduction: int = 4, bias: bool = True, drop: float = 0.0, act_layer: type[nn.Module] = nn.GELU,
+            norm_eps: float = 1e-6, device=None, dtype=None,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.input_proj = ConvNhwc(in_chs, dim, 1, bias=bias, **dd)
+        self.blocks = nn.Sequential(*[
+            _BottleneckGroup(
+                MultiAxisGmlpBlock(dim, block_size, grid_size, block_gmlp_factor, grid_gmlp_factor,
+                                   input_proj_factor, bias, drop, act_layer, norm_eps, **dd),
+                RDCAB(dim, channels_reduction, bias, act_layer, norm_eps, **dd),  # official: no dropout here
+            )
+            for _ in range(num_groups)
+        ])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_proj(x)
+        return self.blocks(x) + x
+
+
+class UpSampleRatio(nn.Module):
+    """Resize by 2**scale_exp (bilinear) and Conv1x1 (official UpSampleRatio).
+
+    Both steps are linear and the bilinear weights of each output pixel sum to one, so the 1x1 conv runs at
+    whichever resolution is lower: the same function with fewer multiply-adds.
+    """
+
+    def __init__(
+            self, in_chs: int, out_chs: int, scale_exp: int, bias: bool = True, antialias: bool = True,
+            device=None, dtype=None,
+    ):
+        super().__init__()
+        self.scale_exp, self.antialias = scale_exp, antialias
+        self.conv = ConvNhwc(in_chs, out_chs, 1, bias=bias, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[1:3]
+        if self.scale_exp == 0:
+            return self.conv(x)
+        if self.scale_exp > 0:
+            return resize_nhwc(self.conv(x), (h << self.scale_exp, w << self.scale_exp), self.antialias)
+        return self.conv(resize_nhwc(x, (h >> -self.scale_exp, w >> -self.scale_exp), self.antialias))
+
+
+class MultiScaleFusion(nn.Module):
+    """Concatenate features of several levels, each resized to one level and projected (MAXIM multi-level skips)."""
+
+    def __init__(
+            self, in_chs: Sequence[int], scale_exps: Sequence[int], out_chs: int, bias: bool = True,
+            antialias: bool = True, device=None, dtype=None,
+    ):
+        super().__init__()
+        self.ups = nn.ModuleList([
+            UpSampleRatio(c, out_chs, e, bias, antialias, device=device, dtype=dtype)
+            for c, e in zip(in_chs, scale_exps, strict=True)
+        ])
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([up(f) for up, f in zip(self.ups, feats)], dim=-1)
+
+
+class SAM(nn.Module):
+    """Supervised attention module between stages (MPRNet, Zamir et al. CVPR 2021): restored image
+    R = Conv3(x) + I; features x + Conv3(x) * sigmoid(Conv3(R)). Returns (features, R)."""
+
+    def __init__(self, dim: int, out_chs: int = 3, residual: bool = True, bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.residual = residual
+        self.conv_feat = ConvNhwc(dim, dim, 3, bias=bias, **dd)
+        self.conv_img = ConvNhwc(dim, out_chs, 3, bias=bias, **dd)
+        self.conv_attn = ConvNhwc(out_chs, dim, 3, bias=bias, **dd)
+
+    def forward(self, x: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        restored = self.conv_img(x)
+        if self.residual:
+            restored = restored + image
+        feat = self.conv_feat(x) * torch.sigmoid(self.conv_attn(restored)) + x
+        return feat, restored
+
+
+class OutputConv(nn.Module):
+    """Output head of the last stage: Conv3x3 to image channels, plus the input image at that scale."""
+
+    def __init__(self, dim: int, out_chs: int = 3, residual: bool = True, bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        self.residual = residual
+        self.conv = ConvNhwc(dim, out_chs, 3, bias=bias, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, image: torch.Tensor) -> tuple[None, torch.Tensor]:
+        out = self.conv(x)
+        return None, (out + image if self.residual else out)

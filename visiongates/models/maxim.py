@@ -1,0 +1,543 @@
+"""MAXIM: multi-axis gated MLP for image restoration.
+
+Tu et al., "MAXIM: Multi-Axis MLP for Image Processing", CVPR 2022 (arXiv:2201.02973); official JAX/Flax code:
+google-research/maxim (maxim/models/maxim.py, run_eval.py).
+
+Each stage is a 3-level UNet: encoder blocks of (multi-axis gated MLP block, RCAB) pairs, a bottleneck of (MAB, RDCAB)
+pairs, cross-gating blocks that fuse all encoder levels (resized to each level) with the upsampled global feature,
+and decoder blocks fed by all cross-gated skips. Stages are chained by supervised attention modules (SAM) and by
+cross-gating of the previous stage's encoder + decoder features. With `num_supervision_scales` > 1 the input is also
+fed (nearest-downsampled) at the lower levels and an image is produced at each of those scales.
+
+Variants (official `Model(variant=...)`): S-1/2/3 have 32 features and 1/2/3 stages, M-1/2/3 have 64. The released
+task checkpoints use 3 supervision scales: `maxim_3s` (= S-3, denoising SIDD / deblurring GoPro, REDS, RealBlur) and
+`maxim_2s` (= S-2, deraining, dehazing, enhancement). Load one with
+`timm.create_model('maxim_3s', pretrained=True, pretrained_cfg_overlay=dict(file='checkpoint.npz',
+custom_load=True))` (timm then calls `MAXIM.load_pretrained`, which converts with `visiongates.convert.maxim_flax`).
+
+Parity with the Flax weights needs the official operators, which are this model's defaults: tanh-approximated GELU
+(`act_layer='gelu_tanh'`), LayerNorm eps 1e-6 (`norm_eps`), antialiased bilinear downscaling (`antialias=True`) and
+half-pixel nearest downscaling of the input (`nearest_mode='nearest-exact'`). `act_layer='gelu'`, `antialias=False`
+and `nearest_mode='nearest'` give the plain PyTorch operators (e.g. for exporters without antialiased resize).
+
+Inputs are NCHW images in [0, 1] of any size: they are reflect-padded to a multiple of 64 as `run_eval.py` does
+(odd sizes first made even, then centred padding) and the outputs are cropped back.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from timm.layers import get_act_layer
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
+from timm.models._manipulate import checkpoint
+from torch import nn
+
+from visiongates.layers.maxim_blocks import (
+    SAM,
+    BottleneckBlock,
+    ConvNhwc,
+    CrossGatingBlock,
+    DecoderBlock,
+    EncoderBlock,
+    MultiScaleFusion,
+    OutputConv,
+)
+
+from ._registry import ModelFacts
+
+__all__ = ["MAXIM", "MaximStage", "checkpoint_filter_fn", "reflect_pad", "pad_amounts"]
+
+Size2 = tuple[int, int]
+
+
+def pad_amounts(size: int, multiple: int) -> tuple[int, int, int]:
+    """(extra, before, after) reflect padding of one side length, as in official run_eval.py: an odd size first
+    gets one row at the end (`make_shape_even`), then the even size is padded symmetrically to the next multiple."""
+    extra = size % 2
+    even = size + extra
+    pad = (-even) % multiple
+    return extra, pad // 2, pad // 2
+
+
+def _reflect_pad_1d(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
+    """Reflect-pad one spatial dim of an NCHW tensor; pads longer than the size are done in several reflections."""
+    while before or after:
+        size = x.shape[dim]
+        b, a = min(before, size - 1), min(after, size - 1)
+        if size == 1:
+            raise ValueError("cannot reflect-pad a dimension of size 1")
+        x = F.pad(x, (b, a, 0, 0) if dim == 3 else (0, 0, b, a), mode="reflect")
+        before, after = before - b, after - a
+    return x
+
+
+def reflect_pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, Size2]:
+    """Reflect-pad an NCHW tensor to a multiple of `multiple` (official scheme); returns it and the (top, left) offset
+    at which the original image sits."""
+    offsets = []
+    for dim in (2, 3):
+        extra, before, after = pad_amounts(x.shape[dim], multiple)
+        x = _reflect_pad_1d(x, 0, extra, dim)
+        x = _reflect_pad_1d(x, before, after, dim)
+        offsets.append(before)
+    return x, (offsets[0], offsets[1])
+
+
+class MaximStage(nn.Module):
+    """One MAXIM stage: multi-scale input convs (fused with the previous stage's SAM features by cross-gating), a
+    3-level encoder, bottleneck, cross-gated multi-level skips, decoder and the per-scale SAM / output heads.
+
+    Low-resolution levels use `grid_size_lr` where the official code passes `block_size_lr` as the grid size (the
+    two are equal, (8, 8), in every released configuration)."""
+
+    def __init__(
+            self, features: int, depth: int, num_scales: int, first: bool, last: bool, in_chans: int, out_chans: int,
+            num_groups: int, num_bottleneck_blocks: int, high_res_levels: int, block_size_hr: Size2,
+            grid_size_hr: Size2, block_size_lr: Size2, grid_size_lr: Size2, antialias: bool, bias: bool,
+            block_kwargs: dict[str, Any], device=None, dtype=None,
+    ):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.depth, self.num_scales = depth, num_scales
+        self.grad_checkpointing = False
+        dims = [features * 2 ** i for i in range(depth)]
+        sizes = [
+            (block_size_hr, grid_size_hr) if i < high_res_levels else (block_size_lr, grid_size_lr)
+            for i in range(depth)
+        ]
+        blk = dict(block_kwargs, bias=bias, **dd)
+        gating = {k: v for k, v in blk.items() if k not in ("lrelu_slope", "block_gmlp_factor", "grid_gmlp_factor",
+                                                             "channels_reduction", "num_groups")}
+
+        self.input_convs = nn.ModuleList([ConvNhwc(in_chans, dims[i], 3, bias=bias, **dd) for i in range(num_scales)])
+        self.input_fuse = None if first else nn.ModuleList([
+            CrossGatingBlock(dims[i], dims[i], dims[i], *sizes[i], upsample_y=False, **gating)
+            for i in range(num_scales)
+        ])
+        self.encoders = nn.ModuleList()
+        for i in range(depth):
+            in_chs = dims[0] if i == 0 else dims[i - 1]
+            in_chs += dims[i] if i < num_scales else 0
+            self.encoders.append(EncoderBlock(in_chs, dims[i], *sizes[i], cross_gating=not first, **blk))
+        bottleneck = {k: v for k, v in blk.items() if k != "lrelu_slope"}
+        self.bottleneck = nn.Sequential(*[
+            BottleneckBlock(dims[-1], dims[-1], block_size_lr, grid_size_lr, **bottleneck)
+            for _ in range(num_bottleneck_blocks)
+        ])
+        # level i fuses every encoder level j (resized by 2**(j - i)) and cross-gates it with the global feature
+        self.skip_fusions = nn.ModuleList([
+            MultiScaleFusion(dims, [j - i for j in range(depth)], dims[i], bias, antialias, **dd) for i in range(depth)
+        ])
+        self.cross_gates = nn.ModuleList([
+            CrossGatingBlock(depth * dims[i], dims[min(i + 1, depth - 1)], dims[i], *sizes[i], **gating)
+            for i in range(depth)
+        ])
+        # decoder level i fuses every cross-gated skip, coarsest first (the official concatenation order)
+        self.dec_fusions = nn.ModuleList([
+            MultiScaleFusion(dims[::-1], [depth - 1 - j - i for j in range(depth)], dims[i], bias, antialias, **dd)
+            for i in range(depth)
+        ])
+        self.decoders = nn.ModuleList([
+            DecoderBlock(dims[min(i + 1, depth - 1)], depth * dims[i], dims[i], *sizes[i], **blk)
+            for i in range(depth)
+        ])
+        residual = in_chans == out_chans
+        head = OutputConv if last else SAM
+        self.heads = nn.ModuleList([head(dims[i], out_chans, residual, bias, **dd) for i in range(num_scales)])
+
+    def _run(self, module: nn.Module, *args: torch.Tensor | None) -> Any:
+        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            return checkpoint(module, *args)
+        return module(*args)
+
+    def forward_encoder(
+            self, images: list[torch.Tensor], prev: tuple[list, list, list] | None = None, max_level: int | None = None,
+    ) -> list[torch.Tensor]:
+        """Encoder (and bottleneck when `max_level` is None or `depth`): returns the skip features of each level,
+        then the bottleneck output, all channels-last."""
+        max_level = self.depth if max_level is None else max_level
+        x_scales = []
+        for i in range(self.num_scales):
+            x = self.input_convs[i](images[i])
+            if self.input_fuse is not None:
+                x, _ = self.input_fuse[i](x, prev[2][i])
+            x_scales.append(x)
+        feats, x = [], x_scales[0]
+        for i in range(min(max_level + 1, len(self.encoders))):
+            encoder = self.encoders[i]
+            cond = None if prev is None else prev[0][i] + prev[1][i]
+            bridge = self._run(encoder, x, x_scales[i] if i < self.num_scales else None, cond)
+            feats.append(bridge)
+            if encoder.down is not None:
+                x = encoder.down(bridge)
+        if max_level >= self.depth:
+            feats.append(self._run(self.bottleneck, x))
+        return feats
+
+    def forward(
+            self, images: list[torch.Tensor], prev: tuple[list, list, list] | None = None,
+    ) -> tuple[list[torch.Tensor], tuple[list, list, list]]:
+        """images: the input at each supervision scale (channels-last, full resolution first); prev: the previous
+        stage's (encoder features, decoder features, SAM features) per level. Returns the restored image at each
+        scale (coarsest first, as the official outputs) and this stage's features for the next one."""
+        *encs, x = self.forward_encoder(images, prev)
+        skips, g = [None] * self.depth, x
+        for i in reversed(range(self.depth)):
+            skips[i], g = self.cross_gates[i](self.skip_fusions[i](encs), g)
+        decs, sams, outputs = [None] * self.depth, [None] * self.num_scales, []
+        for i in reversed(range(self.depth)):
+            x = self._run(self.decoders[i], x, self.dec_fusions[i](skips[::-1]))
+            decs[i] = x
+            if i < self.num_scales:
+                sams[i], image = self.heads[i](x, images[i])
+                outputs.append(image)
+        return outputs, (encs, decs, sams)
+
+
+class MAXIM(nn.Module):
+    """MAXIM restoration model (multi-stage, multi-scale). `forward` returns the restored image, NCHW, same size as
+    the input; `forward(x, return_all=True)` returns every stage's images at every supervision scale."""
+
+    def __init__(
+            self,
+            features: int = 32,
+            depth: int = 3,
+            num_stages: int = 1,
+            num_groups: int = 2,
+            num_bottleneck_blocks: int = 2,
+            num_supervision_scales: int = 1,
+            high_res_levels: int = 2,
+            block_size_hr: Size2 = (16, 16),
+            grid_size_hr: Size2 = (16, 16),
+            block_size_lr: Size2 = (8, 8),
+            grid_size_lr: Size2 = (8, 8),
+            block_gmlp_factor: int = 2,
+            grid_gmlp_factor: int = 2,
+            input_proj_factor: int = 2,
+            channels_reduction: int = 4,
+            lrelu_slope: float = 0.2,
+            drop_rate: float = 0.0,
+            bias: bool = True,
+            in_chans: int = 3,
+            out_chans: int | None = None,
+            num_classes: int = 0,
+            act_layer: str | type[nn.Module] = "gelu_tanh",
+            norm_eps: float = 1e-6,
+            antialias: bool = True,
+            nearest_mode: str = "nearest-exact",
+            zero_init_last: bool = False,
+            device=None,
+            dtype=None,
+    ):
+        """
+        Args:
+            features: channels at full resolution (doubled at each level).
+            depth: UNet levels (the official models use 3).
+            num_stages: restoration stages chained by SAM and cross-gating.
+            num_groups: (MAB, RCAB/RDCAB) pairs per encoder, decoder and bottleneck block.
+            num_bottleneck_blocks: bottleneck blocks per stage.
+            num_supervision_scales: scales with an image input and output (1 to `depth`).
+            high_res_levels: levels using the `*_hr` block/grid sizes (official `high_res_stages`).
+            block_size_hr, grid_size_hr, block_size_lr, grid_size_lr: local window and global grid of the MABs.
+            block_gmlp_factor, grid_gmlp_factor, input_proj_factor: width factors of the gMLP layers.
+            channels_reduction: channel-attention reduction.
+            lrelu_slope: negative slope of the RCAB's LeakyReLU.
+            drop_rate: dropout in the gMLP and cross-gating blocks.
+            bias: biases in every conv and Dense layer.
+            in_chans, out_chans: image channels (outputs add the input at each scale when they are equal).
+            num_classes: must be 0 (image-to-image model; accepted for timm's builder).
+            act_layer: activation of the MLP blocks ('gelu_tanh' as in Flax's `nn.gelu`, or 'gelu').
+            norm_eps: LayerNorm epsilon (Flax: 1e-6).
+            antialias: antialiased bilinear downscaling of the multi-level skips (as `jax.image.resize`).
+            nearest_mode: downscaling of the input image for lower scales ('nearest-exact' = JAX half-pixel).
+            zero_init_last: zero the convs that emit images, so an untrained model returns its input (the official
+                LeCun-normal init adds a large random image: activations grow through the nested residuals).
+            device, dtype: factory arguments of every parameter.
+        """
+        super().__init__()
+        if num_classes:
+            raise ValueError("MAXIM is an image-to-image model: num_classes must be 0")
+        if not 1 <= num_supervision_scales <= depth:
+            raise ValueError(f"num_supervision_scales must be in [1, {depth}], got {num_supervision_scales}")
+        dd = {"device": device, "dtype": dtype}
+        out_chans = in_chans if out_chans is None else out_chans
+        self.in_chans, self.out_chans, self.num_classes = in_chans, out_chans, 0
+        self.features, self.depth, self.num_stages = features, depth, num_stages
+        self.num_groups, self.num_bottleneck_blocks = num_groups, num_bottleneck_blocks
+        self.num_supervision_scales = num_supervision_scales
+        self.nearest_mode = nearest_mode
+        self.grad_checkpointing = False
+        self.pruned = False
+        act = get_act_layer(act_layer)
+        block_kwargs = dict(
+            num_groups=num_groups, lrelu_slope=lrelu_slope, block_gmlp_factor=block_gmlp_factor,
+            grid_gmlp_factor=grid_gmlp_factor, input_proj_factor=input_proj_factor,
+            channels_reduction=channels_reduction, drop=drop_rate, act_layer=act, norm_eps=norm_eps,
+        )
+        self.stages = nn.ModuleList([
+            MaximStage(
+                features, depth, num_supervision_scales, first=s == 0, last=s == num_stages - 1,
+                in_chans=in_chans, out_chans=out_chans, num_groups=num_groups,
+                num_bottleneck_blocks=num_bottleneck_blocks, high_res_levels=high_res_levels,
+                block_size_hr=tuple(block_size_hr), grid_size_hr=tuple(grid_size_hr),
+                block_size_lr=tuple(block_size_lr), grid_size_lr=tuple(grid_size_lr), antialias=antialias,
+                bias=bias, block_kwargs=block_kwargs, **dd,
+            )
+            for s in range(num_stages)
+        ])
+        if zero_init_last:
+            for stage in self.stages:
+                for head in stage.heads:
+                    conv = head.conv_img if isinstance(head, SAM) else head.conv
+                    nn.init.zeros_(conv.weight)
+                    if conv.bias is not None:
+                        nn.init.zeros_(conv.bias)
+        # spatial size every level's windows and grids divide (64 for the official configs)
+        windows = [
+            2 ** i * max(*(block_size_hr + grid_size_hr if i < high_res_levels else block_size_lr + grid_size_lr))
+            for i in range(depth)
+        ]
+        self.pad_multiple = math.lcm(*windows, 2 ** depth * max(*block_size_lr, *grid_size_lr))
+        dims = [features * 2 ** i for i in range(depth)]
+        self.feature_info = [
+            dict(num_chs=dims[i], reduction=2 ** i, module=f"stages.0.encoders.{i}") for i in range(depth)
+        ] + [dict(num_chs=dims[-1], reduction=2 ** depth, module="stages.0.bottleneck")]
+        self.num_features = self.head_hidden_size = dims[-1]
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        return set()
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        return dict(
+            stem=r"^stages\.0\.input_convs",
+            blocks=r"^stages\.(\d+)" if coarse else [
+                (r"^stages\.(\d+)\.(?:input_fuse|encoders)\.(\d+)", None),
+                (r"^stages\.(\d+)\.bottleneck\.(\d+)", None),
+                (r"^stages\.(\d+)\.(?:skip_fusions|cross_gates|dec_fusions|decoders|heads)\.(\d+)", None),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    def _input_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The input at each supervision scale, channels-last (official: jax.image.resize 'nearest')."""
+        h, w = x.shape[-2:]
+        scales = range(1, self.num_supervision_scales)
+        images = [x] + [F.interpolate(x, size=(h >> i, w >> i), mode=self.nearest_mode) for i in scales]
+        return [image.permute(0, 2, 3, 1) for image in images]
+
+    def forward_restore(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Run every stage on an NCHW input whose size is a multiple of `pad_multiple` (no padding). Returns
+        outputs[stage][k], NCHW, with scales coarsest first: outputs[-1][-1] is the final full-resolution image."""
+        if self.pruned:
+            raise RuntimeError("the restoration path was pruned by prune_intermediate_layers()")
+        h, w = x.shape[-2:]
+        if h % self.pad_multiple or w % self.pad_multiple:
+            raise ValueError(f"forward_restore needs H, W multiples of {self.pad_multiple}, got {h}x{w}")
+        images = self._input_pyramid(x)
+        outputs, prev = [], None
+        for stage in self.stages:
+            out, prev = stage(images, prev)
+            outputs.append([o.permute(0, 3, 1, 2) for o in out])
+        return outputs
+
+    def forward(self, x: torch.Tensor, return_all: bool = False) -> torch.Tensor | list[list[torch.Tensor]]:
+        """Restore an NCHW image batch of any size (reflect-padded to `pad_multiple`, cropped back).
+
+        Returns the final stage's full-resolution image (same shape as `x`), or with `return_all=True` the nested
+        list outputs[stage][scale] (coarsest scale first) cropped to ceil(H / 2**s) x ceil(W / 2**s) at scale s.
+        """
+        h, w = x.shape[-2:]
+        padded, (top, left) = reflect_pad(x, self.pad_multiple)
+        outputs = self.forward_restore(padded)
+        if not return_all:
+            return outputs[-1][-1][..., top:top + h, left:left + w]
+        cropped = []
+        for stage_outputs in outputs:
+            row = []
+            for out in stage_outputs:
+                s = padded.shape[-1] // out.shape[-1]
+                t, l_ = top // s, left // s
+                row.append(out[..., t:t + -(-h // s), l_:l_ + -(-w // s)])
+            cropped.append(row)
+        return cropped
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: int | list[int] | None = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = "NCHW",
+            intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Encoder features of the first stage: each level's skip feature (reductions 1, 2, 4) and the bottleneck
+        output (reduction 8). The input is reflect-padded at the bottom/right to `pad_multiple` and each feature is
+        cropped to ceil(H / reduction) x ceil(W / reduction). `norm` has no effect (no final norm)."""
+        if output_fmt not in ("NCHW", "NHWC"):
+            raise ValueError("output_fmt must be 'NCHW' or 'NHWC'")
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.pad_multiple, (-w) % self.pad_multiple
+        x = _reflect_pad_1d(_reflect_pad_1d(x, 0, ph, 2), 0, pw, 3)
+        max_level = max_index if stop_early or self.pruned else None
+        feats = self.stages[0].forward_encoder(self._input_pyramid(x), max_level=max_level)
+        for i, f in enumerate(feats):
+            r = self.feature_info[i]["reduction"]
+            f = f[:, :-(-h // r), :-(-w // r)]
+            feats[i] = f.permute(0, 3, 1, 2) if output_fmt == "NCHW" else f
+        intermediates = [feats[i] for i in take_indices]
+        if intermediates_only:
+            return intermediates
+        return feats[-1], intermediates
+
+    def prune_intermediate_layers(
+            self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True,
+    ) -> list[int]:
+        """Keep only what the requested encoder features need: the first stage's input convs and encoder levels."""
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        stage = self.stages[0]
+        self.stages = self.stages[:1]
+        for name in ("input_fuse", "skip_fusions", "cross_gates", "dec_fusions", "decoders", "heads"):
+            setattr(stage, name, None)
+        if max_index < self.depth:
+            stage.bottleneck = nn.Identity()
+            stage.encoders = stage.encoders[:max_index + 1]
+            stage.encoders[-1].down = None
+        self.pruned = True
+        return take_indices
+
+    @torch.jit.ignore
+    def load_pretrained(self, checkpoint_path: str, prefix: str = "") -> None:
+        """Load an official Flax checkpoint (.npz) or our own state dict file (weights_only). timm calls this for
+        `pretrained=True, pretrained_cfg_overlay=dict(file=..., custom_load=True)`."""
+        if str(checkpoint_path).endswith(".npz"):
+            from visiongates.convert.maxim_flax import convert_flax_params, load_flax_npz
+
+            state_dict = convert_flax_params(load_flax_npz(checkpoint_path), self)
+        else:
+            state_dict = checkpoint_filter_fn(torch.load(checkpoint_path, map_location="cpu", weights_only=True), self)
+        self.load_state_dict(state_dict, strict=True)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The first stage's bottleneck output (NCHW, reduction 8): the deepest encoder feature."""
+        return self.forward_intermediates(x, indices=1, intermediates_only=True)[0]
+
+
+def checkpoint_filter_fn(state_dict: dict[str, Any], model: MAXIM) -> dict[str, torch.Tensor]:
+    """Accept our own state dicts (optionally under 'state_dict' / 'model') and official Flax parameter trees
+    (flattened '/'-joined paths, with or without the 'opt/target/' prefix, e.g. a loaded checkpoint.npz)."""
+    for key in ("state_dict", "model"):
+        if isinstance(state_dict.get(key), dict):
+            state_dict = state_dict[key]
+    if any("/" in k for k in state_dict):
+        from visiongates.convert.maxim_flax import convert_flax_params
+
+        return convert_flax_params(state_dict, model)
+    return state_dict
+
+
+def _create_maxim(variant: str, pretrained: bool = False, **kwargs: Any) -> MAXIM:
+    return build_model_with_cfg(
+        MAXIM, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(feature_cls="getter", out_indices=(0, 1, 2, 3)),
+        **kwargs,
+    )
+
+
+def _cfg(**kwargs: Any) -> dict[str, Any]:
+    return {
+        "num_classes": 0, "input_size": (3, 256, 256), "crop_pct": 1.0, "interpolation": "bicubic",
+        "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "first_conv": "stages.0.input_convs.0", "classifier": None,
+        "license": "apache-2.0", "paper_ids": "arXiv:2201.02973",
+        "paper_name": "MAXIM: Multi-Axis MLP for Image Processing",
+        "origin_url": "https://github.com/google-research/maxim", **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs({
+    "maxim_s1": _cfg(), "maxim_s2": _cfg(), "maxim_s3": _cfg(),
+    "maxim_m1": _cfg(), "maxim_m2": _cfg(), "maxim_m3": _cfg(),
+    "maxim_3s": _cfg(description="MAXIM-3S: S-3 with 3 supervision scales (denoising, deblurring checkpoints)"),
+    "maxim_2s": _cfg(description="MAXIM-2S: S-2 with 3 supervision scales (deraining, dehazing, enhancement)"),
+})
+
+# The official GFLOPs (93.16 / 206.74 / 320.32 / 308.50 / 675.26 / 1042.01 at 256x256) count every operation (about
+# 2.2x the multiply-accumulates: 40.1 GMACs measured for S-1 at 256x256), so no GMAC figure is recorded.
+_OFFICIAL = "official maxim/models/maxim.py Model() comments (exact counts, 1 supervision scale)"
+_README = ("official README (22.2M, 14.1M: the exact sizes 22,212,795 and 14,176,178 truncated to one decimal, "
+           "hence the 0.6% tolerance)")
+model_facts = {
+    "maxim_s1": ModelFacts(6.108515, _OFFICIAL, task="restoration"),
+    "maxim_s2": ModelFacts(13.35383, _OFFICIAL, task="restoration"),
+    "maxim_s3": ModelFacts(20.599145, _OFFICIAL, task="restoration"),
+    "maxim_m1": ModelFacts(19.361219, _OFFICIAL, task="restoration"),
+    "maxim_m2": ModelFacts(40.83911, _OFFICIAL, task="restoration"),
+    "maxim_m3": ModelFacts(62.317001, _OFFICIAL, task="restoration"),
+    "maxim_3s": ModelFacts(22.2, _README, params_tol=0.006, task="restoration"),
+    "maxim_2s": ModelFacts(14.1, _README, params_tol=0.006, task="restoration"),
+}
+
+
+def _variant(features: int, num_stages: int, **kwargs: Any) -> dict[str, Any]:
+    return dict(features=features, num_stages=num_stages, num_groups=2, num_bottleneck_blocks=2, **kwargs)
+
+
+@register_model
+def maxim_s1(pretrained: bool = False, **kwargs: Any) -> MAXIM:
+    """MAXIM-S-1: 32 features, 1 stage."""
+    return _create_maxim("maxim_s1", pretrained, **dict(_variant(32, 1), **kwargs))
+
+
+@register_model
+def maxim_s2(pretrained: bool = False, **kwargs: Any) -> MAXIM:
+    """MAXIM-S-2: 32 features, 2 stages."""
+    return _create_maxim("maxim_s2", pretrained, **dict(_variant(32, 2), **kwargs))
+
+
+@register_model
+def maxim_s3(pretrained: bool = False, **kwargs: Any) -> MAXIM:
+    """MAXIM-S-3: 32 features, 3 stages."""
+    return _create_maxim("maxim_s3", pretrained, **dict(_variant(32, 3), **kwargs))
+
+
+@register_model
+def maxim_m1(pretrained: bool = False, **kwargs: Any) -> MAXIM:
+    """MAXIM-M-1: 64 features, 1 stage."""
+    return _create_maxim("maxim_m1", pretrained, **dict(_variant(64, 1), **kwargs))
+
+
+@register_model
+def maxim_m2(pretrained: bool = False, **kwargs: Any) -> MAXIM:
+    """MAXIM-M-2: 64 features, 2 stages."""
+    return _create_maxim("maxim_m2", pretrained, **dict(_variant(64, 2), **kwargs))
+
+
+@register_model
+def maxim_m3(pretrained: bool = False, **kwargs: Any) -> MAXIM:
+    """MAXIM-M-3: 64 features, 3 stages."""
+    return _create_maxim("maxim_m3", pretrained, **dict(_variant(64, 3), **kwargs))
+
+
+@register_model
+def maxim_3s(pretrained: bool = False, **kwargs: Any) -> MAXIM:
+    """MAXIM-3S of the released denoising / deblurring checkpoints: S-3 with 3 supervision scales."""
+    return _create_maxim("maxim_3s", pretrained, **dict(_variant(32, 3, num_supervision_scales=3), **kwargs))
+
+
+@register_model
+def maxim_2s(pretrained: bool = False, **kwargs: Any) -> MAXIM:
+    """MAXIM-2S of the released deraining / dehazing / enhancement checkpoints: S-2 with 3 supervision scales."""
+    return _create_maxim("maxim_2s", pretrained, **dict(_variant(32, 2, num_supervision_scales=3), **kwargs))
