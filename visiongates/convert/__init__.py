@@ -1,0 +1,1 @@
+"""Converters from official checkpoints of other frameworks to visiongates state dicts (no heavy imports)."""
