@@ -15,7 +15,7 @@ demo: setup
 	$(PY) tools/eval.py runs/digits_cbam_resnet18/best.pth --data digits --output runs/digits_cbam_resnet18/eval
 
 test: setup lint
-	$(PY) -m pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)

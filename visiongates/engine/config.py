@@ -26,7 +26,7 @@ class TrainConfig:
     pretrained: str | None = None  # local checkpoint to start from (classifier re-initialised if classes differ)
     resume: str | None = None  # 'auto' (output/last.pth) or a checkpoint path: continue that run exactly
     # schedule
-    epochs: int = 8
+    epochs: int = 6
     stop_after: int | None = None  # stop after this many epochs in this invocation (resume later with --resume)
     batch_size: int = 64
     accum_steps: int = 1
@@ -51,6 +51,9 @@ class TrainConfig:
     drop_path: float = 0.0
     ema: bool = False
     ema_decay: float = 0.998
+    # gated models: passed to the model only when gate_target is set (MSViT: visiongates.models.msvit)
+    gate_target: float | None = None  # share of regions kept fine, set by the batch-shaping loss; 1.0 = all fine
+    gate_loss_weight: float = 1.0  # weight of the model's auxiliary_loss() (generalized batch shaping)
     # images and augmentation (albumentations)
     img_size: int = 224
     crop_pct: float = 0.875
@@ -68,6 +71,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def model_kwargs(config: TrainConfig | dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments that the options imply beyond the defaults (a checkpoint's saved config works too).
+
+    With gate_target set (MSViT) the model is also built for img_size: its batch-shaping priors, one per coarse
+    region, are laid out on that grid.
+    """
+    values = config.to_dict() if isinstance(config, TrainConfig) else config
+    if values.get("gate_target") is None:
+        return {}
+    return {
+        "gate_target": values["gate_target"],
+        "gate_loss_weight": values.get("gate_loss_weight", 1.0),
+        "img_size": values.get("img_size", 224),
+    }
 
 
 def _base_type(annotation: Any) -> type:
@@ -133,4 +152,4 @@ def load_config(
     return TrainConfig(**values)
 
 
-__all__ = ["TrainConfig", "build_parser", "load_config"]
+__all__ = ["TrainConfig", "build_parser", "load_config", "model_kwargs"]

@@ -14,6 +14,7 @@ from visiongates.data import DigitsDataset, ImageFolderDataset, collate_skip, ev
 from visiongates.errors import CheckpointError, check_model_name
 
 from .checkpoint import load_checkpoint, load_model_weights
+from .config import model_kwargs
 from .plots import plot_confusion
 from .trainer import evaluate, resolve_device
 
@@ -24,7 +25,9 @@ def load_classifier(checkpoint: str | Path, device: str = "cpu") -> tuple[torch.
     for key in ("model_name", "model", "classes"):
         if key not in ckpt:
             raise CheckpointError(f"'{checkpoint}' is not a tools/train.py checkpoint (no '{key}' entry)")
-    model = timm.create_model(check_model_name(ckpt["model_name"]), num_classes=len(ckpt["classes"]))
+    model = timm.create_model(
+        check_model_name(ckpt["model_name"]), num_classes=len(ckpt["classes"]), **model_kwargs(ckpt.get("config", {}))
+    )
     load_model_weights(model, ckpt["model"], source=f"checkpoint '{checkpoint}'")
     return model.to(resolve_device(device)).eval(), ckpt
 

@@ -35,7 +35,7 @@ from visiongates.data import DigitsDataset, ImageFolderDataset, collate_skip, ev
 from visiongates.errors import VisionGatesError, check_model_name
 
 from .checkpoint import load_checkpoint, load_model_weights, model_state_from, save_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, model_kwargs
 from .distributed import DistInfo, cleanup_distributed, gather_floats, init_distributed, parameter_checksum
 from .metrics import ClassificationMeter
 from .plots import plot_curves
@@ -133,7 +133,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def build_model(cfg: TrainConfig, num_classes: int, device: torch.device) -> torch.nn.Module:
     model = timm.create_model(
-        check_model_name(cfg.model), num_classes=num_classes, drop_rate=cfg.drop, drop_path_rate=cfg.drop_path
+        check_model_name(cfg.model), num_classes=num_classes, drop_rate=cfg.drop, drop_path_rate=cfg.drop_path,
+        **model_kwargs(cfg),
     )
     if cfg.pretrained:
         state = model_state_from(load_checkpoint(cfg.pretrained))
@@ -157,6 +158,13 @@ class TrainState:
 
 
 # -------------------------------------------------------------------------------------------------------- steps
+def auxiliary_loss(model: torch.nn.Module) -> torch.Tensor | None:
+    """The model's own extra loss for its last forward (e.g. MSViT's batch shaping), if it defines one."""
+    core = model.module if isinstance(model, DistributedDataParallel) else model
+    hook = getattr(core, "auxiliary_loss", None)
+    return hook() if callable(hook) else None
+
+
 def steps_per_epoch(cfg: TrainConfig, loader: DataLoader) -> tuple[int, int]:
     """(batches drawn, optimizer updates) per epoch, honouring max_steps_per_epoch and accumulation."""
     batches = len(loader)
@@ -193,6 +201,9 @@ def train_one_epoch(
             with autocast(device, cfg.amp):
                 logits = model(images)
             loss = loss_fn(logits.float(), targets)
+            extra = auxiliary_loss(model)
+            if extra is not None:
+                loss = loss + extra
             if not torch.isfinite(loss):
                 raise VisionGatesError(
                     f"loss became {float(loss)} at epoch {state.epoch + 1}, batch {index}; lower --lr"
