@@ -54,15 +54,20 @@ def check_forward_backward(name: str) -> None:
     h, w = input_size(name)
     x = torch.randn(2, 3, h, w)
     if is_restoration(name):
+        # Multi-scale supervision: the coarse heads of the last stage only emit images for the loss, so the
+        # gradient check backpropagates through every stage's image at every scale (return_all=True).
         model = timm.create_model(name).train()
-        out = model(x)
+        outputs = [o for stage in model(x, return_all=True) for o in stage]
+        out = outputs[-1]
         assert out.shape == x.shape, f"restored image {tuple(out.shape)} != input {tuple(x.shape)}"
+        loss = sum(o.float().square().mean() for o in outputs)
     else:
         model = timm.create_model(name, num_classes=7).train()
         out = model(x)
         assert out.shape == (2, 7)
+        loss = out.float().square().mean()
     assert torch.isfinite(out).all()
-    out.float().square().mean().backward()
+    loss.backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"parameters without a gradient: {missing[:10]}"
 
