@@ -21,5 +21,6 @@ setup(
     install_requires=["torch>=2.4", "torchvision>=0.19", *read_requirements("stack.txt")],
     extras_require={"test": read_requirements("test.txt")},
     include_package_data=True,
+    package_data={"visiongates.ops.bigla.cuda": ["README.md", "csrc/*.h", "csrc/*.cuh", "csrc/*.cu", "csrc/*.cpp"]},
     license="Apache-2.0",
 )

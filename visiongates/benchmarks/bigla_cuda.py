@@ -1,0 +1,154 @@
+"""BiGLA GPU benchmark: the "cuda" backend beside "chunk" and fla's chunk_gla, against the memory roofline.
+
+Shapes are ViG's (K = 32, V = 64, bf16, B = 128): ViG-T/S/B at T = 196 and ViG-T/S at T = 4096 (bigla.md). The
+bound is the minimum traffic (each input read once, each output written once) at bigla.md's 3.0 TB/s; "TB/s" is
+that minimum over the measured time. Times are per call through the public op, medians of CUDA-event-timed blocks
+of back-to-back calls, rotating through enough input copies that a small shape is not served from L2.
+"""
+
+from __future__ import annotations
+
+import inspect
+import statistics
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from visiongates.ops.bigla import bigla
+
+K, V, BATCH = 32, 64, 128
+HBM_BYTES_PER_S = 3.0e12  # bigla.md's H100 figure (a device-to-device copy measures about that)
+SHAPES = [("ViG-T", 3, 196), ("ViG-S", 6, 196), ("ViG-B", 12, 196), ("ViG-T", 3, 4096), ("ViG-S", 6, 4096)]
+OP_COLUMNS = [
+    ("model", "shape", "s"), ("T", "T", "d"),
+    ("cuda_fwd_us", "cuda fwd", ".1f"), ("cuda_fb_us", "cuda f+b", ".1f"),
+    ("chunk_fwd_us", "chunk fwd", ".1f"), ("chunk_fb_us", "chunk f+b", ".1f"),
+    ("fla_fwd_us", "fla fwd", ".1f"), ("fla_fb_us", "fla f+b", ".1f"),
+    ("bound_fwd_us", "bound fwd", ".1f"), ("bound_fb_us", "bound f+b", ".1f"),
+    ("cuda_fwd_tbps", "cuda TB/s fwd", ".2f"), ("cuda_fb_tbps", "cuda TB/s f+b", ".2f"),
+    ("max_rel_diff", "cuda vs chunk", ".1e"),
+]  # fmt: skip
+
+
+def min_bytes(heads: int, length: int, backward: bool, batch: int = BATCH, elem: int = 2) -> int:
+    """Minimum bytes moved: forward (4K + 2V) elements per token and head (q, k, v, two gates in; o out); with
+    `backward` also the backward's (8K + 3V) (q, k, v, two gates and dO in; five gradients out)."""
+    per_token = 4 * K + 2 * V + ((8 * K + 3 * V) if backward else 0)
+    return batch * heads * length * per_token * elem
+
+
+def bound_us(heads: int, length: int, backward: bool) -> float:
+    return min_bytes(heads, length, backward) / HBM_BYTES_PER_S * 1e6
+
+
+def cuda_time_ms(fn: Callable[[int], object], repeats: int = 30, warmup: int = 3) -> float:
+    """Median ms per call of fn(i) (i counts calls), CUDA events around blocks of back-to-back calls (>= ~2 ms each,
+    so the host runs ahead of short kernels), at most ~1.5 s of timed work."""
+    for i in range(warmup):
+        fn(i)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn(0)
+    end.record()
+    end.synchronize()
+    once = max(start.elapsed_time(end), 1e-3)
+    inner = max(1, min(20, int(2.0 / once)))
+    repeats = max(3, min(repeats, int(1500 / (inner * once))))
+    times = []
+    for r in range(repeats):
+        start.record()
+        for j in range(inner):
+            fn(r * inner + j)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / inner)
+    return statistics.median(times)
+
+
+def make_sets(heads: int, length: int, copies: int, seed: int = 0) -> list[list[torch.Tensor]]:
+    """`copies` input sets [q, k, v, g_fwd, g_bwd] in bigla's layout [B, H, T, D], bf16, ViG-like log-decays."""
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    sets = []
+    for _ in range(copies):
+        q, k = (torch.randn(BATCH, heads, length, K, device="cuda", generator=gen) for _ in range(2))
+        v = torch.randn(BATCH, heads, length, V, device="cuda", generator=gen)
+        gates = [F.logsigmoid(2 * torch.randn(BATCH, heads, length, K, device="cuda", generator=gen)) / 16
+                 for _ in range(2)]  # fmt: skip
+        sets.append([t.bfloat16() for t in (q, k, v, *gates)])
+    return sets
+
+
+def fla_both_directions() -> Callable | None:
+    """fla's chunk_gla for both directions (two calls, the second on time-reversed inputs; fla's [B, T, H, D]
+    layout), averaged as BiGLA's output; None where fla (PyPI fla-core) is not importable."""
+    try:
+        from fla.ops.gla import chunk_gla
+    except ImportError:
+        return None
+    layout = {"head_first": False} if "head_first" in inspect.signature(chunk_gla).parameters else {}
+
+    def run(q, k, v, g_fwd, g_bwd, scale):
+        o_fwd, _ = chunk_gla(q, k, v, g_fwd, scale=scale, **layout)
+        o_bwd, _ = chunk_gla(q.flip(1), k.flip(1), v.flip(1), g_bwd.flip(1), scale=scale, **layout)
+        return (o_fwd + o_bwd.flip(1)) * 0.5
+
+    return run
+
+
+def time_op(op: Callable, sets: list[list[torch.Tensor]], repeats: int) -> tuple[float, float]:
+    """(forward, forward + backward) microseconds of op(q, k, v, g_fwd, g_bwd) over the rotating input sets."""
+    grads = [torch.randn_like(s[2]) for s in sets]
+    leaves = [[t.detach().requires_grad_() for t in s] for s in sets]
+
+    def fwd(i):
+        with torch.no_grad():
+            op(*sets[i % len(sets)])
+
+    def fwd_bwd(i):
+        torch.autograd.grad(op(*leaves[i % len(sets)]), leaves[i % len(sets)], grads[i % len(sets)])
+
+    return cuda_time_ms(fwd, repeats) * 1e3, cuda_time_ms(fwd_bwd, repeats) * 1e3
+
+
+def op_rows(repeats: int = 30) -> list[dict]:
+    """One row per shape: times of the three implementations (fla's None when absent), bounds, bandwidth."""
+    fla = fla_both_directions()
+    rows = []
+    for name, heads, length in SHAPES:
+        copies = max(1, min(4, -(-150_000_000 // min_bytes(heads, length, False))))  # > 150 MB in rotation
+        sets = make_sets(heads, length, copies)
+        ours = bigla(*sets[0], backend="cuda").float()
+        diff = (ours - bigla(*sets[0], backend="chunk").float()).abs().max() / ours.abs().max()
+        row = {"model": name, "T": length, "max_rel_diff": diff.item()}
+        row["cuda_fwd_us"], row["cuda_fb_us"] = time_op(lambda *x: bigla(*x, backend="cuda"), sets, repeats)
+        row["chunk_fwd_us"], row["chunk_fb_us"] = time_op(lambda *x: bigla(*x, backend="chunk"), sets, repeats)
+        if fla is not None:
+            fla_sets = [[t.transpose(1, 2).contiguous() for t in s] for s in sets]
+            row["fla_fwd_us"], row["fla_fb_us"] = time_op(lambda *x: fla(*x, K**-0.5), fla_sets, repeats)
+        for key, backward in (("fwd", False), ("fb", True)):
+            row[f"bound_{key}_us"] = bound_us(heads, length, backward)
+            row[f"cuda_{key}_tbps"] = min_bytes(heads, length, backward) / (row[f"cuda_{key}_us"] * 1e-6) / 1e12
+        rows.append(row)
+        del sets, ours
+        torch.cuda.empty_cache()
+    return rows
+
+
+def train_step_ms(backend: str, batch: int = 128, repeats: int = 10) -> float:
+    """One ViG-S training step at 224 x 224 (bf16 autocast forward, backward, AdamW step), ms (median)."""
+    import timm
+
+    model = timm.create_model("vig_gla_small", num_classes=1000, bigla_backend=backend).cuda().train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    images = torch.randn(batch, 3, 224, 224, device="cuda")
+    labels = torch.randint(0, 1000, (batch,), device="cuda")
+
+    def step(_):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return cuda_time_ms(step, repeats, warmup=3)

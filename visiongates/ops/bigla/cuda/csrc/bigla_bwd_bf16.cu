@@ -1,0 +1,12 @@
+// BiGLA backward kernels for bf16 q, k, v with bf16 or fp32 log-decays: one instantiation per compiled head dim.
+#include "bigla_bwd.cuh"
+
+namespace bigla {
+
+#define BIGLA_INSTANTIATE(K, V)                                                                     \
+  template void bwd_launch<__nv_bfloat16, __nv_bfloat16, K, V>(const Params&, cudaStream_t);        \
+  template void bwd_launch<__nv_bfloat16, float, K, V>(const Params&, cudaStream_t);
+BIGLA_FOR_EACH_HEAD_DIM(BIGLA_INSTANTIATE)
+#undef BIGLA_INSTANTIATE
+
+}  // namespace bigla

@@ -1,0 +1,12 @@
+// BiGLA backward kernels for fp16 q, k, v with fp16 or fp32 log-decays: one instantiation per compiled head dim.
+#include "bigla_bwd.cuh"
+
+namespace bigla {
+
+#define BIGLA_INSTANTIATE(K, V)                                                                     \
+  template void bwd_launch<__half, __half, K, V>(const Params&, cudaStream_t);                      \
+  template void bwd_launch<__half, float, K, V>(const Params&, cudaStream_t);
+BIGLA_FOR_EACH_HEAD_DIM(BIGLA_INSTANTIATE)
+#undef BIGLA_INSTANTIATE
+
+}  // namespace bigla
