@@ -5,6 +5,7 @@ from . import (
     gated_resnet,  # noqa: F401  CBAM / DAS ResNets
     gpsa_convit,  # noqa: F401  ConViT (gated positional self-attention)
     maxim,  # noqa: F401  MAXIM (multi-axis gated MLP restoration)
+    msvit,  # noqa: F401  MSViT (gated mixed-scale tokenization)
     vig_gla,  # noqa: F401  ViG (bidirectional gated linear attention)
 )
 from ._registry import family_modules, list_models, model_table_rows  # noqa: F401
