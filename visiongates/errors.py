@@ -35,3 +35,11 @@ def check_model_name(name: str) -> str:
     close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else " See `timm.list_models()` for the known names."
     raise UnknownModelError(f"unknown model '{name}'.{hint}")
+
+
+class ExportError(VisionGatesError):
+    """A model cannot be exported as asked, or an exported .onnx file is missing, unreadable or not ours."""
+
+
+class OpsetError(ExportError, ValueError):
+    """An ONNX opset the exporter or the model does not support (e.g. deformable convolution below opset 19)."""

@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""CPU latency of onnxruntime against PyTorch eager per model (batch 1, same process, same thread count).
+
+    python export/benchmark_onnx.py                                   # every visiongates classifier, 224 px
+    python export/benchmark_onnx.py --models cbam_resnet18 vig_gla_tiny --img-size 160 --runs 30
+    python export/benchmark_onnx.py --models cbam_resnet18 \
+        --int8 runs/hymenoptera/best.onnx --data ../shared/data/hymenoptera_data/val   # + int8 vs fp32 table
+
+Exports are written to (and reused from) --workdir. Prints a Markdown table; ratio = onnxruntime / PyTorch. With
+--int8 (an exported classifier) and --data (an ImageFolder split), also quantizes it to int8 (dynamic) and prints
+fp32 vs int8 onnxruntime latency at batch 1 and top-1 on every image of the split.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from visiongates.cli import run_cli
+
+
+def main() -> int:
+    import torch
+
+    import visiongates
+    from visiongates.errors import VisionGatesError
+    from visiongates.export.benchmark import benchmark_models, markdown_table
+    from visiongates.export.quantize import compare_int8, quantize_int8
+    from visiongates.export.sources import task_of
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--models", nargs="+", default=None, help="registry names (default: every classifier)")
+    parser.add_argument("--img-size", type=int, default=None, help="square input size (default: each model's own)")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for both frameworks")
+    parser.add_argument("--workdir", default="runs/onnx_benchmark")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--int8", default=None, metavar="ONNX", help="an exported classifier to quantize and compare")
+    parser.add_argument("--data", default=None, help="ImageFolder split for --int8's top-1 (e.g. .../val)")
+    args = parser.parse_args()
+    if bool(args.int8) != bool(args.data):
+        raise VisionGatesError("--int8 and --data go together")
+    torch.set_num_threads(args.threads)
+    names = args.models or [n for n in visiongates.list_models() if task_of(n) == "classification"]
+    rows = benchmark_models(names, args.img_size, args.workdir, args.batch, args.warmup, args.runs)
+    print(f"onnxruntime vs PyTorch eager, CPU, {args.threads} thread(s), batch {args.batch}, median of {args.runs}:")
+    print(markdown_table(rows))
+    result = {"models": rows}
+    if args.int8:
+        int8 = quantize_int8(args.int8, Path(args.workdir) / f"{Path(args.int8).stem}.int8.onnx")
+        quantized = compare_int8(args.int8, int8, args.data, args.warmup, args.runs)
+        print(f"\ndynamic int8 vs fp32 in onnxruntime ({args.int8}; top-1 on {quantized['images']} images of "
+              f"{args.data}; batch 1):")
+        print(markdown_table([quantized], ["images", "fp32_top1", "int8_top1", "top1_change", "predictions_changed",
+                                           "fp32_ms", "int8_ms", "speedup", "fp32_mb", "int8_mb"]))
+        result["int8"] = quantized
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,103 @@
+"""CPU latency of onnxruntime against PyTorch eager, in one process, on the same inputs and thread count."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from .onnx_export import export_onnx
+from .parity import max_abs_diff, sample_input
+from .runtime import open_session
+from .sources import model_from_registry
+
+
+def median_ms(fn: Callable[[], Any], warmup: int = 3, runs: int = 20) -> float:
+    """Median wall time of `fn()` in milliseconds after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def onnx_ms(path: str | Path, x: np.ndarray, warmup: int = 3, runs: int = 20, threads: int | None = None) -> float:
+    """Median onnxruntime latency of one .onnx file on input `x`."""
+    session = open_session(path, threads)
+    feed = {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
+    return median_ms(lambda: session.run(None, feed), warmup, runs)
+
+
+def torch_ms(model: torch.nn.Module, x: torch.Tensor, warmup: int = 3, runs: int = 20) -> float:
+    """Median PyTorch eager latency (inference mode)."""
+    model.eval()
+
+    def step() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    return median_ms(step, warmup, runs)
+
+
+def compare_latency(
+    model: torch.nn.Module, session: ort.InferenceSession, x: torch.Tensor, warmup: int = 3, runs: int = 20,
+    rounds: int = 2,
+) -> tuple[float, float]:
+    """(PyTorch ms, onnxruntime ms) on `x`: `rounds` alternating timing rounds of runs/rounds calls each, the best
+    round's median per framework (a load spike on a shared machine then hits both, not one)."""
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    per_round = max(runs // rounds, 1)
+    torch_times, ort_times = [], []
+    for _ in range(rounds):
+        torch_times.append(torch_ms(model, x, warmup, per_round))
+        ort_times.append(median_ms(lambda: session.run(None, feed), warmup, per_round))
+    return min(torch_times), min(ort_times)
+
+
+def benchmark_models(
+    names: Sequence[str],
+    img_size: int | None = None,
+    workdir: str | Path = "runs/onnx_benchmark",
+    batch: int = 1,
+    warmup: int = 3,
+    runs: int = 20,
+) -> list[dict[str, Any]]:
+    """Per registry model: PyTorch eager and onnxruntime latency at `batch` x its input size (or `img_size`), and
+    the max abs difference of their outputs there; exports (reused if present) go to `workdir`."""
+    rows = []
+    for name in names:
+        model, info = model_from_registry(name)
+        if img_size is not None:
+            info = dataclasses.replace(info, input_size=(info.channels, img_size, img_size))
+        path = Path(workdir) / f"{name}_{info.input_size[1]}.onnx"
+        if not path.is_file():
+            export_onnx(model, info, path, check=False)
+        x = sample_input((batch, *info.input_size), info.task)
+        session = open_session(path)
+        pytorch, onnxruntime = compare_latency(model, session, x, warmup, runs)
+        diff, _ = max_abs_diff(model, session, x)
+        rows.append({"model": name, "input": "x".join(map(str, x.shape)), "pytorch_ms": pytorch,
+                     "onnxruntime_ms": onnxruntime, "ratio": onnxruntime / pytorch, "max_abs_diff": diff})
+    return rows
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Rows of dicts as a Markdown table (floats to 3 significant places)."""
+    columns = list(columns or rows[0].keys())
+
+    def cell(value: Any) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
