@@ -1,0 +1,85 @@
+"""A classifier trained by tools/train.py on the shared photos, exported: onnxruntime (from the image files and the
+.onnx alone) and PyTorch (through tools/eval.py's pipeline) agree on top-1 for every validation image; its int8
+copy is measured against it. Also the command-line path the README's demo takes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from visiongates.engine import load_config
+from visiongates.engine.trainer import train
+from visiongates.export import OnnxModel, export_source, load_source
+from visiongates.export.benchmark import markdown_table
+from visiongates.export.compare import folder_agreement
+from visiongates.export.quantize import compare_int8, quantize_int8
+
+REPO = Path(__file__).resolve().parents[1]
+MAIN_CONFIG = REPO / "configs" / "cls" / "digits_cbam_resnet18.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def hymenoptera_onnx(tmp_path_factory, request) -> tuple[Path, Path]:
+    """cbam_resnet18 trained 3 epochs at 128 px on hymenoptera, exported: (best.pth, best.onnx)."""
+    data = REPO.parent / "shared" / "data" / "hymenoptera_data"
+    if not data.is_dir():
+        pytest.skip(f"{data} is absent")
+    out = tmp_path_factory.mktemp("hymenoptera")
+    cfg = load_config(config_file=MAIN_CONFIG, data=str(data), output=str(out), epochs=3, img_size=128,
+                      crop_pct=0.875, batch_size=32, hflip=0.5, rotate=0, lr=1e-3, workers=0, progress=False)
+    train(cfg)
+    checkpoint = out / "best.pth"
+    report = export_source(str(checkpoint), out / "best.onnx")
+    assert report.max_diff <= 1e-4, report.parity
+    return checkpoint, report.path
+
+
+def test_onnxruntime_and_pytorch_agree_on_every_val_image(hymenoptera_onnx):
+    checkpoint, onnx_path = hymenoptera_onnx
+    data = REPO.parent / "shared" / "data" / "hymenoptera_data" / "val"
+    onnx_model = OnnxModel(onnx_path)
+    assert onnx_model.info.labels == ["ants", "bees"] and onnx_model.info.input_size == (3, 128, 128)
+    model, info = load_source(str(checkpoint))
+    result = folder_agreement(onnx_model, model, info, data)
+    print(result)
+    assert result["images"] == 153
+    assert result["top1_agree"] == 153, result["disagreements"]
+    assert result["onnxruntime_top1"] == result["pytorch_top1"]
+    assert result["max_abs_prob_diff"] < 1e-4
+
+
+def test_int8_copy_accuracy_and_speed(hymenoptera_onnx):
+    _, onnx_path = hymenoptera_onnx
+    data = REPO.parent / "shared" / "data" / "hymenoptera_data" / "val"
+    int8 = quantize_int8(onnx_path, onnx_path.with_suffix(".int8.onnx"))
+    assert OnnxModel(int8).info == OnnxModel(onnx_path).info  # the metadata travels with the quantized copy
+    result = compare_int8(onnx_path, int8, data, runs=10)
+    print("\n" + markdown_table([result]))
+    assert result["images"] == 153 and result["int8_mb"] < result["fp32_mb"] / 3
+    assert abs(result["top1_change"]) <= 10  # dynamic int8 on a small CNN: a few images may flip, not the model
+
+
+def test_demo_commands_write_export_and_classify_digits(hymenoptera_onnx, tmp_path):
+    """The README's last steps, on the hymenoptera checkpoint (the digits one is what `make demo` trains)."""
+    checkpoint, _ = hymenoptera_onnx
+    run = [sys.executable]
+    subprocess.run([*run, "tools/write_digits.py", "--output", tmp_path / "digits", "--count", "3"], cwd=REPO,
+                   check=True)
+    assert len(list((tmp_path / "digits").glob("val_*_digit*.png"))) == 3
+    onnx_path = tmp_path / "model.onnx"
+    done = subprocess.run([*run, "export/export_onnx.py", checkpoint, "--output", onnx_path, "--img-size", "64"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "max abs diff" in done.stdout
+    photos = sorted((REPO.parent / "shared" / "data" / "hymenoptera_data" / "val" / "bees").glob("*.jpg"))[:3]
+    done = subprocess.run([*run, "export/infer_onnx.py", onnx_path, *photos, "--compare", checkpoint], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "agree on top-1 for 3/3 images" in done.stdout
+    done = subprocess.run([*run, "export/validate_onnx.py", onnx_path], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stdout + done.stderr
