@@ -13,6 +13,10 @@ setup:
 demo: setup
 	$(PY) tools/train.py --config configs/cls/digits_cbam_resnet18.yaml
 	$(PY) tools/eval.py runs/digits_cbam_resnet18/best.pth --data digits --output runs/digits_cbam_resnet18/eval
+	$(PY) tools/write_digits.py --output runs/digits_cbam_resnet18/samples --count 10
+	$(PY) export/export_onnx.py runs/digits_cbam_resnet18/best.pth --output runs/digits_cbam_resnet18/model.onnx
+	$(PY) export/infer_onnx.py runs/digits_cbam_resnet18/model.onnx runs/digits_cbam_resnet18/samples/*.png \
+		--compare runs/digits_cbam_resnet18/best.pth
 
 test: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=25 $(PYTEST_ARGS)
@@ -21,7 +25,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check visiongates tools export tests
 
 model-table: setup
 	$(PY) tools/model_table.py --write README.md
