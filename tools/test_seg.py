@@ -1,0 +1,17 @@
+#!/usr/bin/env python
+"""Evaluate a segmentation (mmsegmentation) config on mmengine's Runner.
+
+    python tools/test_seg.py configs/seg/CONFIG.py CHECKPOINT [--show-dir DIR] [--cfg-options k=v ...]
+"""
+
+from visiongates.cli import run_cli
+
+
+def main() -> int:
+    from visiongates.mm.finetune import cli
+
+    return cli("seg", "test")
+
+
+if __name__ == "__main__":
+    run_cli(main)

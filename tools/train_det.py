@@ -1,0 +1,18 @@
+#!/usr/bin/env python
+"""Fine-tune a detection (mmdetection) config on mmengine's Runner.
+
+    python tools/train_det.py configs/det/CONFIG.py [--work-dir DIR] [--resume [CKPT]] [--cfg-options k=v ...]
+    torchrun --nproc_per_node 2 tools/train_det.py configs/det/CONFIG.py --launcher pytorch   # gloo on CPU
+"""
+
+from visiongates.cli import run_cli
+
+
+def main() -> int:
+    from visiongates.mm.finetune import cli
+
+    return cli("det", "train")
+
+
+if __name__ == "__main__":
+    run_cli(main)

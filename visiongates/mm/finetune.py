@@ -1,0 +1,152 @@
+"""Fine-tuning and testing mmdet / mmseg configs on mmengine's Runner (what tools/train_det.py & co. call).
+
+Adds to a plain `Runner.from_cfg`: a work_dir default, `resume='auto' | path`, CPU data-parallel runs under
+torchrun (gloo process group, DDP without device ids: mmengine's own set-up assumes CUDA), and saving visualised
+predictions as PNGs when testing. Checkpoints are read by torch's safe loader (see safe_load.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from .safe_load import install_safe_checkpoint_loader
+
+LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
+
+
+def load_config(
+    config: str | os.PathLike, work_dir: str | None = None, cfg_options: dict[str, Any] | None = None
+) -> Config:
+    """Read a config (with `_base_` files); apply `key.sub=value` overrides; default work_dir work_dirs/<name>."""
+    cfg = Config.fromfile(str(config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = str(work_dir)
+    elif cfg.get("work_dir") is None:
+        cfg.work_dir = str(Path("work_dirs") / Path(config).stem)
+    return cfg
+
+
+def setup_launcher(cfg: Config, launcher: str = "none") -> None:
+    """Record the launcher; on CPU under torchrun, join a gloo group and use DDP without device ids."""
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
+    cfg.launcher = launcher
+    if launcher != "pytorch" or torch.cuda.is_available():
+        return
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    print(f"CPU data-parallel: process group backend: {dist.get_backend()}, rank {dist.get_rank()} of "
+          f"{dist.get_world_size()}", flush=True)  # every rank (mmengine's logger prints on rank 0 only)
+    wrapper = dict(cfg.get("model_wrapper_cfg") or {})
+    wrapper.setdefault("type", "MMDistributedDataParallel")
+    wrapper.setdefault("find_unused_parameters", cfg.get("find_unused_parameters", False))
+    wrapper["device_ids"] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def set_resume(cfg: Config, resume: str | None) -> None:
+    """None: start afresh; 'auto': the latest checkpoint in work_dir (if any); otherwise a checkpoint path."""
+    if resume is None:
+        return
+    cfg.resume = True
+    cfg.load_from = None if resume == "auto" else str(resume)
+
+
+def build_runner(cfg: Config) -> Runner:
+    """`Runner.from_cfg`, with the safe checkpoint loader and a visualizer of its own: mmengine keeps one global
+    visualizer per name, so a second runner in the same process would otherwise draw into the first one's folder."""
+    install_safe_checkpoint_loader()
+    if isinstance(cfg.get("visualizer"), dict):
+        cfg.visualizer["name"] = f"visualizer_{uuid.uuid4().hex[:12]}"
+    return Runner.from_cfg(cfg)
+
+
+def train(
+    config: str | os.PathLike,
+    work_dir: str | None = None,
+    resume: str | None = None,
+    launcher: str = "none",
+    cfg_options: dict[str, Any] | None = None,
+) -> Runner:
+    """Train (or resume) a detection / segmentation config; returns the finished Runner."""
+    cfg = load_config(config, work_dir, cfg_options)
+    setup_launcher(cfg, launcher)
+    set_resume(cfg, resume)
+    runner = build_runner(cfg)
+    runner.train()
+    return runner
+
+
+def enable_visualization(cfg: Config, show_dir: str) -> None:
+    """Save every test image with its drawn predictions as <show_dir>/vis_data/vis_image/<name>_<i>.png."""
+    hook = cfg.default_hooks.get("visualization")
+    if hook is None:
+        raise ValueError("the config has no default_hooks.visualization to draw predictions with")
+    hook.update(draw=True, interval=1)
+    hook.pop("test_out_dir", None)  # mmdet would write JPEGs named like the inputs there; we want PNGs
+    cfg.visualizer["save_dir"] = str(Path(show_dir).resolve())
+
+
+def test(
+    config: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    work_dir: str | None = None,
+    show_dir: str | None = None,
+    launcher: str = "none",
+    cfg_options: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Evaluate a checkpoint on the config's test split; returns the metrics (and draws PNGs into show_dir)."""
+    cfg = load_config(config, work_dir, cfg_options)
+    setup_launcher(cfg, launcher)
+    cfg.load_from = str(checkpoint)
+    cfg.resume = False
+    if show_dir:
+        enable_visualization(cfg, show_dir)
+    runner = build_runner(cfg)
+    return dict(runner.test())
+
+
+def add_common_args(parser: Any, with_checkpoint: bool = False) -> None:
+    """Arguments shared by tools/train_*.py and tools/test_*.py."""
+    parser.add_argument("config", help="config file (configs/det/... or configs/seg/...)")
+    if with_checkpoint:
+        parser.add_argument("checkpoint", help="checkpoint file to evaluate")
+        parser.add_argument("--show-dir", help="save the test images with drawn predictions as PNGs here")
+    else:
+        parser.add_argument("--resume", nargs="?", const="auto", default=None,
+                            help="resume from a checkpoint path, or (no value) the latest in work_dir")
+    parser.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config name>)")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override config keys, e.g. model.backbone.checkpoint=cls.pth train_cfg.max_epochs=3")
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="'pytorch' under torchrun")
+    parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def cli(task: str, mode: str, argv: Sequence[str] | None = None) -> int:
+    """The body of tools/{train,test}_{det,seg}.py (task only names the tool in --help)."""
+
+    what = {"det": "a detection", "seg": "a segmentation"}[task]
+    parser = argparse.ArgumentParser(description=f"{mode.capitalize()} {what} config with mmengine's Runner.")
+    add_common_args(parser, with_checkpoint=mode == "test")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    if mode == "train":
+        train(args.config, args.work_dir, args.resume, args.launcher, args.cfg_options)
+        return 0
+    metrics = test(args.config, args.checkpoint, args.work_dir, args.show_dir, args.launcher, args.cfg_options)
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        print(json.dumps({k: float(v) for k, v in metrics.items()}))  # the last line of stdout
+    return 0
