@@ -179,6 +179,13 @@ def _paths(layout: str, split: str) -> dict[str, str]:
             "sem_images": split, "sem_labels": f"semantic/{split}"}
 
 
+def _coco_class_names() -> tuple[str, ...]:
+    """COCO's 80 class names in mmdet's order ('person' first); mmdet is imported only for the 'coco' layout."""
+    from mmdet.datasets import CocoDataset
+
+    return tuple(CocoDataset.METAINFO["classes"])
+
+
 def _write_split(root: Path, spec: CoinsSpec, split: str, count: int, category_names: tuple[str, ...]) -> None:
     paths = _paths(spec.layout, split)
     rng = np.random.default_rng([spec.seed, 0 if split == "train" else 1])
@@ -211,8 +218,9 @@ def _write_split(root: Path, spec: CoinsSpec, split: str, count: int, category_n
 def build_coins_set(root: str | os.PathLike, spec: CoinsSpec | None = None, **overrides) -> Path:
     """Write (or reuse, when the spec matches) the coins set under `root`; safe to call from several processes.
 
-    The COCO json names the class 'coin', except in the 'coco' layout, which uses COCO's 'person' (id 1) so that
-    configs built for COCO's 80 classes read it unchanged.
+    The COCO json names the class 'coin', except in the 'coco' layout, which lists COCO's 80 categories and labels
+    coins 'person' (id 1), so that configs and COCO metrics built for COCO's 80 classes read it unchanged (a
+    prediction of any of the 80 labels maps to a category id).
     """
     spec = spec or CoinsSpec()
     if overrides:
@@ -230,7 +238,7 @@ def build_coins_set(root: str | os.PathLike, spec: CoinsSpec | None = None, **ov
             shutil.rmtree(root)
         tmp = root.with_name(f".{root.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        names = ("person",) if spec.layout == "coco" else CLASSES
+        names = _coco_class_names() if spec.layout == "coco" else CLASSES
         _write_split(tmp, spec, "train", spec.num_train, names)
         _write_split(tmp, spec, "val", spec.num_val, names)
         (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
