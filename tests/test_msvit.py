@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import visiongates  # noqa: F401  registers the models
-from visiongates.layers.mixed_scale import mixed_scale_layout, mixed_scale_slots
+from visiongates.layers.mixed_scale import compact_slots, mixed_scale_layout, mixed_scale_slots
 from visiongates.layers.scale_gate import gumbel_sigmoid_straight_through
 from visiongates.losses import GeneralizedBatchShapingLoss, batch_shaping_loss, beta_cdf, relaxed_bernoulli_cdf
 from visiongates.models.msvit import checkpoint_filter_fn
@@ -171,6 +171,37 @@ def test_dropped_batched_masked_and_one_by_one_agree():
     torch.testing.assert_close(outputs["drop"], outputs["masked"], rtol=0, atol=1e-5)
     torch.testing.assert_close(one_by_one, outputs["masked"], rtol=0, atol=1e-5)
     torch.testing.assert_close(explicit, outputs["masked"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_embedding_only_kept_tokens_equals_gathering_every_token(batch):
+    """The dropped path embeds only the kept tokens; they equal the ones gathered from the full fine and coarse maps
+    (non-square grid with a leftover fine row and column, mixed decisions, padding across the batch)."""
+    torch.manual_seed(0)
+    model = timm.create_model("msvit_tiny_patch16_224", img_size=(112, 144)).eval()
+    x = torch.randn(batch, 3, 112, 144)
+    mask = (torch.rand(batch, 3, 4) < 0.4).float()
+    layout = mixed_scale_layout(mask, (7, 9))
+    with torch.no_grad():
+        fine, coarse, cls = model._embed(x, with_coarse=True)
+        slots = mixed_scale_slots(fine, coarse, layout)
+        expected, expected_index, expected_valid = compact_slots(slots, layout.occupied)
+        tokens, index, valid, kept_cls = model._embed_kept(x, layout)
+    torch.testing.assert_close(index, expected_index, rtol=0, atol=0)
+    torch.testing.assert_close(valid, expected_valid, rtol=0, atol=0)
+    torch.testing.assert_close(tokens[valid], expected[expected_valid], rtol=0, atol=1e-5)
+    torch.testing.assert_close(kept_cls, cls, rtol=0, atol=0)
+    assert tokens.shape[1] < 7 * 9
+
+
+def test_class_token_forward_equals_the_dense_features_head():
+    """forward() skips the dense patch tokens when the head reads the class token; the logits are unchanged."""
+    torch.manual_seed(0)
+    model = timm.create_model("msvit_tiny_patch16_224", img_size=128, num_classes=5).eval()
+    with torch.no_grad():
+        model.scale_gate.mlp[-1].weight.normal_(0, 1.0)
+        x = torch.randn(2, 3, 128, 128)
+        torch.testing.assert_close(model(x), model.forward_head(model.forward_features(x)), rtol=0, atol=1e-6)
 
 
 def _flops(model: torch.nn.Module, x: torch.Tensor) -> int:

@@ -9,6 +9,8 @@ region puts its coarse token in its top-left slot and leaves the other 3 empty (
 - static (export): all Hf*Wf slots with a key mask (same shapes for every input, compute of the plain ViT);
 - dropped: the occupied slots gathered in raster order, padded to the longest sequence of the batch (compute falls);
 - dense: every slot of a coarse region takes the region's token (unpooling), for NCHW features.
+
+`kept_patch_pixels` gives the pixels each kept slot embeds, so the dropped path can embed only the tokens it keeps.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "MixedScaleLayout", "mixed_scale_layout", "mixed_scale_slots", "compact_slots", "scatter_slots", "unpool_slots",
+    "MixedScaleLayout", "mixed_scale_layout", "mixed_scale_slots", "kept_slots", "compact_slots", "kept_patch_pixels",
+    "scatter_slots", "unpool_slots",
 ]
 
 
@@ -74,20 +77,64 @@ def mixed_scale_slots(fine: torch.Tensor, coarse: torch.Tensor, layout: MixedSca
     return slots.flatten(1, 2)
 
 
-def compact_slots(slots: torch.Tensor, occupied: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gather the occupied slots of each sample (raster order), padded to the batch's longest sequence.
-
-    Returns (tokens [B, L, C], index [B, L] of their slots, valid [B, L] bool; False marks padding).
-    """
-    if slots.shape[0] == 1:  # one image: no padding; a data-dependent length that torch.export can trace
+def kept_slots(occupied: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index [B, L] of each sample's occupied slots (raster order), padded to the batch's longest sequence, and
+    valid [B, L] bool (False marks padding, whose index points at an empty slot)."""
+    if occupied.shape[0] == 1:  # one image: no padding; a data-dependent length that torch.export can trace
         index = occupied[0].nonzero()[:, 0]
-        return slots[:, index], index[None], occupied.new_ones(1, index.shape[0])
+        return index[None], occupied.new_ones(1, index.shape[0])
     counts = occupied.sum(1)
     length = int(counts.max())
     order = torch.argsort((~occupied).to(torch.int8), dim=1, stable=True)[:, :length]
-    tokens = torch.gather(slots, 1, order[..., None].expand(-1, -1, slots.shape[-1]))
-    valid = torch.arange(length, device=slots.device)[None, :] < counts[:, None]
-    return tokens, order, valid
+    valid = torch.arange(length, device=occupied.device)[None, :] < counts[:, None]
+    return order, valid
+
+
+def compact_slots(slots: torch.Tensor, occupied: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gather the occupied slots of each sample (see `kept_slots`).
+
+    Returns (tokens [B, L, C], index [B, L] of their slots, valid [B, L] bool; False marks padding).
+    """
+    index, valid = kept_slots(occupied)
+    if slots.shape[0] == 1:
+        return slots[:, index[0]], index, valid
+    tokens = torch.gather(slots, 1, index[..., None].expand(-1, -1, slots.shape[-1]))
+    return tokens, index, valid
+
+
+def _gather_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """rows [B, N, ...] at index [B, L] -> [B, L, ...]."""
+    return rows[torch.arange(rows.shape[0], device=rows.device)[:, None], index]
+
+
+def _patch_rows(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """[B, C, h*p, w*p] -> [B, h*w, C*p*p]: each p x p patch flattened (channel, row, column), raster order."""
+    batch, chans, height, width = images.shape
+    rows = images.reshape(batch, chans, height // patch, patch, width // patch, patch).permute(0, 2, 4, 1, 3, 5)
+    return rows.reshape(batch, -1, chans * patch * patch)
+
+
+def kept_patch_pixels(
+    x: torch.Tensor, layout: MixedScaleLayout, index: torch.Tensor, patch: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The p x p pixels that each kept slot embeds, flattened (channel, row, column) as a patch-embedding conv reads.
+
+    x: images [B, C, H, W]; index: [B, L] slots (from `kept_slots`). A fine cell's own patch, or for a coarse
+    region's slot its 2p x 2p pixels averaged 2 x 2 (= bilinear resizing by 1/2). Returns (pixels [B, L, C*p*p],
+    is_fine [B, L] bool, region [B, L]: the coarse region of each slot, clamped for leftover cells).
+    """
+    (rows, cols), (regions_h, regions_w) = layout.fine_grid, layout.coarse_grid
+    fine = _patch_rows(x[..., : rows * patch, : cols * patch], patch)
+    half = x[..., : regions_h * 2 * patch, : regions_w * 2 * patch]
+    half = half[..., 0::2, :] + half[..., 1::2, :]
+    half = (half[..., 0::2] + half[..., 1::2]) * 0.25  # the 2 x 2 mean; several times faster than avg_pool2d on CPU
+    coarse = _patch_rows(half, patch)
+    region_row = (index // cols // 2).clamp(max=regions_h - 1)
+    region_col = (index % cols // 2).clamp(max=regions_w - 1)
+    region = region_row * regions_w + region_col
+    is_fine = _gather_rows(layout.fine_cells.flatten(1), index) > 0.5
+    pixels = torch.where(is_fine[..., None], _gather_rows(fine, index), _gather_rows(coarse, region))
+    return pixels, is_fine, region
 
 
 def scatter_slots(tokens: torch.Tensor, index: torch.Tensor, num_slots: int) -> torch.Tensor:

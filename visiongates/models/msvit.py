@@ -39,6 +39,8 @@ from timm.models.vision_transformer import VisionTransformer
 from visiongates.layers.mixed_scale import (
     MixedScaleLayout,
     compact_slots,
+    kept_patch_pixels,
+    kept_slots,
     mixed_scale_layout,
     mixed_scale_slots,
     scatter_slots,
@@ -173,25 +175,55 @@ class MixedScaleVisionTransformer(VisionTransformer):
         mask = x.new_full((x.shape[0], *grid), value)
         return GateDecision(torch.logit(mask, eps=1e-6), mask, mask)
 
+    def _positions(self, fine_grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Position embeddings: fine [1, Hf, Wf, C], coarse [1, Hc, Wc, C] (the 2x2 mean of the fine ones) and the
+        class token's [1, 1, C], the learned grid resampled to `fine_grid`."""
+        (height, width), (rows, cols) = fine_grid, self.coarse_grid(fine_grid)
+        pos = resample_abs_pos_embed(
+            self.pos_embed, new_size=fine_grid, old_size=self.patch_embed.grid_size, num_prefix_tokens=1
+        )
+        fine_pos = pos[:, 1:].reshape(1, height, width, -1)
+        coarse_pos = F.avg_pool2d(fine_pos[:, : 2 * rows, : 2 * cols].permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
+        return fine_pos, coarse_pos, pos[:, :1]
+
     def _embed(self, x: torch.Tensor, with_coarse: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Fine tokens [B, Hf, Wf, C], coarse tokens [B, Hc, Wc, C] (or None) and the class token [B, 1, C],
-        each with its position embedding (coarse: the 2x2 mean of the fine ones)."""
+        each with its position embedding."""
         fine = self.patch_embed(x)
-        batch, height, width, channels = fine.shape
-        pos = resample_abs_pos_embed(
-            self.pos_embed, new_size=(height, width), old_size=self.patch_embed.grid_size, num_prefix_tokens=1
-        )
-        fine_pos = pos[:, 1:].reshape(1, height, width, channels)
+        batch, height, width, _ = fine.shape
+        fine_pos, coarse_pos, cls_pos = self._positions((height, width))
         fine = fine + fine_pos
-        cls = (self.cls_token + pos[:, :1]).expand(batch, -1, -1)
+        cls = (self.cls_token + cls_pos).expand(batch, -1, -1)
         coarse = None
         if with_coarse:
             rows, cols = self.coarse_grid((height, width))
             region = 2 * self.patch
             pixels = F.avg_pool2d(x[..., : rows * region, : cols * region], 2)  # = bilinear resize by 1/2
-            coarse_pos = F.avg_pool2d(fine_pos[:, : 2 * rows, : 2 * cols].permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
             coarse = self.patch_embed(pixels) + coarse_pos
         return fine, coarse, cls
+
+    def _embeds_plain_patches(self) -> bool:
+        """True when the patch embedding is one p x p, stride-p convolution, so a token is a linear map of its
+        patch's pixels (what `_embed_kept` relies on)."""
+        proj, p = self.patch_embed.proj, self.patch
+        return (isinstance(proj, torch.nn.Conv2d) and proj.kernel_size == (p, p) and proj.stride == (p, p)
+                and proj.padding == (0, 0) and proj.dilation == (1, 1) and proj.groups == 1
+                and not getattr(self.patch_embed, "dynamic_img_pad", False))
+
+    def _embed_kept(
+        self, x: torch.Tensor, layout: MixedScaleLayout
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Embed only the tokens the gate keeps (dropped path): tokens [B, L, C] with positions, their slot index
+        [B, L], valid [B, L] and the class token [B, 1, C]. Equals gathering from `_embed`'s full token maps, without
+        embedding the fine cells of coarse regions."""
+        index, valid = kept_slots(layout.occupied)
+        pixels, is_fine, region = kept_patch_pixels(x, layout, index, self.patch)
+        proj = self.patch_embed.proj
+        tokens = self.patch_embed.norm(F.linear(pixels, proj.weight.flatten(1), proj.bias))
+        fine_pos, coarse_pos, cls_pos = self._positions(layout.fine_grid)
+        pos = torch.where(is_fine[..., None], fine_pos.flatten(1, 2)[0][index], coarse_pos.flatten(1, 2)[0][region])
+        cls = (self.cls_token + cls_pos).expand(x.shape[0], -1, -1)
+        return tokens + pos, index, valid, cls
 
     def _key_mask(self, valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """Key mask [B, 1, 1, 1 + L] for the class token and `valid` [B, L]: bool for SDPA, additive otherwise."""
@@ -208,17 +240,23 @@ class MixedScaleVisionTransformer(VisionTransformer):
         decision = self.decide_scales(x)
         if not _tracing():
             self._last_decision = decision
-        fine, coarse, cls = self._embed(x, with_coarse=self.scale_mode != "fine")
-        layout = mixed_scale_layout(decision.mask, fine.shape[1:3])
-        if coarse is None:  # every region fine: the plain ViT sequence
-            tokens, index, valid = fine.flatten(1, 2), None, None
+        layout = mixed_scale_layout(decision.mask, (x.shape[-2] // self.patch, x.shape[-1] // self.patch))
+        dropping = not self.training and self.token_path == "drop" and self.scale_mode != "fine"
+        if dropping and not _tracing() and self._embeds_plain_patches():
+            tokens, index, valid, cls = self._embed_kept(x, layout)
+            if x.shape[0] == 1 or bool(valid.all()):
+                valid = None
         else:
-            tokens = mixed_scale_slots(fine, coarse, layout)
-            index, valid = None, layout.occupied
-            if not self.training and self.token_path == "drop":
-                tokens, index, valid = compact_slots(tokens, layout.occupied)
-                if x.shape[0] == 1 or bool(valid.all()):
-                    valid = None
+            fine, coarse, cls = self._embed(x, with_coarse=self.scale_mode != "fine")
+            if coarse is None:  # every region fine: the plain ViT sequence
+                tokens, index, valid = fine.flatten(1, 2), None, None
+            else:
+                tokens = mixed_scale_slots(fine, coarse, layout)
+                index, valid = None, layout.occupied
+                if dropping:
+                    tokens, index, valid = compact_slots(tokens, layout.occupied)
+                    if x.shape[0] == 1 or bool(valid.all()):
+                        valid = None
         tokens = self.pos_drop(torch.cat((cls, tokens), dim=1))
         mask = None if valid is None else self._key_mask(valid, tokens.dtype)
         return tokens, mask, layout, index
@@ -284,7 +322,12 @@ class MixedScaleVisionTransformer(VisionTransformer):
         return torch.cat((tokens[:, :1], self._dense(tokens[:, 1:], layout, index)), dim=1), intermediates
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        if self.global_pool != "token" or self.attn_pool is not None:
+            return self.forward_head(self.forward_features(x))
+        tokens, mask, _, _ = self._tokenize(x)  # the head reads the class token only: no dense patch tokens
+        for block in self.blocks:
+            tokens = self._block(block, tokens, mask)
+        return self.forward_head(self.norm(tokens[:, :1]))
 
     # -------------------------------------------------------------------------------------------- gate results
     def last_gate(self) -> GateDecision | None:
