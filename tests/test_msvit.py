@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -436,6 +437,9 @@ def test_short_training_on_digits_reaches_the_target_share(tmp_path):
     finally:
         torch.set_num_threads(threads)
     print(f"digits val after 2 epochs: {stats}")
+    logged = json.loads((tmp_path / "run" / "log.json").read_text())[-1]
+    assert logged["val_fine_share"] == pytest.approx(stats["fine_share"], abs=1e-9)  # what train.py logs per epoch
+    assert 0.0 < logged["train_fine_share"] < 1.0
     assert abs(stats["fine_share"] - 0.3) <= 0.1, stats
     assert stats["top1"] > 20.0, stats  # learning, not chance (10%)
 

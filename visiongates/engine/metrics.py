@@ -14,6 +14,7 @@ class ClassificationMeter:
         self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
         self.topk_hits = torch.zeros((), dtype=torch.long)
         self.loss_sum = torch.zeros((), dtype=torch.float64)
+        self.gate_counts = torch.zeros(2, dtype=torch.float64)  # regions kept fine, regions seen (gated models)
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor | None = None) -> None:
         logits, labels = logits.detach().float().cpu(), labels.cpu()
@@ -26,12 +27,16 @@ class ClassificationMeter:
         if loss is not None:
             self.loss_sum += float(loss) * len(labels)
 
+    def update_gate(self, fine_mask: torch.Tensor) -> None:
+        """Count a gated model's decisions for one batch (MSViT: [B, Hc, Wc], 1 = region kept fine)."""
+        self.gate_counts += torch.tensor([float(fine_mask.detach().sum()), fine_mask.numel()], dtype=torch.float64)
+
     def all_reduce(self) -> None:
         """Sum the counts over the ranks of a torch.distributed group."""
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
-            for tensor in (self.confusion, self.topk_hits, self.loss_sum):
+            for tensor in (self.confusion, self.topk_hits, self.loss_sum, self.gate_counts):
                 dist.all_reduce(tensor)
 
     @property
@@ -39,12 +44,16 @@ class ClassificationMeter:
         return int(self.confusion.sum())
 
     def summary(self) -> dict[str, float]:
+        """loss, top1, top-k (%) and, for gated models, fine_share: the share of regions kept fine."""
         n = max(self.count, 1)
-        return {
+        out = {
             "loss": float(self.loss_sum) / n,
             "top1": 100.0 * float(self.confusion.diagonal().sum()) / n,
             f"top{self.topk}": 100.0 * float(self.topk_hits) / n,
         }
+        if self.gate_counts[1] > 0:
+            out["fine_share"] = float(self.gate_counts[0] / self.gate_counts[1])
+        return out
 
     def per_class_accuracy(self) -> list[float]:
         totals = self.confusion.sum(dim=1).clamp(min=1)

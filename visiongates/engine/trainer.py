@@ -165,6 +165,14 @@ def auxiliary_loss(model: torch.nn.Module) -> torch.Tensor | None:
     return hook() if callable(hook) else None
 
 
+def gate_mask(model: torch.nn.Module) -> torch.Tensor | None:
+    """The fine mask of a gated model's last forward (MSViT's `last_gate()`), or None for other models."""
+    core = model.module if isinstance(model, DistributedDataParallel) else model
+    hook = getattr(core, "last_gate", None)
+    decision = hook() if callable(hook) else None
+    return None if decision is None else decision.mask
+
+
 def steps_per_epoch(cfg: TrainConfig, loader: DataLoader) -> tuple[int, int]:
     """(batches drawn, optimizer updates) per epoch, honouring max_steps_per_epoch and accumulation."""
     batches = len(loader)
@@ -180,6 +188,7 @@ def train_one_epoch(
     """One pass over the training set with gradient accumulation, clipping, per-update LR and EMA updates."""
     model.train()
     loss_sum, seen, skipped = 0.0, 0, 0
+    fine_regions, regions = 0.0, 0
     num_batches, _ = steps_per_epoch(cfg, loader)
     batches: Iterator = iter(loader)
     bar = tqdm(total=num_batches, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not show_progress, leave=False)
@@ -204,6 +213,9 @@ def train_one_epoch(
             extra = auxiliary_loss(model)
             if extra is not None:
                 loss = loss + extra
+            mask = gate_mask(model)
+            if mask is not None:
+                fine_regions, regions = fine_regions + float(mask.detach().sum()), regions + mask.numel()
             if not torch.isfinite(loss):
                 raise VisionGatesError(
                     f"loss became {float(loss)} at epoch {state.epoch + 1}, batch {index}; lower --lr"
@@ -224,7 +236,10 @@ def train_one_epoch(
         bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
         bar.update()
     bar.close()
-    return {"train_loss": loss_sum / max(seen, 1), "train_images": seen, "skipped": skipped}
+    stats = {"train_loss": loss_sum / max(seen, 1), "train_images": seen, "skipped": skipped}
+    if regions:
+        stats["train_fine_share"] = fine_regions / regions  # this rank's share (training samples the gate)
+    return stats
 
 
 @torch.no_grad()
@@ -241,6 +256,9 @@ def evaluate(model, loader, num_classes: int, device, amp: str = "none") -> tupl
         with autocast(device, amp):
             logits = model(images)
         meter.update(logits, labels, F.cross_entropy(logits.float(), labels))
+        mask = gate_mask(model)
+        if mask is not None:
+            meter.update_gate(mask)
     meter.all_reduce()
     return meter, skipped
 
@@ -379,8 +397,9 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
                 save_checkpoint({**ckpt, "model": best_model.state_dict()}, output / "best.pth")
             _write_logs(state.history, output)
             skipped = f", {stats['skipped']} unreadable image(s) skipped" if stats["skipped"] else ""
-            log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.2f%%%s", state.epoch, cfg.epochs,
-                     row["train_loss"], row["val_loss"], row["val_top1"], skipped)
+            share = f", val fine share {row['val_fine_share']:.3f}" if "val_fine_share" in row else ""
+            log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.2f%%%s%s", state.epoch, cfg.epochs,
+                     row["train_loss"], row["val_loss"], row["val_top1"], share, skipped)
     checksums = gather_floats(parameter_checksum(model), info)
     summary = {
         "epochs_done": state.epoch,
