@@ -82,15 +82,17 @@ class BiGlaAttention(nn.Module):
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         batch, length, dim = x.shape
         heads = self.num_heads
-        local = self.conv(x.transpose(1, 2).reshape(batch, dim, *hw))
-        local = self.conv_act(local).flatten(2).transpose(1, 2)  # [B, L, C]
+        # the depthwise conv reads and writes channels-last views of the [B, L, C] tokens: no transposed copies
+        local = self.conv(x.reshape(batch, *hw, dim).permute(0, 3, 1, 2))
+        local = self.conv_act(local).permute(0, 2, 3, 1).reshape(batch, length, dim)  # [B, L, C]
         q, k, v = self.qkv(local).split([self.key_dim, self.key_dim, dim], dim=-1)
         log_decay = F.logsigmoid(self.decay_up(self.decay_down(local)).float()) / self.gate_normalizer
         g_fwd, g_bwd = log_decay.chunk(2, dim=-1)
         q, k, v, g_fwd, g_bwd = (t.reshape(batch, length, heads, -1).transpose(1, 2) for t in (q, k, v, g_fwd, g_bwd))
         o = bigla(q, k, v, g_fwd, g_bwd, backend=self.backend).transpose(1, 2)  # [B, L, heads, dim / heads]
         g = self.gate(local).sigmoid().reshape(batch, length, heads, -1)
-        mixed = g * self.norm_attn(o) + (1 - g) * self.norm_local(local.reshape(batch, length, heads, -1))
+        local_heads = self.norm_local(local.reshape(batch, length, heads, -1))
+        mixed = torch.lerp(local_heads, self.norm_attn(o), g)  # g * o + (1 - g) * local, in one op
         return self.proj(self.out_act(mixed.reshape(batch, length, dim)))
 
 
