@@ -26,7 +26,7 @@ from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
-from timm.utils import ModelEmaV3, dispatch_clip_grad, distribute_bn
+from timm.utils import ModelEmaV3, dispatch_clip_grad, distribute_bn, unwrap_model
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
@@ -160,15 +160,13 @@ class TrainState:
 # -------------------------------------------------------------------------------------------------------- steps
 def auxiliary_loss(model: torch.nn.Module) -> torch.Tensor | None:
     """The model's own extra loss for its last forward (e.g. MSViT's batch shaping), if it defines one."""
-    core = model.module if isinstance(model, DistributedDataParallel) else model
-    hook = getattr(core, "auxiliary_loss", None)
+    hook = getattr(unwrap_model(model), "auxiliary_loss", None)
     return hook() if callable(hook) else None
 
 
 def gate_mask(model: torch.nn.Module) -> torch.Tensor | None:
     """The fine mask of a gated model's last forward (MSViT's `last_gate()`), or None for other models."""
-    core = model.module if isinstance(model, DistributedDataParallel) else model
-    hook = getattr(core, "last_gate", None)
+    hook = getattr(unwrap_model(model), "last_gate", None)
     decision = hook() if callable(hook) else None
     return None if decision is None else decision.mask
 
