@@ -19,6 +19,11 @@ SHARED_DATA = REPO.parent / "shared" / "data" / "hymenoptera_data"
 # by Python overhead, and two single-threaded workers keep both cores busy without oversubscribing them.
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
+# Without a GPU, Triton kernels (the BiGLA "triton" backend) run for real in Triton's CPU interpreter; it is chosen
+# when a kernel is first decorated, which happens lazily, after this line.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 
 @pytest.fixture
 def hymenoptera() -> Path:

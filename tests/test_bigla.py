@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import visiongates.ops.bigla as bigla_pkg
-from visiongates.ops.bigla import available_backends, bigla, bigla_chunk, bigla_naive, register_backend
+from visiongates.ops.bigla import available_backends, bigla, bigla_chunk, bigla_naive, dispatch, register_backend
 
 # (T, K, V, B, H): every T in {1, 7, 64, 196, 1000, 4096}, K in {16, 32, 64}, V in {32, 64}; T = 7, 196, 1000
 # are not multiples of the 64-token chunk; the naive loop at T = 4096 runs with B = H = 1.
@@ -226,25 +226,44 @@ def test_onnx_export_runs_in_onnxruntime():
     torch.testing.assert_close(torch.from_numpy(session.run(None, feeds)[0]), bigla(*inputs), rtol=1e-4, atol=1e-5)
 
 
-def test_auto_dispatch_and_cuda_slot(monkeypatch):
+def test_auto_dispatch_prefers_triton_on_cuda_and_never_picks_cuda(monkeypatch):
+    """auto: "triton" for CUDA tensors when it is registered and available, else "chunk"; CPU tensors always
+    "chunk"; the C++ "cuda" backend only when named, however available it says it is."""
     assert {"naive", "chunk"} <= set(available_backends("cpu"))
-    assert bigla_pkg._resolve("auto", torch.device("cpu")) == "chunk"
-    monkeypatch.delitem(bigla_pkg._BACKENDS, "cuda", raising=False)
-    assert bigla_pkg._resolve("auto", torch.device("cuda")) == "chunk"  # nothing registered: CUDA goes to chunk
+    assert bigla_pkg.resolve("auto", torch.device("cpu")) == "chunk"
     calls = []
 
-    def fake_cuda(q, k, v, g_fwd, g_bwd, scale):
+    def fake_kernel(q, k, v, g_fwd, g_bwd, scale):
         calls.append(scale)
         return bigla_chunk(q, k, v, g_fwd, g_bwd, scale)
 
-    monkeypatch.setitem(bigla_pkg._BACKENDS, "cuda", None)  # restored by monkeypatch
-    register_backend("cuda", fake_cuda, device_types=("cuda",))
-    assert bigla_pkg._resolve("auto", torch.device("cuda")) == "cuda"
-    assert bigla_pkg._resolve("auto", torch.device("cpu")) == "chunk"
-    register_backend("cuda", fake_cuda, device_types=("cuda",), is_available=lambda: False)
-    assert bigla_pkg._resolve("auto", torch.device("cuda")) == "chunk"
+    for name in ("triton", "cuda"):
+        monkeypatch.setitem(dispatch._BACKENDS, name, None)  # restored by monkeypatch
+    register_backend("cuda", fake_kernel, device_types=("cuda", "cpu"), is_available=lambda: True)
+    register_backend("triton", fake_kernel, device_types=("cuda",), is_available=lambda: True)
+    assert bigla_pkg.resolve("auto", torch.device("cuda")) == "triton"
+    assert bigla_pkg.resolve("auto", torch.device("cpu")) == "chunk"
+    register_backend("triton", fake_kernel, device_types=("cuda",), is_available=lambda: False)  # no triton
+    assert bigla_pkg.resolve("auto", torch.device("cuda")) == "chunk"
+    monkeypatch.delitem(dispatch._BACKENDS, "triton")
+    assert bigla_pkg.resolve("auto", torch.device("cuda")) == "chunk"
+    assert bigla_pkg.resolve("cuda", torch.device("cpu")) == "cuda"  # named: used (here a fake that runs on CPU)
+    bigla(*make_inputs(5, 4, 4), backend="cuda")
+    assert calls == [0.5]
+    register_backend("cuda", fake_kernel, device_types=("cuda",))
     with pytest.raises(ValueError, match="does not run on cpu"):
         bigla(*make_inputs(5, 4, 4), backend="cuda")
+
+
+def test_auto_resolves_to_triton_when_triton_imports(monkeypatch):
+    """The real triton backend's availability: triton importable and a CUDA device (monkeypatched here)."""
+    import visiongates.ops.bigla.triton as bigla_triton
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(bigla_triton, "_triton_importable", lambda: True)
+    assert bigla_pkg.resolve("auto", torch.device("cuda")) == "triton"
+    monkeypatch.setattr(bigla_triton, "_triton_importable", lambda: False)
+    assert bigla_pkg.resolve("auto", torch.device("cuda")) == "chunk"
 
 
 def test_registered_backend_gets_autograd(monkeypatch):
@@ -255,7 +274,7 @@ def test_registered_backend_gets_autograd(monkeypatch):
         calls.append(1)
         return bigla_chunk(q, k, v, g_fwd, g_bwd, scale)
 
-    monkeypatch.setitem(bigla_pkg._BACKENDS, "test_backend", None)
+    monkeypatch.setitem(dispatch._BACKENDS, "test_backend", None)
     register_backend("test_backend", doubled_chunk)
     inputs = make_inputs(20, 4, 8, requires_grad=True)
     weight = torch.randn(1, 1, 20, 8, dtype=torch.float64)

@@ -16,7 +16,7 @@ from test_bigla import make_inputs
 
 import visiongates.ops.bigla as bigla_pkg
 import visiongates.ops.bigla.cuda as bigla_cuda
-from visiongates.ops.bigla import bigla, bigla_naive
+from visiongates.ops.bigla import bigla, bigla_naive, dispatch
 from visiongates.ops.bigla.cuda import build, emulate
 
 NAMES = ("q", "k", "v", "g_fwd", "g_bwd")
@@ -91,12 +91,12 @@ def test_emulation_constants_match_the_kernels():
 
 
 def test_registered_as_cuda_backend_and_import_is_cheap():
-    assert "cuda" in bigla_pkg._BACKENDS and bigla_pkg._BACKENDS["cuda"].device_types == ("cuda",)
+    assert "cuda" in dispatch._BACKENDS and dispatch._BACKENDS["cuda"].device_types == ("cuda",)
     code = (
         "import sys, visiongates.ops.bigla as b; "
-        "assert 'cuda' in b._BACKENDS; "
+        "assert 'cuda' in b.dispatch._BACKENDS; "
         "assert 'visiongates.ops.bigla.cuda.build' not in sys.modules; "
-        "assert b._BACKENDS['cuda'].forward.__module__ == 'visiongates.ops.bigla.cuda'"
+        "assert b.dispatch._BACKENDS['cuda'].forward.__module__ == 'visiongates.ops.bigla.cuda'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -264,12 +264,12 @@ def test_every_output_written_and_deterministic(kernels):
 
 
 @gpu
-def test_auto_dispatch_picks_cuda_and_noncontiguous_inputs(kernels):
-    assert bigla_pkg._resolve("auto", torch.device("cuda")) == "cuda"
+def test_named_cuda_backend_takes_noncontiguous_inputs(kernels):
+    assert bigla_pkg.resolve("auto", torch.device("cuda")) == "triton"  # the C++ kernels only when named
     q, k, v, g_fwd, g_bwd = gpu_inputs(100, 32, 64, 2, 3, torch.float32, "vig")
     tq = q.transpose(1, 2).contiguous().transpose(1, 2)  # same values, [B, T, H, K] memory order
-    torch.testing.assert_close(bigla(tq, k, v, g_fwd, g_bwd), bigla(q, k, v, g_fwd, g_bwd, backend="chunk"),
-                               rtol=1e-5, atol=1e-5)
+    expected = bigla(q, k, v, g_fwd, g_bwd, backend="chunk")
+    torch.testing.assert_close(bigla(tq, k, v, g_fwd, g_bwd, backend="cuda"), expected, rtol=1e-5, atol=1e-5)
 
 
 @gpu

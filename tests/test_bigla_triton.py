@@ -1,0 +1,180 @@
+"""BiGLA "triton" backend: the kernels executed (Triton's interpreter on CPU, the GPU where there is one) against the
+fp64 naive oracle, mutants that prove the comparison bites, ViG on the backend, and the ahead-of-time compile for
+sm_80 / sm_90 with its register / spill / shared-memory check (no GPU needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_bigla import make_inputs
+
+import visiongates.ops.bigla.triton as bigla_triton
+from visiongates.ops.bigla import bigla, bigla_naive
+
+pytestmark = pytest.mark.skipif(not bigla_triton.is_available(), reason="needs triton and a GPU or TRITON_INTERPRET=1")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+NAMES = ("q", "k", "v", "g_fwd", "g_bwd")
+# fp32 dots are 3xTF32 on a GPU (about fp32 accuracy) and exact fp32 in the interpreter
+TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-2, torch.bfloat16: 2e-2}
+
+
+def rel_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """max |actual - expected| / max |expected| (floored at 1, the inputs' scale)."""
+    err = (actual.double().cpu() - expected.double().cpu()).abs().max().item()
+    return err / max(expected.abs().max().item(), 1.0)
+
+
+def run_and_compare(T, K, V, B, H, dtype, gates="vig", transform=None, seed=0) -> dict[str, float]:
+    """Relative errors of the triton output and its five gradients against the fp64 oracle on the same inputs
+    (rounded to `dtype` first); `transform` may re-lay the inputs out in memory (same values)."""
+    inputs64 = make_inputs(T, K, V, B, H, torch.float64, gates=gates, seed=seed)
+    inputs64 = [t.to(dtype).double() for t in inputs64]  # what the kernels see, exactly
+    weight = torch.randn(B, H, T, V, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
+    x64 = [t.clone().requires_grad_() for t in inputs64]
+    expected = bigla_naive(*x64)
+    expected_grads = torch.autograd.grad((expected * weight).sum(), x64)
+    x = [t.to(DEVICE, dtype).requires_grad_() for t in inputs64]
+    laid_out = [transform(t) for t in x] if transform else x
+    out = bigla(*laid_out, backend="triton")
+    assert out.dtype == dtype and out.device.type == DEVICE and torch.isfinite(out).all()
+    grads = torch.autograd.grad((out * weight.to(DEVICE, dtype)).sum(), x)
+    errors = {"o": rel_error(out, expected)}
+    for name, g, t in zip(NAMES, grads, x):
+        assert g.dtype == t.dtype and torch.isfinite(g).all(), f"d{name}"
+    errors.update({f"d{name}": rel_error(g, e) for name, g, e in zip(NAMES, grads, expected_grads)})
+    return errors
+
+
+def assert_within(errors: dict[str, float], tol: float) -> None:
+    bad = {name: f"{err:.2e}" for name, err in errors.items() if not err <= tol}
+    assert not bad, f"above {tol:g}: {bad}"
+
+
+# (T, K, V, B, H, gates): ragged and whole chunks of 16 around 1, 16, 64, 196 (ViG at 224 px) and 257; ViG's head dims
+# (32, 64) and (16, 32) and the extremes of the compiled set; gates from -20 to 0 mixed per channel ("extreme").
+FP32_GRID = [
+    (1, 16, 32, 1, 2, "vig"),
+    (15, 16, 32, 1, 2, "extreme"),
+    (16, 32, 64, 1, 1, "vig"),
+    (17, 16, 32, 1, 2, "extreme"),
+    (64, 64, 128, 1, 1, "vig"),
+    (196, 32, 64, 1, 1, "vig"),
+    (257, 16, 32, 1, 1, "extreme"),
+]
+
+
+@pytest.mark.parametrize(("T", "K", "V", "B", "H", "gates"), FP32_GRID, ids=[f"T{g[0]}-K{g[1]}-V{g[2]}-{g[5]}"
+                                                                              for g in FP32_GRID])  # fmt: skip
+def test_fp32_matches_naive(T, K, V, B, H, gates):
+    assert_within(run_and_compare(T, K, V, B, H, torch.float32, gates), TOLERANCE[torch.float32])
+
+
+@pytest.mark.parametrize(("dtype", "T", "K", "V", "gates"), [
+    (torch.float16, 33, 32, 64, "vig"),
+    (torch.float16, 17, 64, 128, "extreme"),
+    (torch.bfloat16, 40, 16, 32, "extreme"),
+], ids=["fp16-vig", "fp16-extreme", "bf16"])  # fmt: skip
+def test_half_precision_matches_naive(dtype, T, K, V, gates):
+    """fp16 / bf16 inputs (fp32 states and gates inside), against the oracle on the same rounded inputs."""
+    assert_within(run_and_compare(T, K, V, 1, 2, dtype, gates), TOLERANCE[dtype])
+
+
+def test_noncontiguous_inputs():
+    """ViG's layout: q, k, v as [B, H, T, D] views of a [B, T, H, D] buffer (strided T and H), and a feature axis
+    with stride 2 (copied); the result equals the contiguous one's accuracy."""
+
+    def permuted(t):  # same values, memory ordered [B, T, H, D]
+        return t.transpose(1, 2).contiguous().transpose(1, 2)
+
+    def strided_features(t):  # same values, every other element of a wider buffer along D
+        wide = torch.zeros(*t.shape[:-1], 2 * t.shape[-1], dtype=t.dtype, device=t.device)
+        wide = wide.index_copy(-1, torch.arange(0, 2 * t.shape[-1], 2, device=t.device), t)
+        return wide[..., ::2]
+
+    for transform in (permuted, strided_features):
+        assert_within(run_and_compare(35, 16, 32, 2, 3, torch.float32, transform=transform), 1e-5)
+
+
+def test_vig_tiny_triton_equals_chunk():
+    """A ViG-T forward and backward at 64 px (16 tokens, 3 heads) on the triton backend equals the chunk backend."""
+    import timm
+
+    import visiongates  # noqa: F401
+
+    torch.manual_seed(0)
+    model = timm.create_model("vig_gla_tiny", num_classes=10, img_size=64).to(DEVICE).train()
+    images = torch.randn(2, 3, 64, 64, device=DEVICE)
+    results = {}
+    for backend in ("chunk", "triton"):
+        for module in model.modules():
+            if hasattr(module, "backend"):
+                module.backend = backend
+        model.zero_grad()
+        logits = model(images)
+        logits.square().sum().backward()
+        results[backend] = (logits.detach(), [p.grad.detach().clone() for p in model.parameters()])
+    assert sum(hasattr(m, "backend") for m in model.modules()) == 12  # every block's token mixer switched
+    (logits_c, grads_c), (logits_t, grads_t) = results["chunk"], results["triton"]
+    assert rel_error(logits_t, logits_c) < 1e-5
+    worst = max((a - b).abs().max().item() / b.abs().max().item() for a, b in zip(grads_t, grads_c) if b.any())
+    assert worst < 1e-5, f"parameter gradients differ by {worst:.2e} (relative to each gradient's max)"
+
+
+def test_unsupported_inputs_fall_back_to_chunk():
+    inputs = [t.to(DEVICE, torch.float32) for t in make_inputs(20, 8, 16, 1, 2)]
+    with pytest.warns(UserWarning, match="K in"):
+        out = bigla(*inputs, backend="triton")
+    torch.testing.assert_close(out, bigla(*inputs, backend="chunk"))
+
+
+# ---- mutants: a copy of kernels.py with one deliberate bug must fail the same comparison
+
+
+def _mutated_kernels(tmp_path: Path, original: str, replacement: str):
+    source = Path(bigla_triton.__file__).with_name("kernels.py").read_text()
+    assert source.count(original) >= 1, f"mutation site {original!r} not found"
+    path = tmp_path / "mutant_kernels.py"
+    path.write_text(source.replace(original, replacement))
+    spec = importlib.util.spec_from_file_location(f"mutant_{abs(hash(replacement))}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # triton reads the kernel's globals through its module
+    spec.loader.exec_module(module)
+    return module
+
+
+MUTANTS = {
+    "strict causal mask": ("(j <= i) if FORWARD_SCAN else (j >= i)", "(j < i) if FORWARD_SCAN else (j > i)"),
+    "state decay dropped": ("state = tl.exp(total)[:, None] * state + ", "state = state + "),
+    "D decay dropped": ("d_state = tl.exp(total)[:, None] * d_state + ", "d_state = d_state + "),
+    "gate terms of one scan mixed": ("q * dq - k * _load(dk_ptr", "q * (dq + dq_other) - k * _load(dk_ptr"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("mutant", list(MUTANTS))
+def test_mutant_is_caught(mutant, tmp_path, monkeypatch):
+    errors = run_and_compare(40, 16, 32, 1, 1, torch.float32)
+    assert_within(errors, 1e-5)  # the real kernels pass ...
+    monkeypatch.setattr(bigla_triton, "_kernels", lambda: _mutated_kernels(tmp_path, *MUTANTS[mutant]))
+    errors = run_and_compare(40, 16, 32, 1, 1, torch.float32)
+    assert max(errors.values()) > 1e-3, f"{mutant} went unnoticed: {errors}"  # ... the mutant does not
+
+
+# ---- ahead-of-time compilation for sm_80 and sm_90 (no GPU needed)
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("kernel", ["bigla_fwd_kernel", "bigla_bwd_kernel"])
+def test_aot_compiles_without_spills(kernel, dtype):
+    """Each kernel x dtype x ViG head dims compiles to a cubin for sm_80 and sm_90 with no register spills and
+    shared memory within the architecture's per-block limit (ptxas's own report)."""
+    from visiongates.ops.bigla.triton import aot
+
+    variants = aot.compile_table(kernels=(kernel,), dtypes=(dtype,))
+    assert len(variants) == len(aot.VIG_HEAD_DIMS) * len(aot.ARCHS)
+    print("\n" + aot.format_table(variants))
+    assert not aot.check(variants)
+    assert all(0 < v.registers <= 255 for v in variants)

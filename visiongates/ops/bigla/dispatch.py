@@ -1,0 +1,190 @@
+"""Dispatch of bidirectional gated linear attention (BiGLA) to its backends (docs/bigla.md).
+
+The op is `torch.ops.visiongates.bigla` (torch.library custom op with a fake implementation, so torch.compile and
+torch.export trace it as one node) with autograd through `torch.ops.visiongates.bigla_backward`; a backend without
+its own backward is differentiated by torch.func.vjp through its forward. During ONNX export
+(`torch.onnx.is_in_onnx_export()`) and torch.export (`torch.compiler.is_exporting()`) `bigla` instead calls the
+chunked PyTorch form with no data-dependent branch, so the graph holds only ordinary ops.
+
+`backend="auto"` resolves to "triton" for CUDA tensors when that backend is registered and triton imports, else to
+"chunk". The C++ "cuda" backend is never chosen by "auto": it runs only when asked for by name (it has not been
+verified on a GPU; `tools/gpu_check.sh` is the check that must pass first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import register_flop_formula
+
+from .chunk import bigla_chunk
+from .naive import bigla_naive
+
+__all__ = ["AUTO_ORDER", "Backend", "available_backends", "bigla", "register_backend", "resolve"]
+
+Grads = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+ForwardFn = Callable[..., torch.Tensor]  # (q, k, v, g_fwd, g_bwd, scale) -> o
+BackwardFn = Callable[..., Grads]  # (grad_o, q, k, v, g_fwd, g_bwd, scale) -> (dq, dk, dv, dg_fwd, dg_bwd)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One BiGLA implementation. `backward=None`: gradients by torch.func.vjp through `forward`."""
+
+    name: str
+    forward: ForwardFn
+    backward: BackwardFn | None = None
+    device_types: tuple[str, ...] = ("cpu", "cuda")
+    is_available: Callable[[], bool] = lambda: True
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(
+    name: str,
+    forward: ForwardFn,
+    backward: BackwardFn | None = None,
+    device_types: tuple[str, ...] = ("cpu", "cuda"),
+    is_available: Callable[[], bool] = lambda: True,
+) -> None:
+    """Register (or replace) a BiGLA backend under `name`; `forward(q, k, v, g_fwd, g_bwd, scale)` -> o."""
+    _BACKENDS[name] = Backend(name, forward, backward, tuple(device_types), is_available)
+
+
+def available_backends(device_type: str | None = None) -> list[str]:
+    """Names of the registered backends (those that run on `device_type`, if given)."""
+    return [
+        name
+        for name, b in _BACKENDS.items()
+        if device_type is None or (device_type in b.device_types and b.is_available())
+    ]
+
+
+register_backend("naive", bigla_naive)
+register_backend("chunk", bigla_chunk)
+
+
+@torch.library.custom_op("visiongates::bigla", mutates_args=())
+def _bigla_op(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g_fwd: torch.Tensor,
+    g_bwd: torch.Tensor,
+    scale: float,
+    backend: str,
+) -> torch.Tensor:
+    return _BACKENDS[backend].forward(q, k, v, g_fwd, g_bwd, scale).contiguous()  # the fake's layout
+
+
+@_bigla_op.register_fake
+def _bigla_fake(q, k, v, g_fwd, g_bwd, scale, backend):
+    return v.new_empty(v.shape)
+
+
+@torch.library.custom_op("visiongates::bigla_backward", mutates_args=())
+def _bigla_backward_op(
+    grad_out: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g_fwd: torch.Tensor,
+    g_bwd: torch.Tensor,
+    scale: float,
+    backend: str,
+) -> list[torch.Tensor]:
+    impl = _BACKENDS[backend]
+    if impl.backward is not None:
+        grads = impl.backward(grad_out, q, k, v, g_fwd, g_bwd, scale)
+    else:
+        _, pullback = torch.func.vjp(lambda *x: impl.forward(*x, scale), q, k, v, g_fwd, g_bwd)
+        grads = pullback(grad_out.to(v.dtype))
+    return [g.contiguous() for g in grads]
+
+
+@_bigla_backward_op.register_fake
+def _bigla_backward_fake(grad_out, q, k, v, g_fwd, g_bwd, scale, backend):
+    return [t.new_empty(t.shape) for t in (q, k, v, g_fwd, g_bwd)]
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    q, k, v, g_fwd, g_bwd, scale, backend = inputs
+    ctx.save_for_backward(q, k, v, g_fwd, g_bwd)
+    ctx.scale, ctx.backend = scale, backend
+
+
+def _backward(ctx, grad_out: torch.Tensor):
+    grads = torch.ops.visiongates.bigla_backward(grad_out, *ctx.saved_tensors, ctx.scale, ctx.backend)
+    return (*grads, None, None)
+
+
+_bigla_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+@register_flop_formula(torch.ops.visiongates.bigla)
+def _bigla_flops(q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
+    """Recurrent-form count, as ViG's own figures: per token, head and direction one K x V state update and one
+    K x V read, i.e. 2 K V multiply-accumulates; 4 flops per MAC pair over both directions."""
+    batch, heads, length, dim_k = q_shape
+    return 2 * 2 * 2 * batch * heads * length * dim_k * v_shape[-1]
+
+
+@register_flop_formula(torch.ops.visiongates.bigla_backward)
+def _bigla_backward_flops(grad_shape, q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
+    """Backward counted as twice the forward (the usual matmul convention)."""
+    return 2 * _bigla_flops(q_shape, k_shape, v_shape)
+
+
+def _exporting() -> bool:
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
+AUTO_ORDER = {"cuda": ("triton", "chunk"), "cpu": ("chunk",)}  # what "auto" tries per device type, in order
+
+
+def resolve(backend: str, device: torch.device) -> str:
+    """The registered backend that `backend` names for tensors on `device` ("auto": see the module docstring)."""
+    if backend == "auto":
+        for name in AUTO_ORDER.get(device.type, ("chunk",)):
+            impl = _BACKENDS.get(name)
+            if impl is not None and device.type in impl.device_types and impl.is_available():
+                return name
+        return "chunk"
+    impl = _BACKENDS.get(backend)
+    if impl is None:
+        raise ValueError(f"unknown BiGLA backend {backend!r}; registered: {sorted(_BACKENDS)} (or 'auto')")
+    if device.type not in impl.device_types:
+        raise ValueError(f"BiGLA backend {backend!r} does not run on {device.type} tensors")
+    return backend
+
+
+def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_fwd: torch.Tensor, g_bwd: torch.Tensor):
+    if q.dim() != 4 or not (q.shape == k.shape == g_fwd.shape == g_bwd.shape) or v.shape[:-1] != q.shape[:-1]:
+        raise ValueError(
+            "BiGLA shape mismatch: q, k, g_fwd, g_bwd must be [B, H, T, K] and v [B, H, T, V]; got "
+            f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}, g_fwd {tuple(g_fwd.shape)}, "
+            f"g_bwd {tuple(g_bwd.shape)}"
+        )
+
+
+def bigla(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g_fwd: torch.Tensor,
+    g_bwd: torch.Tensor,
+    scale: float | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Bidirectional gated linear attention, o_t = (forward scan + backward scan) / 2 (see the module docstring).
+
+    q, k, g_fwd, g_bwd: [B, H, T, K]; v: [B, H, T, V]; g_* are log-decays <= 0. Returns [B, H, T, V] in v's dtype.
+    """
+    _check_shapes(q, k, v, g_fwd, g_bwd)
+    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    if _exporting():
+        return bigla_chunk(q, k, v, g_fwd, g_bwd, scale, static=True)
+    return torch.ops.visiongates.bigla(q, k, v, g_fwd, g_bwd, scale, resolve(backend, q.device))

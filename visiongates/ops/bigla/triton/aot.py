@@ -1,0 +1,158 @@
+"""Ahead-of-time compilation of the BiGLA Triton kernels for sm_80 / sm_90, no GPU needed.
+
+`triton.compile(ASTSource(...), target=GPUTarget("cuda", arch, 32))` lowers each kernel variant to PTX and runs the
+bundled ptxas to a cubin; ptxas's own report (`-v`, which Triton passes) gives registers, spill bytes and shared
+memory. `compile_table()` does this for every kernel x dtype x head dims x architecture and `check()` fails on any
+spill or on shared memory above what one block may use on that architecture.
+
+    python -m visiongates.ops.bigla.triton.aot          # prints the table; exit status 1 if a variant fails
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import sys
+from dataclasses import dataclass
+
+VIG_HEAD_DIMS = ((32, 64), (16, 32))  # (K, V) of plain ViG and of ViG-H
+ARCHS = (80, 90)
+DTYPES = ("fp32", "fp16", "bf16")
+# largest shared memory one block may opt into (bytes): A100 (sm_80) 163 KiB, H100 / H200 (sm_90) 227 KiB
+SMEM_LIMIT = {80: 163 * 1024, 90: 227 * 1024}
+_POINTERS = {"bigla_fwd_kernel": ("q", "k", "v", "g_fwd", "g_bwd", "o"),
+             "bigla_bwd_kernel": ("q", "k", "v", "g_fwd", "g_bwd", "do")}  # fmt: skip
+_FP32_OUTPUTS = ("dq", "dk", "dv", "dg_fwd", "dg_bwd")
+
+
+@dataclass(frozen=True)
+class Variant:
+    kernel: str
+    dtype: str
+    K: int
+    V: int
+    arch: int
+    registers: int
+    spill_stores: int
+    spill_loads: int
+    shared: int  # bytes: Triton's dynamic shared memory plus ptxas's static shared memory
+    num_warps: int
+
+    @property
+    def ok(self) -> bool:
+        return self.spill_stores == 0 and self.spill_loads == 0 and self.shared <= SMEM_LIMIT[self.arch]
+
+
+def _signature(fn, dtype: str) -> dict[str, str]:
+    pointers = _POINTERS[fn.__name__]
+    signature = {}
+    for name in fn.arg_names:
+        if name in pointers:
+            signature[name] = f"*{dtype}"
+        elif name in _FP32_OUTPUTS:
+            signature[name] = "*fp32"
+        elif name == "half_scale":
+            signature[name] = "fp32"
+        elif name in ("K", "V", "BT", "DOT_FP32", "DOT_DTYPE"):
+            signature[name] = "constexpr"
+        else:
+            signature[name] = "i32"
+    return signature
+
+
+def _ptxas_report(log: str) -> tuple[int, int, int, int]:
+    """(registers, spill store bytes, spill load bytes, static smem bytes) from ptxas -v output."""
+
+    def number(pattern: str) -> int:
+        found = re.search(pattern, log)
+        return int(found.group(1)) if found else 0
+
+    registers = number(r"Used (\d+) registers")
+    if not registers:
+        raise RuntimeError(f"no register count in the ptxas report:\n{log}")
+    spills = number(r"(\d+) bytes spill stores"), number(r"(\d+) bytes spill loads")
+    return registers, *spills, number(r"(\d+) bytes smem")
+
+
+def compile_variant(kernel: str, dtype: str, K: int, V: int, arch: int) -> Variant:
+    """Compile one kernel variant for `arch` (80 or 90) and read its resource use."""
+    import triton
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from . import BLOCK_T, launch_config
+    from . import kernels as kernel_module
+
+    fn = getattr(kernel_module, kernel)
+    fn = getattr(fn, "fn", fn)  # under TRITON_INTERPRET=1 the decorator returns a wrapper around the function
+    jit_fn = triton.jit(fn) if not isinstance(fn, triton.runtime.JITFunction) else fn
+    dot_fp32 = dtype == "fp32"
+    dot_dtype = {"fp32": tl.float32, "fp16": tl.float16, "bf16": tl.bfloat16}[dtype]
+    constants = {"K": K, "V": V, "BT": BLOCK_T, "DOT_FP32": dot_fp32, "DOT_DTYPE": dot_dtype}
+    source = ASTSource(
+        fn=jit_fn,
+        signature=_signature(jit_fn, dtype),
+        constexprs={(jit_fn.arg_names.index(name),): value for name, value in constants.items()},
+    )
+    config = launch_config(kernel, dot_fp32)
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log), triton.knobs.nvidia.scope(), triton.knobs.compilation.scope():
+        triton.knobs.nvidia.dump_ptxas_log = True  # print ptxas -v
+        triton.knobs.compilation.always_compile = True  # a cached kernel would skip ptxas and its report
+        compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=config)
+    registers, spill_stores, spill_loads, static_smem = _ptxas_report(log.getvalue())
+    shared = compiled.metadata.shared + static_smem
+    return Variant(kernel, dtype, K, V, arch, registers, spill_stores, spill_loads, shared, config["num_warps"])
+
+
+def compile_table(
+    kernels: tuple[str, ...] = ("bigla_fwd_kernel", "bigla_bwd_kernel"),
+    dtypes: tuple[str, ...] = DTYPES,
+    head_dims: tuple[tuple[int, int], ...] = VIG_HEAD_DIMS,
+    archs: tuple[int, ...] = ARCHS,
+) -> list[Variant]:
+    return [
+        compile_variant(kernel, dtype, K, V, arch)
+        for kernel in kernels
+        for dtype in dtypes
+        for K, V in head_dims
+        for arch in archs
+    ]
+
+
+def format_table(variants: list[Variant]) -> str:
+    lines = [
+        "| kernel | dtype | K | V | arch | warps | registers | spill stores (B) | spill loads (B) | shared (B) | ok |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in variants:
+        lines.append(
+            f"| {v.kernel} | {v.dtype} | {v.K} | {v.V} | sm_{v.arch} | {v.num_warps} | {v.registers} | "
+            f"{v.spill_stores} | {v.spill_loads} | {v.shared} | {'yes' if v.ok else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+def check(variants: list[Variant]) -> list[str]:
+    """One message per variant that spills or needs more shared memory than its architecture allows."""
+    return [
+        f"{v.kernel} {v.dtype} K={v.K} V={v.V} sm_{v.arch}: {v.spill_stores + v.spill_loads} spill bytes, "
+        f"{v.shared} B shared (limit {SMEM_LIMIT[v.arch]})"
+        for v in variants
+        if not v.ok
+    ]
+
+
+def main() -> int:
+    variants = compile_table()
+    print(format_table(variants))
+    failures = check(variants)
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
