@@ -178,3 +178,31 @@ def test_aot_compiles_without_spills(kernel, dtype):
     print("\n" + aot.format_table(variants))
     assert not aot.check(variants)
     assert all(0 < v.registers <= 255 for v in variants)
+
+
+# ---- on a GPU only: ViG's shapes at full length (the interpreter would take minutes)
+
+GPU_GRID = [(196, 2, 3), (1000, 1, 2), (4096, 1, 1)]  # (T, B, H)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("gates", ["vig", "extreme"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=["fp32", "bf16", "fp16"])
+@pytest.mark.parametrize(("T", "B", "H"), GPU_GRID, ids=[f"T{g[0]}" for g in GPU_GRID])
+def test_gpu_vig_shapes_match_naive(T, B, H, dtype, gates):
+    for K, V in ((32, 64), (16, 32)):
+        assert_within(run_and_compare(T, K, V, B, H, dtype, gates), TOLERANCE[dtype])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_opcheck_and_determinism():
+    inputs = [t.cuda().float().requires_grad_() for t in make_inputs(37, 16, 32, 1, 2)]
+    torch.library.opcheck(torch.ops.visiongates.bigla.default, (*inputs, 0.25, "triton"))
+    runs = []
+    for _ in range(2):
+        out = bigla(*inputs, backend="triton")
+        runs.append((out, *torch.autograd.grad(out.square().sum(), inputs)))
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)

@@ -179,9 +179,28 @@ def bigla(
     scale: float | None = None,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """Bidirectional gated linear attention, o_t = (forward scan + backward scan) / 2 (see the module docstring).
+    """Bidirectional gated linear attention, o_t = scale / 2 * (forward scan + backward scan) (ViG, eq. 4-6).
 
-    q, k, g_fwd, g_bwd: [B, H, T, K]; v: [B, H, T, V]; g_* are log-decays <= 0. Returns [B, H, T, V] in v's dtype.
+    Forward scan  S_t = diag(exp(g_fwd_t)) S_{t-1} + k_t^T v_t  (t = 0..T-1),  of_t = q_t S_t
+    Backward scan R_t = diag(exp(g_bwd_t)) R_{t+1} + k_t^T v_t  (t = T-1..0),  ob_t = q_t R_t
+
+    Args:
+        q, k: [B, H, T, K] queries and keys, shared by both scans (any strides).
+        v: [B, H, T, V] values.
+        g_fwd, g_bwd: [B, H, T, K] log-decays of the two scans, <= 0 and finite (ViG: logsigmoid(z) / 16).
+        scale: multiplies q; default K ** -0.5.
+        backend: "auto" (see the module docstring), "chunk", "naive", "triton" or "cuda".
+
+    Returns:
+        [B, H, T, V] in v's dtype. fp16 / bf16 / fp32 inputs compute with fp32 states and cumulative gates, fp64
+        inputs in fp64 (chunk, naive). Differentiable in q, k, v, g_fwd and g_bwd.
+
+    Example:
+        >>> q, k = torch.randn(2, 3, 196, 32), torch.randn(2, 3, 196, 32)
+        >>> v = torch.randn(2, 3, 196, 64)
+        >>> g_fwd, g_bwd = (F.logsigmoid(torch.randn(2, 3, 196, 32)) / 16 for _ in range(2))
+        >>> bigla(q, k, v, g_fwd, g_bwd).shape
+        torch.Size([2, 3, 196, 64])
     """
     _check_shapes(q, k, v, g_fwd, g_bwd)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)

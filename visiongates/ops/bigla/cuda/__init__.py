@@ -1,10 +1,12 @@
 """The BiGLA "cuda" backend: fused CUDA kernels for the forward and the backward (csrc/, see csrc/bigla.h).
 
 Importing this module only registers the backend with `visiongates.ops.bigla`; the extension is compiled (or loaded
-from its cache, see `build.py`) the first time a CUDA tensor asks for it. If that fails, one warning says why and
-CUDA tensors use the "chunk" backend. The kernels take q, k, v of one dtype (fp32, bf16 or fp16; mixed ones run in
-fp32) with log-decays in that dtype or in fp32 (as ViG computes them), and the head dims of `head_dims()`; anything
-else (fp64, other head dims, too little shared memory) is handed to the "chunk" backend, with one warning per case.
+from its cache, see `build.py`) the first time a CUDA tensor asks for it by name (`backend="cuda"`: "auto" never
+picks these kernels, which have not run on a GPU yet; `tools/gpu_check.sh` is the check they must pass first).
+If that fails, one warning says why and CUDA tensors use the "chunk" backend. The kernels take q, k, v of one dtype
+(fp32, bf16 or fp16; mixed ones run in fp32) with log-decays in that dtype or in fp32 (as ViG computes them), and the
+head dims of `head_dims()`; anything else (fp64, other head dims, too little shared memory) is handed to the "chunk"
+backend, with one warning per case.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""BiGLA GPU benchmark: the "cuda" backend beside "chunk" and fla's chunk_gla, against the memory roofline.
+"""BiGLA GPU benchmark: the "triton" and "cuda" backends beside "chunk" and fla's chunk_gla, against the roofline.
 
-Shapes are ViG's (K = 32, V = 64, bf16, B = 128): ViG-T/S/B at T = 196 and ViG-T/S at T = 4096 (bigla.md). The
-bound is the minimum traffic (each input read once, each output written once) at bigla.md's 3.0 TB/s; "TB/s" is
-that minimum over the measured time. Times are per call through the public op, medians of CUDA-event-timed blocks
-of back-to-back calls, rotating through enough input copies that a small shape is not served from L2.
+Shapes are ViG's (K = 32, V = 64, bf16, B = 128): ViG-T/S/B at T = 196 and ViG-T/S at T = 4096 (docs/bigla.md). The
+bound is the minimum traffic (each input read once, each output written once) at the GPU's HBM bandwidth (3.0 TB/s
+for the H100 of docs/bigla.md's table, 4.8 TB/s for an H200); "TB/s" is that minimum over the measured time. Times
+are per call through the public op, medians of CUDA-event-timed blocks of back-to-back calls, rotating through enough
+input copies that a small shape is not served from L2.
 """
 
 from __future__ import annotations
@@ -18,17 +19,27 @@ import torch.nn.functional as F
 from visiongates.ops.bigla import bigla
 
 K, V, BATCH = 32, 64, 128
-HBM_BYTES_PER_S = 3.0e12  # bigla.md's H100 figure (a device-to-device copy measures about that)
+HBM_BYTES_PER_S = 3.0e12  # docs/bigla.md's H100 figure (a device-to-device copy measures about that)
+HBM_BY_DEVICE = {"H200": 4.8e12, "H100": 3.0e12}
 SHAPES = [("ViG-T", 3, 196), ("ViG-S", 6, 196), ("ViG-B", 12, 196), ("ViG-T", 3, 4096), ("ViG-S", 6, 4096)]
-OP_COLUMNS = [
-    ("model", "shape", "s"), ("T", "T", "d"),
-    ("cuda_fwd_us", "cuda fwd", ".1f"), ("cuda_fb_us", "cuda f+b", ".1f"),
-    ("chunk_fwd_us", "chunk fwd", ".1f"), ("chunk_fb_us", "chunk f+b", ".1f"),
-    ("fla_fwd_us", "fla fwd", ".1f"), ("fla_fb_us", "fla f+b", ".1f"),
-    ("bound_fwd_us", "bound fwd", ".1f"), ("bound_fb_us", "bound f+b", ".1f"),
-    ("cuda_fwd_tbps", "cuda TB/s fwd", ".2f"), ("cuda_fb_tbps", "cuda TB/s f+b", ".2f"),
-    ("max_rel_diff", "cuda vs chunk", ".1e"),
-]  # fmt: skip
+
+
+def hbm_bytes_per_s() -> float:
+    """The current GPU's HBM bandwidth where known (by name), else docs/bigla.md's H100 figure."""
+    name = torch.cuda.get_device_name()
+    return next((bw for key, bw in HBM_BY_DEVICE.items() if key in name), HBM_BYTES_PER_S)
+
+
+def op_columns(backends: list[str]) -> list[tuple[str, str, str]]:
+    columns = [("model", "shape", "s"), ("T", "T", "d")]
+    for name in [*backends, "fla"]:
+        columns += [(f"{name}_fwd_us", f"{name} fwd", ".1f"), (f"{name}_fb_us", f"{name} f+b", ".1f")]
+    columns += [("bound_fwd_us", "bound fwd", ".1f"), ("bound_fb_us", "bound f+b", ".1f")]
+    for name in backends[:1]:
+        columns += [(f"{name}_fwd_tbps", f"{name} TB/s fwd", ".2f"), (f"{name}_fb_tbps", f"{name} TB/s f+b", ".2f"),
+                    (f"{name}_fwd_roofline", f"{name} % roofline fwd", ".0%"),
+                    (f"{name}_vs_fla_fb", f"fla / {name} f+b", ".2f")]  # fmt: skip
+    return [*columns, *[(f"{name}_diff", f"{name} vs chunk", ".1e") for name in backends]]
 
 
 def min_bytes(heads: int, length: int, backward: bool, batch: int = BATCH, elem: int = 2) -> int:
@@ -38,8 +49,8 @@ def min_bytes(heads: int, length: int, backward: bool, batch: int = BATCH, elem:
     return batch * heads * length * per_token * elem
 
 
-def bound_us(heads: int, length: int, backward: bool) -> float:
-    return min_bytes(heads, length, backward) / HBM_BYTES_PER_S * 1e6
+def bound_us(heads: int, length: int, backward: bool, bytes_per_s: float = HBM_BYTES_PER_S) -> float:
+    return min_bytes(heads, length, backward) / bytes_per_s * 1e6
 
 
 def cuda_time_ms(fn: Callable[[int], object], repeats: int = 30, warmup: int = 3) -> float:
@@ -111,26 +122,35 @@ def time_op(op: Callable, sets: list[list[torch.Tensor]], repeats: int) -> tuple
     return cuda_time_ms(fwd, repeats) * 1e3, cuda_time_ms(fwd_bwd, repeats) * 1e3
 
 
-def op_rows(repeats: int = 30) -> list[dict]:
-    """One row per shape: times of the three implementations (fla's None when absent), bounds, bandwidth."""
+def op_rows(backends: list[str], repeats: int = 30) -> list[dict]:
+    """One row per shape: times of each backend, "chunk" and fla (None when absent), bounds, bandwidth of the first
+    backend, and each backend's largest difference from "chunk" (relative to the output's largest magnitude)."""
     fla = fla_both_directions()
+    bandwidth = hbm_bytes_per_s()
     rows = []
     for name, heads, length in SHAPES:
         copies = max(1, min(4, -(-150_000_000 // min_bytes(heads, length, False))))  # > 150 MB in rotation
         sets = make_sets(heads, length, copies)
-        ours = bigla(*sets[0], backend="cuda").float()
-        diff = (ours - bigla(*sets[0], backend="chunk").float()).abs().max() / ours.abs().max()
-        row = {"model": name, "T": length, "max_rel_diff": diff.item()}
-        row["cuda_fwd_us"], row["cuda_fb_us"] = time_op(lambda *x: bigla(*x, backend="cuda"), sets, repeats)
-        row["chunk_fwd_us"], row["chunk_fb_us"] = time_op(lambda *x: bigla(*x, backend="chunk"), sets, repeats)
+        reference = bigla(*sets[0], backend="chunk").float()
+        row = {"model": name, "T": length}
+        for backend in [*backends, "chunk"]:
+            if backend != "chunk":
+                ours = bigla(*sets[0], backend=backend).float()
+                row[f"{backend}_diff"] = ((ours - reference).abs().max() / reference.abs().max()).item()
+            op = lambda *x, b=backend: bigla(*x, backend=b)  # noqa: E731
+            row[f"{backend}_fwd_us"], row[f"{backend}_fb_us"] = time_op(op, sets, repeats)
         if fla is not None:
             fla_sets = [[t.transpose(1, 2).contiguous() for t in s] for s in sets]
             row["fla_fwd_us"], row["fla_fb_us"] = time_op(lambda *x: fla(*x, K**-0.5), fla_sets, repeats)
+        first = backends[0]
         for key, backward in (("fwd", False), ("fb", True)):
-            row[f"bound_{key}_us"] = bound_us(heads, length, backward)
-            row[f"cuda_{key}_tbps"] = min_bytes(heads, length, backward) / (row[f"cuda_{key}_us"] * 1e-6) / 1e12
+            row[f"bound_{key}_us"] = bound_us(heads, length, backward, bandwidth)
+            row[f"{first}_{key}_tbps"] = min_bytes(heads, length, backward) / (row[f"{first}_{key}_us"] * 1e-6) / 1e12
+        row[f"{first}_fwd_roofline"] = row["bound_fwd_us"] / row[f"{first}_fwd_us"]
+        if fla is not None:
+            row[f"{first}_vs_fla_fb"] = row["fla_fb_us"] / row[f"{first}_fb_us"]
         rows.append(row)
-        del sets, ours
+        del sets
         torch.cuda.empty_cache()
     return rows
 
