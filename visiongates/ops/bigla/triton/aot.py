@@ -6,12 +6,18 @@ memory. `compile_table()` does this for every kernel x dtype x head dims x archi
 spill or on shared memory above what one block may use on that architecture.
 
     python -m visiongates.ops.bigla.triton.aot          # prints the table; exit status 1 if a variant fails
+
+Run it in a process without TRITON_INTERPRET=1: under the interpreter, triton's own library functions are decorated
+for the interpreter when triton is imported and can no longer be compiled.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import dataclasses
 import io
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -82,12 +88,12 @@ def compile_variant(kernel: str, dtype: str, K: int, V: int, arch: int) -> Varia
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from . import BLOCK_T, launch_config
+    from . import BLOCK_T, interpreting, launch_config
     from . import kernels as kernel_module
 
-    fn = getattr(kernel_module, kernel)
-    fn = getattr(fn, "fn", fn)  # under TRITON_INTERPRET=1 the decorator returns a wrapper around the function
-    jit_fn = triton.jit(fn) if not isinstance(fn, triton.runtime.JITFunction) else fn
+    if interpreting():  # triton's own library functions were then decorated for the interpreter at import
+        raise RuntimeError("compile the kernels in a process without TRITON_INTERPRET=1 (e.g. run this module)")
+    jit_fn = getattr(kernel_module, kernel)
     dot_fp32 = dtype == "fp32"
     dot_dtype = {"fp32": tl.float32, "fp16": tl.float16, "bf16": tl.bfloat16}[dtype]
     constants = {"K": K, "V": V, "BT": BLOCK_T, "DOT_FP32": dot_fp32, "DOT_DTYPE": dot_dtype}
@@ -145,9 +151,17 @@ def check(variants: list[Variant]) -> list[str]:
     ]
 
 
-def main() -> int:
-    variants = compile_table()
-    print(format_table(variants))
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Compile the BiGLA Triton kernels for sm_80 / sm_90 (no GPU needed).")
+    parser.add_argument("--kernels", nargs="+", default=["bigla_fwd_kernel", "bigla_bwd_kernel"])
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
+    parser.add_argument("--json", action="store_true", help="print the variants as JSON instead of the table")
+    args = parser.parse_args(argv)
+    variants = compile_table(kernels=tuple(args.kernels), dtypes=tuple(args.dtypes))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(v) for v in variants]))
+    else:
+        print(format_table(variants))
     failures = check(variants)
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
