@@ -11,7 +11,7 @@ from timm.models._helpers import clean_state_dict
 
 from visiongates.errors import CheckpointError
 
-__all__ = ["check_state_dict", "clean_checkpoint"]
+__all__ = ["check_state_dict", "clean_checkpoint", "require_weight_source"]
 
 # where training scripts keep the weights: ours and timm's ('model', 'state_dict'), DeiT ('model'), the CBAM
 # repository ('state_dict'), other trainers ('model_state_dict')
@@ -55,3 +55,13 @@ def check_state_dict(
         f"{source} does not fit {name or type(model).__name__}: {'; '.join(details)}. "
         "Was it saved for another model or number of classes?"
     )
+
+
+def require_weight_source(variant: str, kwargs: Mapping[str, Any]) -> None:
+    """Before `build_model_with_cfg(..., pretrained=True)`: if the chosen pretrained tag has no URL, hub id or file
+    but its cfg `notes` say how to get the weights by hand, raise with those notes (timm's own error gives none)."""
+    from timm.models._builder import resolve_pretrained_cfg
+
+    cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
+    if not cfg.has_weights and cfg.notes:
+        raise RuntimeError(f"{variant}.{cfg.tag}: no weights can be fetched automatically; {' '.join(cfg.notes)}")
