@@ -408,12 +408,14 @@ default_cfgs = generate_default_cfgs({
     "msvit_tiny_patch16_224.deit_fb_in1k": _cfg(
         hf_hub_id="timm/deit_tiny_patch16_224.fb_in1k",
         url="https://dl.fbaipublicfiles.com/deit/deit_tiny_patch16_224-a1311bcf.pth",
-        origin_url="https://github.com/facebookresearch/deit", description="DeiT-Ti backbone weights; gate untrained",
+        origin_url="https://github.com/facebookresearch/deit", description="DeiT-Ti backbone weights",
+        notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
     ),
     "msvit_small_patch16_224.deit_fb_in1k": _cfg(
         hf_hub_id="timm/deit_small_patch16_224.fb_in1k",
         url="https://dl.fbaipublicfiles.com/deit/deit_small_patch16_224-cd65a155.pth",
-        origin_url="https://github.com/facebookresearch/deit", description="DeiT-S backbone weights; gate untrained",
+        origin_url="https://github.com/facebookresearch/deit", description="DeiT-S backbone weights",
+        notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
     ),
 })
 
