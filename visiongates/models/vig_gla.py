@@ -141,8 +141,9 @@ class VigGla(nn.Module):
         dtype=None,
     ) -> None:
         """`official_eval_numerics`: evaluate as hustvl/ViG's eval branch does (the attention output halved before its
-        RMSNorm, i.e. that norm's epsilon 4e-6 instead of 1e-6; see `BiGlaAttention`). On by default only when the
-        official `hustvl_in1k` weights are loaded; training mode is never affected."""
+        RMSNorm, i.e. that norm's epsilon 4e-6 instead of 1e-6; see `BiGlaAttention`). On by default only when
+        `pretrained=True` loads the `hustvl_in1k` tag (from the hub or a file overlay); pass False to evaluate
+        those weights as they were trained. Training mode is never affected."""
         dd = {"device": device, "dtype": dtype}
         super().__init__()
         if global_pool not in ("", "avg"):
