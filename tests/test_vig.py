@@ -267,8 +267,12 @@ def _gla_recurrence(q, k, v, log_decay):
     return torch.stack(out, 2)
 
 
-def official_attention(attn: BiGlaAttention, x: torch.Tensor, hw: tuple[int, int], conv_act: bool, out_act: bool):
-    """vig.py `GatedLinearAttention.forward` (training branch), transcribed with our module's weights."""
+def official_attention(
+    attn: BiGlaAttention, x: torch.Tensor, hw: tuple[int, int], conv_act: bool, out_act: bool, eval_branch: bool = False
+):
+    """vig.py `GatedLinearAttention.forward`, transcribed with our module's weights: the training branch, or with
+    `eval_branch` the `not self.training` one, whose bidirectional kernel already returns the mean of the two
+    directions (`o.sum(0) / 2` in bid_fused_recurrent_gla) before the branch divides by 2 again (`o /= 2`)."""
     b, length, c = x.shape
     h, kd = attn.num_heads, attn.key_dim
     local = F.conv2d(x.transpose(1, 2).reshape(b, c, *hw), attn.conv.weight, padding=1, groups=c)
@@ -284,6 +288,8 @@ def official_attention(attn: BiGlaAttention, x: torch.Tensor, hw: tuple[int, int
     o = _gla_recurrence(q, k, v, F.logsigmoid(gk) / 16)
     o_f, o_b = o.chunk(2)
     o = ((o_f + o_b.flip(dims=[2])) / 2).transpose(1, 2)  # b l h d
+    if eval_branch:
+        o = o / 2
     local_heads = _rms(local.reshape(b, h, -1, length).permute(0, 3, 1, 2), attn.norm_local.weight)
     o = _rms(o, attn.norm_attn.weight)
     g = torch.sigmoid(xs @ attn.gate.weight.T + attn.gate.bias).reshape(b, length, h, -1)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from visiongates.errors import CheckpointError
+from visiongates.models._helpers import check_state_dict, clean_checkpoint
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -57,35 +58,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def model_state_from(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The model weights inside a checkpoint: ours ('model'), common wrappers ('state_dict') or a bare state dict."""
-    for key in ("model", "state_dict", "model_state_dict"):
-        if isinstance(checkpoint.get(key), dict):
-            return checkpoint[key]
-    return checkpoint
+    """The model weights inside a checkpoint: ours ('model'), common wrappers ('state_dict') or a bare state dict,
+    without DataParallel / torch.compile prefixes."""
+    return clean_checkpoint(checkpoint)
 
 
 def load_model_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Load weights strictly; a checkpoint of another architecture or shape gives one readable error."""
-    state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    mismatched = sorted(
-        k for k in set(own) & set(state_dict) if tuple(own[k].shape) != tuple(state_dict[k].shape)
-    )
-    if missing or unexpected or mismatched:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if mismatched:
-            k = mismatched[0]
-            details.append(
-                f"{len(mismatched)} with other shapes (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)})"
-            )
-        raise CheckpointError(
-            f"{source} does not fit {type(model).__name__}: {'; '.join(details)}. "
-            "Was it saved for another model or number of classes?"
-        )
+    state_dict = clean_checkpoint(state_dict)
+    check_state_dict(model, state_dict, source)
     model.load_state_dict(state_dict, strict=True)

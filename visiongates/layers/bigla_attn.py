@@ -34,7 +34,15 @@ def swiglu_hidden(dim: int, multiple: int) -> int:
 
 
 class BiGlaAttention(nn.Module):
-    """Bidirectional gated linear attention with a gated depthwise-conv branch (ViG, Sec. 3.2-3.3)."""
+    """Bidirectional gated linear attention with a gated depthwise-conv branch (ViG, Sec. 3.2-3.3).
+
+    `official_eval_numerics`: in eval mode, reproduce the evaluation path of hustvl/ViG's plain ViG
+    (classification/models/vig.py `GatedLinearAttention.forward`, `not self.training` branch): its bidirectional
+    kernel (`bid_fused_recurrent_gla`) already returns the mean of the two directions and the branch then divides by
+    2 again (`o /= 2`) before `g_norm`. Since RMSNorm(o / 2, eps) = RMSNorm(o, 4 eps), this only raises the attention
+    norm's effective epsilon from 1e-6 to 4e-6; training mode (the official training branch) is unchanged. ViG-H's
+    eval branch has that division commented out, so it needs no option.
+    """
 
     def __init__(
         self,
@@ -47,12 +55,14 @@ class BiGlaAttention(nn.Module):
         out_act: bool = False,
         norm_eps: float = 1e-6,
         backend: str = "auto",
+        official_eval_numerics: bool = False,
         device=None,
         dtype=None,
     ) -> None:
         dd = {"device": device, "dtype": dtype}
         super().__init__()
         self.num_heads = num_heads
+        self.official_eval_numerics = official_eval_numerics
         self.key_dim = int(dim * key_ratio)
         if self.key_dim % num_heads or dim % num_heads:
             raise ValueError(f"dim {dim} and key dim {self.key_dim} must be divisible by num_heads {num_heads}")
@@ -90,6 +100,8 @@ class BiGlaAttention(nn.Module):
         g_fwd, g_bwd = log_decay.chunk(2, dim=-1)
         q, k, v, g_fwd, g_bwd = (t.reshape(batch, length, heads, -1).transpose(1, 2) for t in (q, k, v, g_fwd, g_bwd))
         o = bigla(q, k, v, g_fwd, g_bwd, backend=self.backend).transpose(1, 2)  # [B, L, heads, dim / heads]
+        if self.official_eval_numerics and not self.training:
+            o = o * 0.5  # hustvl/ViG's eval branch halves the kernel's two-direction mean once more (class docstring)
         g = self.gate(local).sigmoid().reshape(batch, length, heads, -1)
         local_heads = self.norm_local(local.reshape(batch, length, heads, -1))
         mixed = torch.lerp(local_heads, self.norm_attn(o), g)  # g * o + (1 - g) * local, in one op
@@ -113,13 +125,17 @@ class BiGlaBlock(nn.Module):
         out_act: bool = False,
         drop_path: float = 0.0,
         backend: str = "auto",
+        official_eval_numerics: bool = False,
         device=None,
         dtype=None,
     ) -> None:
         dd = {"device": device, "dtype": dtype}
         super().__init__()
         self.norm1 = norm_layer(dim, **dd)
-        self.attn = BiGlaAttention(dim, num_heads, conv_act=conv_act, out_act=out_act, backend=backend, **dd)
+        self.attn = BiGlaAttention(
+            dim, num_heads, conv_act=conv_act, out_act=out_act, backend=backend,
+            official_eval_numerics=official_eval_numerics, **dd,
+        )  # fmt: skip
         self.drop_path1 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim, **dd)
         self.mlp = SwiGLUPacked(dim, 2 * mlp_hidden, bias=False, **dd)

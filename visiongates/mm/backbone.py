@@ -23,7 +23,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from visiongates.engine.checkpoint import load_checkpoint, model_state_from
-from visiongates.errors import CheckpointError, check_model_name
+from visiongates.errors import check_model_name
+from visiongates.models._helpers import check_state_dict, clean_checkpoint
 
 from .registry import register_model
 
@@ -230,27 +231,18 @@ class VGBackbone(BaseModule):
                 if candidate in own:
                     mapped[candidate] = value
                     break
-        foreign = sorted(set(state) - self._reference_keys - set(mapped))
-        if foreign:
-            raise CheckpointError(f"'{path}' holds {len(foreign)} weights that {self.model_name} does not have "
-                                  f"(e.g. {', '.join(foreign[:3])}); is it a checkpoint of another model?")
-        missing = sorted(set(own) - set(mapped))
-        if missing:
-            raise CheckpointError(f"'{path}' lacks {len(missing)} weights of {self.model_name} "
-                                  f"(e.g. {', '.join(missing[:3])}); is it a checkpoint of this model?")
-        wrong = [k for k, v in mapped.items() if tuple(v.shape) != tuple(own[k].shape)]
-        if wrong:
-            k = wrong[0]
-            raise CheckpointError(f"'{path}' has {len(wrong)} weights of other shapes (e.g. {k}: "
-                                  f"{tuple(mapped[k].shape)} vs {tuple(own[k].shape)})")
+        # weights of the reference model that the body leaves out (its classifier) may stay unused; others may not
+        foreign = {k: state[k] for k in set(state) - self._reference_keys - set(mapped)}
+        check_state_dict(self.body, {**mapped, **foreign}, source=f"'{path}'", name=self.model_name)
         self.body.load_state_dict(mapped, strict=True)
         log.info("loaded %d tensors of %s from %s (%d unused, e.g. the classifier)",
                  len(mapped), self.model_name, path, len(state) - len(mapped))
 
 
 def _backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip wrappers: 'module.' (DDP), 'backbone.' (an mm checkpoint) and 'body.' (this adapter's own keys)."""
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    """Strip wrappers: 'module.' (DDP, via `clean_checkpoint`), 'backbone.' (an mm checkpoint) and 'body.' (this
+    adapter's own keys)."""
+    state = clean_checkpoint(state)
     for prefix in ("backbone.", "body."):
         if any(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

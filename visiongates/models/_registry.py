@@ -63,14 +63,43 @@ def model_table_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def _weights_link(cfg: Any) -> str:
+    """Where a pretrained cfg's weights come from, as a URL for the README."""
+    if cfg.hf_hub_id:
+        repo = f"https://huggingface.co/{cfg.hf_hub_id}"
+        return f"{repo}/blob/main/{cfg.hf_hub_filename}" if cfg.hf_hub_filename else repo
+    if cfg.url:
+        return cfg.url[0] if isinstance(cfg.url, (list, tuple)) else cfg.url
+    return next((word for note in cfg.notes or () for word in note.split() if word.startswith("https://")), "")
+
+
+def weights_cell(name: str) -> str:
+    """The README's weights column for one model: each pretrained tag linked to its source, with its license;
+    'manual download' where the publisher gives no direct URL; 'none published' where no weights exist."""
+    entries = []
+    for cfg in timm.models.get_arch_pretrained_cfgs(name).values():
+        link = _weights_link(cfg)
+        if not cfg.tag or not link:
+            continue
+        entry = f"[`{cfg.tag}`]({link}) ({cfg.license or 'license not stated'})"
+        if not cfg.has_weights:
+            entry += ", manual download"
+        elif cfg.notes:
+            entry += f"; {cfg.notes[0]}"
+        entries.append(entry)
+    return "; ".join(entries) or "none published"
+
+
 TABLE_START, TABLE_END = "<!-- model-table:start -->", "<!-- model-table:end -->"
 
 
 def model_table_markdown() -> str:
-    """The README's zoo table: every model, its measured parameter count, and the recorded figures with sources."""
+    """The README's zoo table: every model, its measured parameter count, the recorded figures with sources, and
+    its pretrained weights (from the model file's `default_cfgs`)."""
     lines = [
-        "| model | family | task | params (M), measured | params (M), recorded | GMACs, recorded | source |",
-        "|---|---|---|---|---|---|---|",
+        "| model | family | task | params (M), measured | params (M), recorded | GMACs, recorded | source "
+        "| weights (tag, license) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in model_table_rows():
         model = timm.create_model(row["name"], device="meta")
@@ -80,7 +109,7 @@ def model_table_markdown() -> str:
         source = row.get("source", "timm's own model (not redefined here)")
         lines.append(
             f"| `{row['name']}` | {row['family']} | {row.get('task', 'classification')} | {measured:.2f} "
-            f"| {recorded} | {gmacs} | {source} |"
+            f"| {recorded} | {gmacs} | {source} | {weights_cell(row['name'])} |"
         )
     return "\n".join(lines)
 

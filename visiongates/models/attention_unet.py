@@ -39,6 +39,7 @@ from torch import nn
 from visiongates.layers.attention_unet_decoder import AttentionUNetDecoder, AttentionUNetOutput
 from visiongates.layers.unet_blocks import DoubleConv, init_unet_weights
 
+from ._helpers import clean_checkpoint
 from ._registry import ModelFacts
 
 __all__ = ["UNetEncoder", "AttentionUNet", "create_attention_unet", "checkpoint_filter_fn"]
@@ -207,10 +208,7 @@ def create_attention_unet(
 
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: UNetEncoder) -> dict[str, torch.Tensor]:
     """Unwrap {'model': ...} / {'state_dict': ...} and DataParallel `module.` prefixes (no official 2D weights)."""
-    for wrapper in ("model", "state_dict"):
-        if isinstance(state_dict.get(wrapper), dict):
-            state_dict = state_dict[wrapper]
-    return {k.removeprefix("module."): v for k, v in state_dict.items()}
+    return clean_checkpoint(state_dict)
 
 
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> UNetEncoder:

@@ -25,6 +25,7 @@ from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from visiongates.layers.gates import CbamGate, DasGate, DeformConv3x3
 
+from ._helpers import clean_checkpoint, require_weight_source
 from ._registry import ModelFacts
 
 __all__ = ["CbamResNet", "DasResNet", "checkpoint_filter_fn"]
@@ -76,10 +77,8 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: ResNet) -> 
     Accepts the raw file content (`{'state_dict': ..., 'epoch': ...}`), DataParallel `module.` prefixes and
     already-converted state dicts.
     """
-    state_dict = state_dict.get("state_dict", state_dict)
     out = {}
-    for key, value in state_dict.items():
-        key = key.removeprefix("module.")
+    for key, value in clean_checkpoint(state_dict).items():
         for pattern, replacement in _OFFICIAL_CBAM_RENAMES:
             key = re.sub(pattern, replacement, key)
         out[key] = value
@@ -87,6 +86,8 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: ResNet) -> 
 
 
 def _create(cls: type[ResNet], variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:
+    if pretrained:
+        require_weight_source(variant, kwargs)  # the official CBAM weights are a manual download
     return build_model_with_cfg(cls, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
@@ -103,8 +104,18 @@ _CBAM_TABLE4 = (
     "torch counts 4.10 G), others measured here"
 )
 _MEASURED = "measured here with torch FlopCounterMode at 224x224 (no published figure)"
+# The official CBAM repository (Jongchan/attention-module, README "Resume with checkpoints") publishes one ImageNet
+# checkpoint, ResNet50+CBAM (ACC@1 77.622), as a Dropbox share page rather than a direct URL: the tag names it, and
+# loading takes the downloaded file (`pretrained_cfg_overlay=dict(file=...)`). The link could not be checked here.
+_CBAM_DROPBOX = "https://www.dropbox.com/s/bt6zty02h9ibufi/RESNET50_CBAM_new_name_wrap.pth?dl=0"
 default_cfgs = generate_default_cfgs({
-    **{f"cbam_resnet{depth}": _cfg(paper_ids="arXiv:1807.06521") for depth in (18, 34, 50, 101, 152)},
+    **{f"cbam_resnet{depth}": _cfg(paper_ids="arXiv:1807.06521") for depth in (18, 34, 101, 152)},
+    "cbam_resnet50.jongchan_in1k": _cfg(
+        paper_ids="arXiv:1807.06521", origin_url="https://github.com/Jongchan/attention-module",
+        description="official ResNet50+CBAM ImageNet-1k checkpoint, top-1 77.622 (Jongchan/attention-module README)",
+        notes=(f"manual download of RESNET50_CBAM_new_name_wrap.pth from {_CBAM_DROPBOX} (a Dropbox share page, no "
+               "direct URL); then pretrained=True, pretrained_cfg_overlay=dict(file=PATH)",),
+    ),
     **{f"das_resnet{depth}": _cfg(paper_ids="arXiv:2311.12091") for depth in (18, 34, 50, 101)},
 })
 model_facts = {

@@ -16,7 +16,6 @@ What this version adds to timm's `convit_*` (whose state dicts load here unchang
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +39,7 @@ from torch import nn
 
 from visiongates.layers.gpsa import GPSA
 
+from ._helpers import clean_checkpoint
 from ._registry import ModelFacts
 
 __all__ = ["GpsaConVit", "ConVitBlock", "checkpoint_filter_fn"]
@@ -310,12 +310,8 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: GpsaConVit) -> dict[
     Accepts {'model': ...} / {'state_dict': ...} wrappers and DataParallel `module.` prefixes; drops the reference
     implementation's cached `rel_indices`; resamples a square position embedding to the model's grid.
     """
-    for wrapper in ("model", "state_dict"):
-        if isinstance(state_dict.get(wrapper), dict):
-            state_dict = state_dict[wrapper]
     out = {}
-    for key, value in state_dict.items():
-        key = re.sub(r"^module\.", "", key)
+    for key, value in clean_checkpoint(state_dict).items():
         if key.endswith("rel_indices"):
             continue
         if key == "pos_embed" and model.pos_embed is not None and value.shape != model.pos_embed.shape:
@@ -345,10 +341,13 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
+# ImageNet-1k weights: timm's own `convit_{tiny,small,base}.fb_in1k` (timm/models/convit.py default_cfgs, hf_hub_id
+# 'timm/' + name, i.e. the Hugging Face repos timm/convit_*.fb_in1k, apache-2.0), the facebookresearch/convit release
+# in timm's key layout, which this model shares. Top-1 (timm results): 73.14 / 81.41 / 82.30. No "+" weights exist.
 default_cfgs = generate_default_cfgs({
-    "gpsa_convit_tiny": _cfg(),
-    "gpsa_convit_small": _cfg(),
-    "gpsa_convit_base": _cfg(),
+    "gpsa_convit_tiny.fb_in1k": _cfg(hf_hub_id="timm/convit_tiny.fb_in1k"),
+    "gpsa_convit_small.fb_in1k": _cfg(hf_hub_id="timm/convit_small.fb_in1k"),
+    "gpsa_convit_base.fb_in1k": _cfg(hf_hub_id="timm/convit_base.fb_in1k"),
     "gpsa_convit_tiny_plus": _cfg(),
     "gpsa_convit_small_plus": _cfg(),
     "gpsa_convit_base_plus": _cfg(),

@@ -11,9 +11,10 @@ fed (nearest-downsampled) at the lower levels and an image is produced at each o
 
 Variants (official `Model(variant=...)`): S-1/2/3 have 32 features and 1/2/3 stages, M-1/2/3 have 64. The released
 task checkpoints use 3 supervision scales: `maxim_3s` (= S-3, denoising SIDD / deblurring GoPro, REDS, RealBlur) and
-`maxim_2s` (= S-2, deraining, dehazing, enhancement). Load one with
-`timm.create_model('maxim_3s', pretrained=True, pretrained_cfg_overlay=dict(file='checkpoint.npz',
-custom_load=True))` (timm then calls `MAXIM.load_pretrained`, which converts with `visiongates.convert.maxim_flax`).
+`maxim_2s` (= S-2, deraining, dehazing, enhancement), one tag per task and dataset (`maxim_3s.denoising_sidd`, ...).
+`timm.create_model('maxim_3s.denoising_sidd', pretrained=True)` fetches the official checkpoint.npz;
+`pretrained_cfg_overlay=dict(file='checkpoint.npz')` loads a local copy (timm then calls `MAXIM.load_pretrained`,
+which converts with `visiongates.convert.maxim_flax`).
 
 Parity with the Flax weights needs the official operators, which are this model's defaults: tanh-approximated GELU
 (`act_layer='gelu_tanh'`), LayerNorm eps 1e-6 (`norm_eps`), antialiased bilinear downscaling (`antialias=True`) and
@@ -32,7 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from timm.layers import get_act_layer
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, load_state_dict, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from torch import nn
@@ -48,6 +49,7 @@ from visiongates.layers.maxim_blocks import (
     OutputConv,
 )
 
+from ._helpers import check_state_dict, clean_checkpoint
 from ._registry import ModelFacts
 
 __all__ = ["MAXIM", "MaximStage", "checkpoint_filter_fn", "reflect_pad", "pad_amounts"]
@@ -420,14 +422,15 @@ class MAXIM(nn.Module):
 
     @torch.jit.ignore
     def load_pretrained(self, checkpoint_path: str, prefix: str = "") -> None:
-        """Load an official Flax checkpoint (.npz) or our own state dict file (weights_only). timm calls this for
-        `pretrained=True, pretrained_cfg_overlay=dict(file=..., custom_load=True)`."""
+        """Load an official Flax checkpoint (.npz) or our own state dict file (weights_only). timm calls this (its
+        `custom_load`) for the released tags and for `pretrained=True, pretrained_cfg_overlay=dict(file=X.npz)`."""
         if str(checkpoint_path).endswith(".npz"):
             from visiongates.convert.maxim_flax import convert_flax_params, load_flax_npz
 
             state_dict = convert_flax_params(load_flax_npz(checkpoint_path), self)
         else:
-            state_dict = checkpoint_filter_fn(torch.load(checkpoint_path, map_location="cpu", weights_only=True), self)
+            state_dict = checkpoint_filter_fn(load_state_dict(checkpoint_path), self)
+        check_state_dict(self, state_dict, source=f"'{checkpoint_path}'")
         self.load_state_dict(state_dict, strict=True)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -438,9 +441,7 @@ class MAXIM(nn.Module):
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: MAXIM) -> dict[str, torch.Tensor]:
     """Accept our own state dicts (optionally under 'state_dict' / 'model') and official Flax parameter trees
     (flattened '/'-joined paths, with or without the 'opt/target/' prefix, e.g. a loaded checkpoint.npz)."""
-    for key in ("state_dict", "model"):
-        if isinstance(state_dict.get(key), dict):
-            state_dict = state_dict[key]
+    state_dict = clean_checkpoint(state_dict)
     if any("/" in k for k in state_dict):
         from visiongates.convert.maxim_flax import convert_flax_params
 
@@ -449,6 +450,9 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: MAXIM) -> dict[str, 
 
 
 def _create_maxim(variant: str, pretrained: bool = False, **kwargs: Any) -> MAXIM:
+    overlay = kwargs.get("pretrained_cfg_overlay") or {}
+    if str(overlay.get("file") or "").endswith(".npz"):  # a local copy of a released Flax file: timm's custom_load
+        kwargs["pretrained_cfg_overlay"] = {"custom_load": True, **overlay}
     return build_model_with_cfg(
         MAXIM, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
@@ -467,11 +471,39 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
+# The official checkpoints (google-research/maxim README, "Results and Pre-trained models"): one Flax checkpoint.npz
+# per task and dataset on Google Cloud Storage, gs://gresearch/maxim/ckpt/<Task>/<Dataset>/ (the README links the
+# bucket's browser pages; the file name checkpoint.npz and its public https path are those used by the README's TF
+# port, sayakpaul/maxim-tf convert_to_tf.py). MAXIM-3S for denoising and deblurring, MAXIM-2S for the others
+# (run_eval.py _MODEL_VARIANT_DICT). The README's PSNR / SSIM are on the test set named by the tag. Loaded through
+# timm's custom_load (`MAXIM.load_pretrained` -> visiongates.convert.maxim_flax); the url's second element is the
+# cache file name, since every release is called checkpoint.npz. None of these URLs could be checked here.
+_GCS = "https://storage.googleapis.com/gresearch/maxim/ckpt/"
+
+
+def _released(folder: str, task: str, psnr: float, ssim: float) -> dict[str, Any]:
+    cache_name = "maxim_" + folder.lower().replace("/", "_").replace("-", "_") + ".npz"
+    return _cfg(
+        url=(f"{_GCS}{folder}/checkpoint.npz", cache_name), custom_load=True,
+        description=f"{task}: PSNR {psnr} / SSIM {ssim} (official README)",
+    )  # fmt: skip
+
+
 default_cfgs = generate_default_cfgs({
     "maxim_s1": _cfg(), "maxim_s2": _cfg(), "maxim_s3": _cfg(),
     "maxim_m1": _cfg(), "maxim_m2": _cfg(), "maxim_m3": _cfg(),
-    "maxim_3s": _cfg(description="MAXIM-3S: S-3 with 3 supervision scales (denoising, deblurring checkpoints)"),
-    "maxim_2s": _cfg(description="MAXIM-2S: S-2 with 3 supervision scales (deraining, dehazing, enhancement)"),
+    "maxim_3s.denoising_sidd": _released("Denoising/SIDD", "denoising, SIDD (also DND 39.84 / 0.954)", 39.96, 0.960),
+    "maxim_3s.deblurring_gopro": _released("Deblurring/GoPro", "deblurring, GoPro (also HIDE 32.83 / 0.956)", 32.86,
+                                           0.961),
+    "maxim_3s.deblurring_reds": _released("Deblurring/REDS", "deblurring, REDS", 28.93, 0.865),
+    "maxim_3s.deblurring_realblur_r": _released("Deblurring/RealBlur_R", "deblurring, RealBlur-R", 39.45, 0.962),
+    "maxim_3s.deblurring_realblur_j": _released("Deblurring/RealBlur_J", "deblurring, RealBlur-J", 32.84, 0.935),
+    "maxim_2s.deraining_rain13k": _released("Deraining/Rain13k", "deraining, Rain13k", 33.24, 0.933),
+    "maxim_2s.deraining_raindrop": _released("Deraining/Raindrop", "deraining, Raindrop", 31.87, 0.935),
+    "maxim_2s.dehazing_sots_indoor": _released("Dehazing/SOTS-Indoor", "dehazing, RESIDE-Indoor", 38.11, 0.991),
+    "maxim_2s.dehazing_sots_outdoor": _released("Dehazing/SOTS-Outdoor", "dehazing, RESIDE-Outdoor", 34.19, 0.985),
+    "maxim_2s.enhancement_lol": _released("Enhancement/LOL", "low-light enhancement, LOL", 23.43, 0.863),
+    "maxim_2s.enhancement_fivek": _released("Enhancement/FiveK", "retouching, MIT-Adobe FiveK", 26.15, 0.945),
 })
 
 # The official GFLOPs (93.16 / 206.74 / 320.32 / 308.50 / 675.26 / 1042.01 at 256x256) count every operation (about

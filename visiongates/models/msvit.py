@@ -24,7 +24,6 @@ priors) keep their fresh initialisation, so the gate can be trained on top of ex
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import torch
@@ -49,6 +48,7 @@ from visiongates.layers.mixed_scale import (
 from visiongates.layers.scale_gate import GateDecision, ScaleGate
 from visiongates.losses.batch_shaping import GeneralizedBatchShapingLoss
 
+from ._helpers import clean_checkpoint
 from ._registry import ModelFacts
 
 __all__ = ["MixedScaleVisionTransformer", "checkpoint_filter_fn", "to_plain_vit"]
@@ -348,14 +348,11 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: MixedScaleVisionTran
     (and its position-embedding entry); resamples the position embedding to the model's grid; fills the gate and
     batch-shaping parameters (absent from a plain ViT) from the model's own initialisation, so a strict load works.
     """
-    for wrapper in ("model", "state_dict"):
-        if isinstance(state_dict.get(wrapper), dict):
-            state_dict = state_dict[wrapper]
+    state_dict = clean_checkpoint(state_dict)
     own = model.state_dict()
-    distilled = "dist_token" in state_dict or "module.dist_token" in state_dict
+    distilled = "dist_token" in state_dict
     out = {}
     for key, value in state_dict.items():
-        key = re.sub(r"^module\.", "", key)
         if key == "dist_token" or key.startswith("head_dist."):
             continue
         if key == "pos_embed":
@@ -404,9 +401,22 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
+# No MSViT weights were released (only the batch-shaping loss is public). The `deit_fb_in1k` tags load the DeiT
+# ImageNet-1k backbone exactly as timm publishes it (timm/models/deit.py default_cfgs: `deit_{tiny,small}_patch16_224
+# .fb_in1k`, hf_hub_id 'timm/' + name, url the facebookresearch/deit release); the scale gate starts fresh.
 default_cfgs = generate_default_cfgs({
-    "msvit_tiny_patch16_224": _cfg(),
-    "msvit_small_patch16_224": _cfg(),
+    "msvit_tiny_patch16_224.deit_fb_in1k": _cfg(
+        hf_hub_id="timm/deit_tiny_patch16_224.fb_in1k",
+        url="https://dl.fbaipublicfiles.com/deit/deit_tiny_patch16_224-a1311bcf.pth",
+        origin_url="https://github.com/facebookresearch/deit", description="DeiT-Ti backbone weights",
+        notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
+    ),
+    "msvit_small_patch16_224.deit_fb_in1k": _cfg(
+        hf_hub_id="timm/deit_small_patch16_224.fb_in1k",
+        url="https://dl.fbaipublicfiles.com/deit/deit_small_patch16_224-cd65a155.pth",
+        origin_url="https://github.com/facebookresearch/deit", description="DeiT-S backbone weights",
+        notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
+    ),
 })
 
 # Backbone = DeiT-Ti / DeiT-S (timm deit_tiny/small_patch16_224: 5.717M / 22.051M); + the gate MLP (0.201M).

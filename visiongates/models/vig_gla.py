@@ -43,11 +43,13 @@ from timm.layers import (
     trunc_normal_,
 )
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._builder import resolve_pretrained_cfg
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 
 from visiongates.layers.bigla_attn import BiGlaAttention, BiGlaBlock, swiglu_hidden
 
+from ._helpers import clean_checkpoint
 from ._registry import ModelFacts
 
 __all__ = ["VigGla", "VigGlaHier", "checkpoint_filter_fn"]
@@ -134,9 +136,14 @@ class VigGla(nn.Module):
         pos_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         bigla_backend: str = "auto",
+        official_eval_numerics: bool = False,
         device=None,
         dtype=None,
     ) -> None:
+        """`official_eval_numerics`: evaluate as hustvl/ViG's eval branch does (the attention output halved before its
+        RMSNorm, i.e. that norm's epsilon 4e-6 instead of 1e-6; see `BiGlaAttention`). On by default only when
+        `pretrained=True` loads the `hustvl_in1k` tag (from the hub or a file overlay); pass False to evaluate
+        those weights as they were trained. Training mode is never affected."""
         dd = {"device": device, "dtype": dtype}
         super().__init__()
         if global_pool not in ("", "avg"):
@@ -153,7 +160,8 @@ class VigGla(nn.Module):
         self.pos_drop = nn.Dropout(pos_drop_rate)
         block = partial(
             BiGlaBlock, embed_dim, num_heads, swiglu_hidden(embed_dim, mlp_multiple),
-            norm_layer=partial(RmsNorm, eps=_RMS_EPS), conv_act=conv_act, out_act=out_act, backend=bigla_backend, **dd,
+            norm_layer=partial(RmsNorm, eps=_RMS_EPS), conv_act=conv_act, out_act=out_act, backend=bigla_backend,
+            official_eval_numerics=official_eval_numerics, **dd,
         )  # fmt: skip
         rates = calculate_drop_path_rates(drop_path_rate, depth)
         self.blocks = nn.ModuleList([block(drop_path=rate) for rate in rates])
@@ -469,15 +477,14 @@ _ATTN_RENAMES = (
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Map an official hustvl/ViG checkpoint (vig.py `ViG` or vig_h.py `HierViG` layout) to this model's keys.
 
-    Accepts the raw file content (`{'model': ...}`), `module.` prefixes and already-converted state dicts.
+    Accepts the released files (a bare state dict, e.g. vig_t_77p2acc.pth), training checkpoints (`{'model': ...}`),
+    `module.` prefixes and already-converted state dicts.
     ViG-H's 1x1-conv (`Linear2d`) weights are stored as [out, in] and load into nn.Linear as they are; a
     `pos_embed` of another grid is resized bicubically; mmdet backbone `outnorm*` layers are dropped.
     """
-    state_dict = state_dict.get("model", state_dict.get("state_dict", state_dict))
     hier = isinstance(model, VigGlaHier)
     out = {}
-    for key, value in state_dict.items():
-        key = key.removeprefix("module.")
+    for key, value in clean_checkpoint(state_dict).items():
         if key.startswith("outnorm"):
             continue
         if hier and (match := re.match(r"^layers\.(\d+)\.downsample\.([13])\.(.+)$", key)):
@@ -496,6 +503,9 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) 
 
 def _create(cls: type[nn.Module], variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     plain = cls is VigGla
+    if plain and pretrained:  # the official plain-ViG weights are evaluated with the official eval numerics
+        cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
+        kwargs.setdefault("official_eval_numerics", cfg.tag == _OFFICIAL_TAG)
     out_indices = kwargs.pop("out_indices", 1 if plain else (0, 1, 2, 3))
     return build_model_with_cfg(
         cls,
@@ -517,13 +527,25 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# The official ImageNet-1k weights: hustvl/ViG README "Model Weights" -> Hugging Face repo hustvl/ViG (model card
+# license apache-2.0; the code repository is MIT), one bare state dict per model, files as listed in that repo.
+_OFFICIAL_TAG = "hustvl_in1k"
+
+
+def _hustvl(filename: str, top1: float, **kwargs: Any) -> dict[str, Any]:
+    return _cfg(
+        hf_hub_id="hustvl/ViG", hf_hub_filename=filename, license="apache-2.0",
+        description=f"official ImageNet-1k weights, top-1 {top1} (hustvl/ViG README)", **kwargs,
+    )  # fmt: skip
+
+
 default_cfgs = generate_default_cfgs({
-    "vig_gla_tiny": _cfg(pool_size=None),
-    "vig_gla_small": _cfg(pool_size=None),
-    "vig_gla_base": _cfg(pool_size=None),
-    "vig_gla_h_tiny": _cfg(),
-    "vig_gla_h_small": _cfg(),
-    "vig_gla_h_base": _cfg(),
+    f"vig_gla_tiny.{_OFFICIAL_TAG}": _hustvl("vig_t_77p2acc.pth", 77.2, pool_size=None),
+    f"vig_gla_small.{_OFFICIAL_TAG}": _hustvl("vig_s_81p7acc.pth", 81.7, pool_size=None),
+    f"vig_gla_base.{_OFFICIAL_TAG}": _hustvl("vig_b_82p6acc.pth", 82.6, pool_size=None),
+    f"vig_gla_h_tiny.{_OFFICIAL_TAG}": _hustvl("vig_h_t_82p8acc.pth", 82.8),
+    f"vig_gla_h_small.{_OFFICIAL_TAG}": _hustvl("vig_h_s_83p8acc.pth", 83.8),
+    f"vig_gla_h_base.{_OFFICIAL_TAG}": _hustvl("vig_h_b_84p2acc.pth", 84.2),
 })
 
 # Published size of each variant (models.md; GMACs count every op, BiGLA as 2 K V MACs per token, head and
