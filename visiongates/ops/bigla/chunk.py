@@ -22,8 +22,10 @@ The sequence is cut into chunks of C tokens (C a power of two) with G local to e
 
 Work per token and head is O(C (K + V) + K V) multiply-adds, memory is linear in T (autograd keeps a constant
 number of T-sized tensors, per tree level on the tree path, plus T / C states). States and cumulative gates are
-fp32 (fp64 for fp64 inputs). With `static=True` there is no data-dependent branch and the chunk loop unrolls, so
-the computation traces to ordinary ops (ONNX export). The backward is autograd through this forward.
+fp32 (fp64 for fp64 inputs). With `static=True` there is no data-dependent branch and no loop over chunks (the
+states entering each chunk are one masked N x N sum), so the computation traces to ordinary ops for a symbolic T
+(ONNX export with dynamic height and width). Sequences of at most QUADRATIC_MAX_LENGTH tokens skip the chunks
+(quadratic.py). The backward is autograd through this forward.
 """
 
 from __future__ import annotations
@@ -32,11 +34,15 @@ import torch
 import torch.nn.functional as F
 
 from .naive import compute_dtype
+from .quadratic import bigla_quadratic
 
 DEFAULT_CHUNK_SIZE = 64
 # largest total log-decay magnitude of a chunk for which (q e^G)(k e^-G)^T is used: e^30 ~ 1e13 leaves fp32
 # ample headroom for |q|, |k| and keeps every factor a normal number; fp64 goes much further.
 FACTORISE_LIMIT = {torch.float32: 30.0, torch.float64: 300.0}
+# up to this many tokens `bigla_chunk` (not static) computes each direction as one T x T product (quadratic.py):
+# at one CPU thread it beat the chunks at T = 49 and 196 (ViG-T at 224 px) and lost at T = 256
+QUADRATIC_MAX_LENGTH = 224
 
 
 def _chunked(chunk_size: int, *tensors: torch.Tensor, static: bool = False) -> tuple[int, int, list[torch.Tensor]]:
@@ -207,12 +213,17 @@ def bigla_chunk(
 ) -> torch.Tensor:
     """Bidirectional GLA, chunked. Layouts as `visiongates.ops.bigla.bigla`; output in v's dtype.
 
-    `static=True` takes the tree path for every chunk (the backward scan as the forward scan of the time-reversed
-    inputs, both in one batch): no data-dependent branch, for export.
+    Up to QUADRATIC_MAX_LENGTH tokens (and unless `static`) each direction is one masked T x T product
+    (quadratic.py). `static=True` takes the tree path for every chunk (the backward scan as the forward scan of the
+    time-reversed inputs, both in one batch): no data-dependent branch and no loop over T, for export.
     """
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     out_dtype, dtype = v.dtype, compute_dtype(q, k, v, g_fwd, g_bwd)
     q, k, v, g_fwd, g_bwd = (t.to(dtype) for t in (q, k, v, g_fwd, g_bwd))
+    if not static and q.shape[-2] <= QUADRATIC_MAX_LENGTH:  # short sequences: one T x T product per direction
+        out = bigla_quadratic(q, k, v, g_fwd, g_bwd, scale, limit=2 * FACTORISE_LIMIT[dtype])
+        if out is not None:  # None: a total log-decay too large to factorise; the chunks below are exact
+            return out.to(out_dtype)
     q = q * (0.5 * scale)  # o = (of + ob) / 2 is linear in q
     if static:
         both = (torch.stack((t, t.flip(-2))) for t in (q, k, v))
