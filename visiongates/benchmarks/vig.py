@@ -79,7 +79,8 @@ def latency_rows(
                 path = _export(models["baseline"], baseline, size, workdir / f"{baseline}_{size}.onnx", dynamic=False)
                 sessions = {"vig": vig_session, "baseline": open_session(path)}
                 feed = x.numpy()
-                runs = {key: (lambda s=s, f=feed: s.run(None, {s.get_inputs()[0].name: f})) for key, s in sessions.items()}
+                runs = {key: (lambda s=s, f=feed: s.run(None, {s.get_inputs()[0].name: f}))
+                        for key, s in sessions.items()}  # fmt: skip
                 ms = _alternated_best_ms(runs, reps)
                 row.update(ort_vig_ms=ms["vig"], ort_baseline_ms=ms["baseline"])
                 row["ort_baseline_over_vig"] = row["ort_baseline_ms"] / row["ort_vig_ms"]
