@@ -258,6 +258,22 @@ def test_torch_export_routes_to_plain_ops():
     torch.testing.assert_close(program.module()(*inputs), bigla(*inputs), rtol=1e-4, atol=1e-5)
 
 
+def test_onnx_export_with_a_symbolic_length():
+    """The export path has no Python logic on T: one ONNX graph serves every length, shorter or longer than the
+    traced one and than a chunk (ViG exports with dynamic height and width through it)."""
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    length = torch.export.Dim("length", min=2, max=8192)
+    program = torch.onnx.export(_Mixer().eval(), make_inputs(70, 8, 16, 1, 2, dtype=torch.float32), dynamo=True,
+                                dynamic_shapes=tuple({2: length} for _ in range(5)), verbose=False)  # fmt: skip
+    session = ort.InferenceSession(program.model_proto.SerializeToString())
+    for T in (2, 63, 196, 300):
+        inputs = make_inputs(T, 8, 16, 1, 2, dtype=torch.float32, seed=T)
+        feeds = {arg.name: t.numpy() for arg, t in zip(session.get_inputs(), inputs)}
+        got = torch.from_numpy(session.run(None, feeds)[0])
+        torch.testing.assert_close(got, bigla_naive(*inputs), rtol=1e-4, atol=1e-5)
+
+
 def test_onnx_export_runs_in_onnxruntime():
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")

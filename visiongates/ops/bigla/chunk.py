@@ -217,6 +217,8 @@ def bigla_chunk(
     (quadratic.py). `static=True` takes the tree path for every chunk (the backward scan as the forward scan of the
     time-reversed inputs, both in one batch): no data-dependent branch and no loop over T, for export.
     """
+    if chunk_size < 1 or chunk_size & (chunk_size - 1):
+        raise ValueError(f"chunk_size must be a power of two, got {chunk_size}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     out_dtype, dtype = v.dtype, compute_dtype(q, k, v, g_fwd, g_bwd)
     q, k, v, g_fwd, g_bwd = (t.to(dtype) for t in (q, k, v, g_fwd, g_bwd))
