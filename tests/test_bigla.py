@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 
 import visiongates.ops.bigla as bigla_pkg
+import visiongates.ops.bigla.chunk as bigla_chunk_module
 from visiongates.ops.bigla import available_backends, bigla, bigla_chunk, bigla_naive, dispatch, register_backend
+from visiongates.ops.bigla.quadratic import bigla_quadratic
 
 # (T, K, V, B, H): every T in {1, 7, 64, 196, 1000, 4096}, K in {16, 32, 64}, V in {32, 64}; T = 7, 196, 1000
 # are not multiples of the 64-token chunk; the naive loop at T = 4096 runs with B = H = 1.
@@ -80,9 +82,15 @@ def test_chunk_matches_naive(T, K, V, B, H, dtype):
     assert_close(out.double(), expected, dtype, "forward")
 
 
+@pytest.fixture
+def no_quadratic(monkeypatch):
+    """Send every length through the chunks (bigla_chunk otherwise takes quadratic.py up to 224 tokens)."""
+    monkeypatch.setattr(bigla_chunk_module, "QUADRATIC_MAX_LENGTH", 0)
+
+
 @pytest.mark.parametrize("chunk_size", [1, 2, 16, 32, 128])
 @pytest.mark.parametrize("static", [False, True], ids=["factorised", "tree"])
-def test_chunk_sizes_and_paths(chunk_size, static):
+def test_chunk_sizes_and_paths(chunk_size, static, no_quadratic):
     inputs, expected, _, _ = reference(200, 16, 32, 2, 2)
     out = bigla_chunk(*inputs, chunk_size=chunk_size, static=static)
     assert_close(out, expected, torch.float64, f"chunk {chunk_size}")
@@ -114,7 +122,7 @@ def test_gradcheck(backend):
 
 
 @pytest.mark.parametrize("static", [False, True], ids=["factorised", "tree"])
-def test_gradcheck_multi_chunk(static):
+def test_gradcheck_multi_chunk(static, no_quadratic):
     inputs = make_inputs(11, 4, 6, 1, 2, requires_grad=True)  # chunks of 4: three chunks, the last one padded
     assert torch.autograd.gradcheck(lambda *x: bigla_chunk(*x, chunk_size=4, static=static), inputs, fast_mode=True)
 
@@ -136,7 +144,43 @@ def test_extreme_gates_finite_and_exact(gates, dtype):
             assert_close(a, e, dtype, f"{gates} d{name}")
 
 
-def test_mixed_safe_and_fallback_chunks():
+SHORT = [g for g in GRID if g[0] <= bigla_chunk_module.QUADRATIC_MAX_LENGTH]
+
+
+def _quadratic(q, k, v, g_fwd, g_bwd):
+    out = bigla_quadratic(q, k, v, g_fwd, g_bwd, q.shape[-1] ** -0.5, limit=60.0)
+    assert out is not None, "ViG-like gates must take the quadratic form"
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
+@pytest.mark.parametrize(("T", "K", "V", "B", "H"), SHORT, ids=[f"T{g[0]}-K{g[1]}-V{g[2]}" for g in SHORT])
+def test_quadratic_matches_naive(T, K, V, B, H, dtype):
+    """The short-sequence form (one masked T x T product per direction): outputs and gradients as the recurrence."""
+    inputs, expected, expected_grads, weight = reference(T, K, V, B, H, grads=True)
+    inputs = tuple(t.to(dtype).requires_grad_() for t in inputs)
+    assert_close(_quadratic(*inputs).double(), expected, dtype, "forward")
+    grads = _grads(_quadratic, inputs, weight.to(dtype))
+    for name, a, e in zip(("q", "k", "v", "g_fwd", "g_bwd"), grads, expected_grads):
+        assert_close(a.double(), e, dtype, f"d{name}")
+
+
+def test_quadratic_declines_large_decays_and_chunk_stays_exact():
+    """A total log-decay past the limit: the quadratic form declines (None) and bigla_chunk's chunks take over."""
+    inputs = make_inputs(150, 16, 32, 1, 2, gates="extreme")
+    assert bigla_quadratic(*inputs, 0.25, limit=60.0) is None
+    assert_close(bigla_chunk(*inputs), bigla_naive(*inputs), torch.float64, "forward")
+    q, k, v, g_fwd, g_bwd = make_inputs(150, 16, 32, 1, 2)
+    g_fwd[..., 70, :] = -40.0  # a total near -50, within the limit (60): each factor stays below e^30
+    assert_close(_quadratic(q, k, v, g_fwd, g_bwd), bigla_naive(q, k, v, g_fwd, g_bwd), torch.float64, "large")
+
+
+def test_quadratic_gradcheck():
+    inputs = make_inputs(11, 4, 6, 1, 2, requires_grad=True)
+    assert torch.autograd.gradcheck(_quadratic, inputs, fast_mode=True)
+
+
+def test_mixed_safe_and_fallback_chunks(no_quadratic):
     """Chunks past the factorisation limit (redone by the tree) next to ordinary ones, in either direction."""
     q, k, v, g_fwd, g_bwd = make_inputs(200, 16, 32, 2, 2)
     g_fwd[0, 1, 70:80, 3] = -20.0
@@ -212,6 +256,22 @@ def test_torch_export_routes_to_plain_ops():
     targets = {str(node.target) for node in program.graph.nodes}
     assert not any("visiongates" in t for t in targets), "the custom op must not appear in an exported graph"
     torch.testing.assert_close(program.module()(*inputs), bigla(*inputs), rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_export_with_a_symbolic_length():
+    """The export path has no Python logic on T: one ONNX graph serves every length, shorter or longer than the
+    traced one and than a chunk (ViG exports with dynamic height and width through it)."""
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    length = torch.export.Dim("length", min=2, max=8192)
+    program = torch.onnx.export(_Mixer().eval(), make_inputs(70, 8, 16, 1, 2, dtype=torch.float32), dynamo=True,
+                                dynamic_shapes=tuple({2: length} for _ in range(5)), verbose=False)  # fmt: skip
+    session = ort.InferenceSession(program.model_proto.SerializeToString())
+    for T in (2, 63, 196, 300):
+        inputs = make_inputs(T, 8, 16, 1, 2, dtype=torch.float32, seed=T)
+        feeds = {arg.name: t.numpy() for arg, t in zip(session.get_inputs(), inputs)}
+        got = torch.from_numpy(session.run(None, feeds)[0])
+        torch.testing.assert_close(got, bigla_naive(*inputs), rtol=1e-4, atol=1e-5)
 
 
 def test_onnx_export_runs_in_onnxruntime():

@@ -47,7 +47,7 @@ def _representatives() -> set[str]:
 
 
 REPRESENTATIVES = _representatives()
-SHARED_MODELS = {"cbam_resnet18", "das_resnet18", "maxim_s1"}
+SHARED_MODELS = {"cbam_resnet18", "das_resnet18", "maxim_s1", "vig_gla_tiny", "vig_gla_h_tiny"}
 
 
 def _zoo_params() -> list:
@@ -183,6 +183,20 @@ def test_das_exports_deformable_conv_as_onnx_deformconv(exported):
     graph = onnx.load(str(path))
     assert any(n.op_type == "DeformConv" for n in graph.graph.node)
     assert next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 19
+
+
+@pytest.mark.slow
+@SHARED
+@pytest.mark.parametrize("name", ["vig_gla_tiny", "vig_gla_h_tiny"])
+def test_vig_one_file_for_any_size(name, exported):
+    """One ViG / ViG-H file (BiGLA traced with a symbolic token count) serves every multiple of the model's stride:
+    square, non-square, and token counts that are and are not multiples of BiGLA's 64-token chunk."""
+    model, path = exported(name)
+    info = OnnxModel(path).info
+    assert info.dynamic == ["batch", "height", "width"]
+    diffs = check_parity(model, open_session(path), info, [(1, 3, 224, 224), (1, 3, 256, 320), (1, 3, 384, 384)])
+    print(name, diffs)
+    assert all(diff <= TOLERANCE for diff, _ in diffs.values()), diffs
 
 
 def test_static_size_is_enforced_where_the_family_needs_it(tmp_path):

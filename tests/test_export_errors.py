@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from visiongates.errors import CheckpointError, DataError, ExportError, OpsetError, UnknownModelError
-from visiongates.export import ModelInfo, OnnxModel, export_onnx, export_source
+from visiongates.export import ExportSpec, ModelInfo, OnnxModel, export_onnx, export_source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,8 +68,10 @@ def test_opset_outside_the_exporter_range(tmp_path, opset):
 
 
 def test_fixed_size_family_refuses_dynamic_sizes(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    info = ModelInfo("classification", "tiny", (3, 32, 32), (0.5,) * 3, (0.5,) * 3)
     with pytest.raises(ExportError, match="fixed height and width"):
-        export_source("vig_gla_tiny", tmp_path / "x.onnx", dynamic_size=True)
+        export_onnx(model, info, tmp_path / "x.onnx", dynamic_size=True, spec=ExportSpec(dynamic_size=False))
 
 
 @pytest.mark.parametrize("mode,channels", [("L", 1), ("RGBA", 4), ("LA", 2)])

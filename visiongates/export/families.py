@@ -51,9 +51,6 @@ def _msvit_masked(model: nn.Module) -> Callable[[], None]:
     return lambda: model.set_token_path(old)
 
 
-_VIG = ExportSpec(
-    dynamic_size=False,
-    note="batch dynamic; height and width fixed (BiGLA's chunked export path is traced for one token count)")
 
 FAMILY_SPECS: list[tuple[str, ExportSpec]] = [
     ("das_resnet*", ExportSpec(
@@ -62,8 +59,12 @@ FAMILY_SPECS: list[tuple[str, ExportSpec]] = [
     ("cbam_resnet*", ExportSpec(size_multiple=32)),
     ("seresnet*", ExportSpec(size_multiple=32)),
     ("gpsa_convit_*", ExportSpec(size_multiple=16, note="batch, height and width (multiples of 16) dynamic")),
-    ("vig_gla_h_*", _VIG),  # hierarchical ViG: its own entry, so tests treat it as its own architecture
-    ("vig_gla_*", _VIG),
+    ("vig_gla_h_*", ExportSpec(  # hierarchical ViG: its own entry, so tests treat it as its own architecture
+        size_multiple=32, note="batch, height and width (multiples of 32) dynamic; BiGLA traced for any token count")),
+    ("vig_gla_*", ExportSpec(
+        size_multiple=16,
+        note="batch, height and width (multiples of 16) dynamic; BiGLA traced for any token count, the position "
+             "embedding resized in the graph")),
     ("maxim_*", ExportSpec(
         size_multiple=64, pad="reflect", min_size=64,
         note="batch, height and width (multiples of 64) dynamic; other sizes reflect-padded to 64 around the graph "

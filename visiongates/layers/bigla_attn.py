@@ -18,11 +18,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, RmsNorm, SwiGLUPacked
+from timm.layers import DropPath, GluMlp, RmsNorm
 
 from visiongates.ops.bigla import bigla
 
-__all__ = ["BiGlaAttention", "BiGlaBlock", "swiglu_hidden"]
+__all__ = ["BiGlaAttention", "BiGlaBlock", "PackedSwiGLU", "swiglu_hidden"]
 
 _XAVIER_GAIN = 2**-2.5  # the official reset_parameters gain
 
@@ -108,6 +108,22 @@ class BiGlaAttention(nn.Module):
         return self.proj(self.out_act(mixed.reshape(batch, length, dim)))
 
 
+class PackedSwiGLU(GluMlp):
+    """timm's SwiGLUPacked (GluMlp with SiLU, gate half of fc1 first; same parameters and outputs) that computes
+    silu(gate) * value in place in fc1's output when no gradient is recorded: two fewer [B, L, hidden / 2] buffers
+    per block at inference."""
+
+    def __init__(self, in_features: int, hidden_features: int, bias: bool = False, device=None, dtype=None) -> None:
+        super().__init__(in_features, hidden_features, act_layer=nn.SiLU, bias=bias, gate_last=False, device=device,
+                         dtype=dtype)  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return super().forward(x)
+        gate, value = self.fc1(x).chunk(2, dim=-1)
+        return self.drop2(self.fc2(self.norm(self.drop1(F.silu(gate, inplace=True).mul_(value)))))
+
+
 class BiGlaBlock(nn.Module):
     """Pre-norm ViG block: x + BiGlaAttention(norm(x)), then x + SwiGLU(norm(x)) (vig.py GLABlock / vig_h.py VSSBlock).
 
@@ -138,7 +154,7 @@ class BiGlaBlock(nn.Module):
         )  # fmt: skip
         self.drop_path1 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim, **dd)
-        self.mlp = SwiGLUPacked(dim, 2 * mlp_hidden, bias=False, **dd)
+        self.mlp = PackedSwiGLU(dim, 2 * mlp_hidden, bias=False, **dd)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:

@@ -22,8 +22,10 @@ The sequence is cut into chunks of C tokens (C a power of two) with G local to e
 
 Work per token and head is O(C (K + V) + K V) multiply-adds, memory is linear in T (autograd keeps a constant
 number of T-sized tensors, per tree level on the tree path, plus T / C states). States and cumulative gates are
-fp32 (fp64 for fp64 inputs). With `static=True` there is no data-dependent branch and the chunk loop unrolls, so
-the computation traces to ordinary ops (ONNX export). The backward is autograd through this forward.
+fp32 (fp64 for fp64 inputs). With `static=True` there is no data-dependent branch and no loop over chunks (the
+states entering each chunk are one masked N x N sum), so the computation traces to ordinary ops for a symbolic T
+(ONNX export with dynamic height and width). Sequences of at most QUADRATIC_MAX_LENGTH tokens skip the chunks
+(quadratic.py). The backward is autograd through this forward.
 """
 
 from __future__ import annotations
@@ -32,26 +34,33 @@ import torch
 import torch.nn.functional as F
 
 from .naive import compute_dtype
+from .quadratic import bigla_quadratic
 
 DEFAULT_CHUNK_SIZE = 64
 # largest total log-decay magnitude of a chunk for which (q e^G)(k e^-G)^T is used: e^30 ~ 1e13 leaves fp32
 # ample headroom for |q|, |k| and keeps every factor a normal number; fp64 goes much further.
 FACTORISE_LIMIT = {torch.float32: 30.0, torch.float64: 300.0}
+# up to this many tokens `bigla_chunk` (not static) computes each direction as one T x T product (quadratic.py):
+# at one CPU thread it beat the chunks at T = 49 and 196 (ViG-T at 224 px) and lost at T = 256
+QUADRATIC_MAX_LENGTH = 224
 
 
-def _chunked(chunk_size: int, *tensors: torch.Tensor) -> tuple[int, int, list[torch.Tensor]]:
+def _chunked(chunk_size: int, *tensors: torch.Tensor, static: bool = False) -> tuple[int, int, list[torch.Tensor]]:
     """Pad [..., T, D] tensors to whole chunks (zeros) and view them as [rows, C, D], rows = prod(...) * N.
 
     Returns (C, N, tensors). Zero keys and values add nothing to a state, zero log-decays keep it, and the outputs
-    of padded queries are dropped by the caller.
+    of padded queries are dropped by the caller. `static`: C = chunk_size whatever T, and no branch on T, so that
+    T may be a symbolic size (torch.export / ONNX with dynamic height and width).
     """
     if chunk_size < 1 or chunk_size & (chunk_size - 1):
         raise ValueError(f"chunk_size must be a power of two, got {chunk_size}")
     length = tensors[0].shape[-2]
-    chunk = min(chunk_size, 1 << max(length - 1, 0).bit_length())  # no more padding than the next power of 2
-    pad = -length % chunk
-    padded = [F.pad(t, (0, 0, 0, pad)) if pad else t for t in tensors]
-    return chunk, (length + pad) // chunk, [t.reshape(-1, chunk, t.shape[-1]) for t in padded]
+    # eager: no more padding than the next power of 2
+    chunk = chunk_size if static else min(chunk_size, 1 << max(length - 1, 0).bit_length())
+    num_chunks = (length + chunk - 1) // chunk
+    pad = num_chunks * chunk - length
+    padded = [F.pad(t, (0, 0, 0, pad)) if static or pad else t for t in tensors]
+    return chunk, num_chunks, [t.reshape(-1, chunk, t.shape[-1]) for t in padded]
 
 
 def _unchunk(out: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -106,18 +115,39 @@ def _carried_states(
     return torch.stack(states[::-1] if reverse else states, dim=1).flatten(0, 1)
 
 
+def _carried_states_parallel(k: torch.Tensor, v: torch.Tensor, gc: torch.Tensor, num_chunks) -> torch.Tensor:
+    """`_carried_states` (forward scan) without a loop over chunks, for a symbolic chunk count N: [rows, K, V].
+
+    The state entering chunk n is sum_{m < n} exp(sum_{m < l < n} G_l) own_m (G_l: chunk l's total log-decay,
+    own_m: chunk m's own state). The exponents are summed directly (masked cumulative sums, not differences of
+    prefix sums, which would lose precision), masked with `where` before exp and never positive: one N x N
+    weighted sum per channel, O(N^2 K V) per row; N = T / C is small.
+    """
+    g_total = gc[:, -1:]  # [rows, 1, K]
+    own = torch.bmm((k * (g_total - gc).exp()).transpose(1, 2), v).unflatten(0, (-1, num_chunks))  # [P, N, K, V]
+    g_total = g_total.squeeze(1).unflatten(0, (-1, num_chunks)).transpose(1, 2)  # [P, K, N]
+    idx = torch.arange(num_chunks, device=k.device)
+    n, m = idx[:, None], idx[None, :]
+    # terms[p, c, n, m] = G_{n-1} where m < n - 1 (else 0); their cumulative sum over n is sum_{m < l < n} G_l
+    previous = F.pad(g_total, (1, 0))[..., :-1]  # G_{n-1}, 0 for n = 0
+    terms = torch.where(m < n - 1, previous[..., :, None], previous.new_zeros(()))  # [P, K, N, N]
+    weights = torch.where(m < n, terms.cumsum(-2), -torch.inf).exp()  # exp(<= 0); 0 where m >= n
+    states = weights @ own.permute(0, 2, 1, 3)  # [P, K, N, N] @ [P, K, N, V] -> [P, K, N, V]
+    return states.permute(0, 2, 1, 3).flatten(0, 1)
+
+
 def gla_scan_tree(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> torch.Tensor:
-    """One forward-direction GLA scan (no scale) by the tree and the chunk states, with no data-dependent branch.
+    """One forward-direction GLA scan (no scale) by the tree and the chunk states, with no data-dependent branch
+    and no Python loop over T: the traced graph holds for any T (symbolic under torch.export).
 
     q, k, g: [..., T, K]; v: [..., T, V] -> [..., T, V], computed in the inputs' dtype (fp32 or fp64).
     """
-    chunk, num_chunks, (qc, kc, vc, gc) = _chunked(chunk_size, q, k, v, g)
+    chunk, num_chunks, (qc, kc, vc, gc) = _chunked(chunk_size, q, k, v, g, static=True)
     gc = gc.cumsum(1)
     out = _tree_pairs(qc, kc, vc, gc)
-    if num_chunks > 1:
-        out = torch.baddbmm(out, qc * gc.exp(), _carried_states(kc, vc, gc, num_chunks))
+    out = torch.baddbmm(out, qc * gc.exp(), _carried_states_parallel(kc, vc, gc, num_chunks))
     return _unchunk(out, v)
 
 
@@ -183,12 +213,19 @@ def bigla_chunk(
 ) -> torch.Tensor:
     """Bidirectional GLA, chunked. Layouts as `visiongates.ops.bigla.bigla`; output in v's dtype.
 
-    `static=True` takes the tree path for every chunk (the backward scan as the forward scan of the time-reversed
-    inputs, both in one batch): no data-dependent branch, for export.
+    Up to QUADRATIC_MAX_LENGTH tokens (and unless `static`) each direction is one masked T x T product
+    (quadratic.py). `static=True` takes the tree path for every chunk (the backward scan as the forward scan of the
+    time-reversed inputs, both in one batch): no data-dependent branch and no loop over T, for export.
     """
+    if chunk_size < 1 or chunk_size & (chunk_size - 1):
+        raise ValueError(f"chunk_size must be a power of two, got {chunk_size}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     out_dtype, dtype = v.dtype, compute_dtype(q, k, v, g_fwd, g_bwd)
     q, k, v, g_fwd, g_bwd = (t.to(dtype) for t in (q, k, v, g_fwd, g_bwd))
+    if not static and q.shape[-2] <= QUADRATIC_MAX_LENGTH:  # short sequences: one T x T product per direction
+        out = bigla_quadratic(q, k, v, g_fwd, g_bwd, scale, limit=2 * FACTORISE_LIMIT[dtype])
+        if out is not None:  # None: a total log-decay too large to factorise; the chunks below are exact
+            return out.to(out_dtype)
     q = q * (0.5 * scale)  # o = (of + ob) / 2 is linear in q
     if static:
         both = (torch.stack((t, t.flip(-2))) for t in (q, k, v))
