@@ -56,7 +56,7 @@ def _load_sample_photo(source: str, name: str) -> np.ndarray:
 
 
 def write_sample_photos(
-        output: str | Path, size: int = 128, train_per_class: int = 8, val_per_class: int = 4, seed: int = 0,
+        output: str | Path, size: int = 128, train_per_class: int = 16, val_per_class: int = 6, seed: int = 0,
 ) -> dict[str, dict[str, int]]:
     """Write a small real-photo ImageFolder (`output/{train,val}/<class>/*.jpg`) from photos in installed packages.
 
