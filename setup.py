@@ -18,8 +18,9 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["visiongates", "visiongates.*"]),
     python_requires=">=3.10",
-    install_requires=["torch>=2.4", "torchvision>=0.19", *read_requirements("stack.txt")],
-    extras_require={"test": read_requirements("test.txt")},
+    # The core needs no mm* package and builds nothing; `.[mm]` adds mmdet / mmseg (after mmcv with ops: make setup-mm).
+    install_requires=["torch>=2.4", "torchvision>=0.19", *read_requirements("core.txt")],
+    extras_require={"mm": read_requirements("mm.txt"), "dev": read_requirements("dev.txt")},
     include_package_data=True,
     package_data={"visiongates.ops.bigla.cuda": ["README.md", "csrc/*.h", "csrc/*.cuh", "csrc/*.cu", "csrc/*.cpp"]},
     license="Apache-2.0",

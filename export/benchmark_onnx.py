@@ -4,7 +4,7 @@
     python export/benchmark_onnx.py                                   # every visiongates classifier, 224 px
     python export/benchmark_onnx.py --models cbam_resnet18 vig_gla_tiny --img-size 160 --runs 30
     python export/benchmark_onnx.py --models cbam_resnet18 \
-        --int8 runs/hymenoptera/best.onnx --data ../shared/data/hymenoptera_data/val   # + int8 vs fp32 table
+        --int8 runs/photos/best.onnx --data data/photos/val   # + int8 vs fp32 table
 
 Exports are written to (and reused from) --workdir. Prints a Markdown table; ratio = onnxruntime / PyTorch. With
 --int8 (an exported classifier) and --data (an ImageFolder split), also quantizes it to int8 (dynamic) and prints

@@ -16,6 +16,9 @@ from visiongates.cli import run_cli
 
 
 def main() -> int:
+    from visiongates.extras import require_mm
+
+    require_mm("export/export_mm.py")
     from visiongates.export.mm import export_mm
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])

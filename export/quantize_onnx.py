@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Dynamic int8 quantization of an exported model (onnxruntime.quantization), with its accuracy change and speed-up.
 
-    python export/quantize_onnx.py runs/hymenoptera/best.onnx --data ../shared/data/hymenoptera_data --split val
+    python export/quantize_onnx.py runs/photos/best.onnx --data data/photos --split val
     python export/quantize_onnx.py model.onnx --ops MatMul Gemm          # quantize only these op types
 
 Writes <model>.int8.onnx (metadata kept). With --data, reports top-1 of fp32 and int8 on every image of the split,

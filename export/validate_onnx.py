@@ -2,7 +2,7 @@
 """Validate an exported model with onnxruntime against PyTorch: max abs difference, and top-1 agreement on images.
 
     python export/validate_onnx.py runs/digits_cbam_resnet18/best.onnx
-    python export/validate_onnx.py runs/hymenoptera/best.onnx --data ../shared/data/hymenoptera_data --split val
+    python export/validate_onnx.py runs/photos/best.onnx --data data/photos --split val
     python export/validate_onnx.py runs/onnx/das_resnet18.onnx --source das_resnet18 --seed 0
 
 The PyTorch side is rebuilt from the source the file's metadata records (a checkpoint, or a registry name and

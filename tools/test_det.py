@@ -8,6 +8,9 @@ from visiongates.cli import run_cli
 
 
 def main() -> int:
+    from visiongates.extras import require_mm
+
+    require_mm("tools/test_det.py")
     from visiongates.mm.finetune import cli
 
     return cli("det", "test")

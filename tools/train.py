@@ -2,7 +2,7 @@
 """Train a timm / visiongates classifier.
 
     python tools/train.py                                   # embedded digits, CBAM-ResNet-18
-    python tools/train.py --config configs/cls/hymenoptera_cbam_resnet18.yaml --data ../shared/data/hymenoptera_data
+    python tools/train.py --data data/photos --img-size 128 --output runs/photos   # any ImageFolder (train/, val/)
     python tools/train.py --config ... --resume auto        # continue exactly where the last epoch ended
     torchrun --nproc_per_node 2 tools/train.py --config ... # data-parallel (gloo on CPU)
 """

@@ -9,6 +9,9 @@ from visiongates.cli import run_cli
 
 
 def main() -> int:
+    from visiongates.extras import require_mm
+
+    require_mm("tools/train_seg.py")
     from visiongates.mm.finetune import cli
 
     return cli("seg", "train")
