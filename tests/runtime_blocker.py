@@ -7,9 +7,13 @@ numpy and Pillow. On exit it checks that none of them got into sys.modules anoth
 """
 
 import importlib.abc
+import os
 import runpy
+import subprocess
 import sys
+from pathlib import Path
 
+INFER = Path(__file__).resolve().parents[1] / "export" / "infer_onnx.py"
 BLOCKED = ("torch", "torchvision", "timm", "albumentations", "cv2")
 
 
@@ -23,6 +27,35 @@ class Blocker(importlib.abc.MetaPathFinder):
         if blocked(name):
             raise ImportError(f"{name} is blocked: the runtime must not need it")
         return None
+
+
+DUMP = """
+import sys
+import numpy as np
+from visiongates_runtime import Model
+results = Model(sys.argv[1]).predict(sys.argv[3:], topk=3, batch_size=3)
+np.savez(sys.argv[2], **{f"out{i}": r.output for i, r in enumerate(results) if r.ok})
+"""
+
+
+def blocked_outputs(model: Path, files, folder: Path):
+    """The float outputs (`Prediction.output`) of the runtime's Python API for `files`, computed in a blocked
+    subprocess: {index in files: array}."""
+    import numpy as np
+
+    (folder / "dump.py").write_text(DUMP)
+    done = run_blocked(folder / "dump.py", model, folder / "outputs.npz", *files)
+    assert done.returncode == 0, done.stderr
+    outputs = np.load(folder / "outputs.npz")
+    return {int(key[3:]): outputs[key] for key in outputs.files}
+
+
+def run_blocked(*args, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python tests/runtime_blocker.py ARGS...` in a subprocess; visiongates_runtime comes from this checkout."""
+    runtime = Path(__file__).resolve().parents[1] / "runtime"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(runtime), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, __file__, *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=timeout)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,6 @@ identical, masks identical, restored outputs within 1e-5) while unreadable files
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -17,6 +14,7 @@ import onnx
 import pytest
 import torch
 from PIL import Image
+from runtime_blocker import INFER, blocked_outputs, run_blocked
 from torch import nn
 from visiongates_runtime.preprocess import classification_input
 from visiongates_runtime.resize import resize_linear, resize_nearest
@@ -26,24 +24,7 @@ from visiongates.export import ExportSpec, ModelInfo, OnnxModel, export_onnx
 from visiongates.export.quantize import choose_method, quantize
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCKER = Path(__file__).with_name("runtime_blocker.py")
-INFER = REPO / "export" / "infer_onnx.py"
 IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-DUMP = """
-import sys
-import numpy as np
-from visiongates_runtime import Model
-results = Model(sys.argv[1]).predict(sys.argv[3:], topk=3, batch_size=3)
-np.savez(sys.argv[2], **{f"out{i}": r.output for i, r in enumerate(results) if r.ok})
-"""
-
-
-def run_blocked(*args) -> subprocess.CompletedProcess:
-    """A Python file run with the training stack unimportable (tests/runtime_blocker.py); the runtime comes from
-    this checkout's runtime/ folder."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, str(BLOCKER), *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)
 
 
 # --- preprocessing: numpy == OpenCV / albumentations ---------------------------------------------------------------
@@ -162,13 +143,10 @@ def test_runtime_cli_without_the_training_stack_matches_the_full_stack(tiny_mode
             restored = np.asarray(Image.open(tmp_path / "out" / f"{file.stem}_restored.png"))
             assert np.array_equal(restored, want.image), file.name
     if task != "classification":  # the float outputs, through the runtime's Python API, still without torch
-        (tmp_path / "dump.py").write_text(DUMP)
-        done = run_blocked(tmp_path / "dump.py", path, tmp_path / "out.npz", *good)
-        assert done.returncode == 0, done.stderr
-        outputs = np.load(tmp_path / "out.npz")
+        outputs = blocked_outputs(path, good, tmp_path)
         for i, want in enumerate(expected):
-            assert outputs[f"out{i}"].shape == want.output.shape
-            assert np.abs(outputs[f"out{i}"] - want.output).max() <= 1e-5
+            assert outputs[i].shape == want.output.shape
+            assert np.abs(outputs[i] - want.output).max() <= 1e-5
 
 
 def test_runtime_cli_errors_are_one_line(tiny_models, tmp_path):
