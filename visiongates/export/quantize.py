@@ -81,16 +81,23 @@ def quiet_onnxruntime() -> Iterator[None]:
 
 
 class FolderCalibrationReader(CalibrationDataReader):
-    """Calibration batches from image files (a folder, searched recursively), each preprocessed as the model's
-    metadata prescribes (`visiongates_runtime.Model`, so exactly what inference feeds it). Unreadable files are
-    skipped with a warning."""
+    """Calibration batches from image files (a folder, searched recursively; at most `max_images`, evenly spread over
+    the sorted list), each preprocessed as the model's metadata prescribes (`visiongates_runtime.Model`, so exactly
+    what inference feeds it). Unreadable files are skipped with a warning."""
 
-    def __init__(self, model_path: str | Path, images: str | Path, max_images: int = 100, batch_size: int = 1):
+    def __init__(
+        self, model_path: str | Path, images: str | Path | None, max_images: int = 100, batch_size: int = 1
+    ) -> None:
         model = Model(model_path, threads=1)
-        files = expand_inputs([str(images)])[:max_images]
         self.input_name = model.input_name
         self.batches: list[np.ndarray] = []
         kept = []
+        if images is None:  # latency benchmarks of untrained models: random N(0, 1) inputs at the export size
+            rng = np.random.default_rng(0)
+            kept = [rng.standard_normal(model.info.input_size).astype(np.float32) for _ in range(max_images)]
+        files = expand_inputs([str(images)]) if images is not None else []
+        if len(files) > max_images:  # spread over the (sorted) folder, so every class folder contributes
+            files = [files[int(i)] for i in np.linspace(0, len(files) - 1, max_images).round()]
         for path in files:
             try:
                 kept.append(model.model_input(model.read(path))[0])
@@ -137,11 +144,12 @@ def quantize_int8(
 
 
 def quantize_static_int8(
-    source: str | Path, output: str | Path, calibration: str | Path, calibrate_method: str = "minmax",
+    source: str | Path, output: str | Path, calibration: str | Path | None, calibrate_method: str = "minmax",
     max_images: int = 100, op_types: Sequence[str] | None = None,
 ) -> tuple[Path, int]:
     """Write a statically int8-quantized copy of `source` (QDQ, per-channel symmetric int8 weights, uint8
-    activations with ranges calibrated on up to `max_images` files under `calibration`; metadata kept).
+    activations with ranges calibrated on up to `max_images` files under `calibration`, or on random inputs if it is
+    None, which suits latency measurements only; metadata kept).
     calibrate_method: 'minmax', 'entropy' or 'percentile' (99.999th). Returns (path, images calibrated on)."""
     if calibrate_method not in CALIBRATION_METHODS:
         raise DataError(f"calibration method must be one of {sorted(CALIBRATION_METHODS)}, not '{calibrate_method}'")
