@@ -25,7 +25,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check visiongates tools export tests
+	$(VENV)/bin/ruff check visiongates tools export tests runtime
 
 model-table: setup
 	$(PY) tools/model_table.py --write README.md
