@@ -96,7 +96,8 @@ def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
             if limit and width * height > limit:
                 raise ImageDecodeError(
                     f"image '{path}' is {width}x{height} = {width * height:,} pixels, over the limit of {limit:,} "
-                    "(a decompression-bomb guard); raise it with --max-pixels if the file is trusted"
+                    f"(a decompression-bomb guard); if the file is trusted, raise it with --max-pixels or "
+                    f"{ENV_MAX_PIXELS}"
                 )
             image.load()
             return to_rgb(image)
