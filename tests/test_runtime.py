@@ -149,6 +149,17 @@ def test_runtime_cli_without_the_training_stack_matches_the_full_stack(tiny_mode
             assert np.abs(outputs[i] - want.output).max() <= 1e-5
 
 
+def test_max_pixels_refuses_a_bomb_and_predicts_the_others(tiny_models, tmp_path):
+    good, _ = write_mixed_images(tmp_path / "images")  # 61 x 45 pixels at most
+    bomb = tmp_path / "bomb.png"
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(bomb)
+    done = run_blocked(INFER, tiny_models["classification"], bomb, *good, "--max-pixels", "5000")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "bomb.png' is 100x100 = 10,000 pixels, over the limit of 5,000" in errors[0]
+    assert [line.split(":")[0] for line in done.stdout.splitlines()] == [f.name for f in good]
+
+
 def test_runtime_cli_errors_are_one_line(tiny_models, tmp_path):
     done = run_blocked(INFER, tmp_path / "absent.onnx", tmp_path)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "does not exist" in done.stderr
