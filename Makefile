@@ -37,7 +37,7 @@ test-fast: setup-all
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: setup-all
-	$(VENV)/bin/ruff check visiongates tools export tests
+	$(VENV)/bin/ruff check visiongates tools export tests runtime
 
 model-table: setup
 	$(PY) tools/model_table.py --write README.md

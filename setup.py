@@ -16,7 +16,10 @@ setup(
     description="Gated and attention-gated vision backbones for timm, mmdetection and mmsegmentation",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["visiongates", "visiongates.*"]),
+    # visiongates_runtime (runtime/, torch-free, also pip-installable on its own) comes along: one image decoder
+    packages=[*find_packages(include=["visiongates", "visiongates.*"]), "visiongates_runtime"],
+    package_dir={"visiongates_runtime": "runtime/visiongates_runtime"},
+    entry_points={"console_scripts": ["visiongates-infer = visiongates_runtime.cli:entry"]},
     python_requires=">=3.10",
     # The core needs no mm* package and builds nothing; `.[mm]` adds mmdet / mmseg (after mmcv with ops: make setup-mm).
     install_requires=["torch>=2.4", "torchvision>=0.19", *read_requirements("core.txt")],

@@ -1,61 +1,55 @@
 #!/usr/bin/env python
-"""Run an exported model on image files with onnxruntime; needs only the .onnx file.
+"""Run an exported model on image files with onnxruntime; needs only the .onnx file and visiongates_runtime.
 
     python export/infer_onnx.py runs/digits_cbam_resnet18/best.onnx runs/digits_cbam_resnet18/samples/*.png
-    python export/infer_onnx.py model.onnx photo.jpg --topk 3 --compare runs/x/best.pth   # PyTorch side by side
-    python export/infer_onnx.py runs/onnx/maxim_s1.onnx noisy.png --output restored/        # restoration: images
-    python export/infer_onnx.py unet.onnx scan.png --output masks/                          # segmentation: mask PNGs
+    python export/infer_onnx.py model.onnx photos/ "more/*.jpg" --topk 3                  # folders and globs too
+    python export/infer_onnx.py model.onnx photo.jpg --compare runs/x/best.pth             # PyTorch side by side
+    python export/infer_onnx.py runs/onnx/maxim_s1.onnx noisy.png --output restored/       # restoration: images
+    python export/infer_onnx.py unet.onnx scan.png --output masks/                         # segmentation: mask PNGs
 
-Classification prints the top-k classes with the label names stored at export; --compare also runs the PyTorch
-model (a checkpoint or registry name) on the same inputs and prints both frameworks' top-1 side by side.
+Without --compare this is the torch-free runtime's command (`visiongates-infer`, runtime/visiongates_runtime/cli.py):
+it imports neither torch nor timm, and a file that cannot be read gets its own `error:` line while the others are
+still predicted. --compare also runs the PyTorch model (a checkpoint or registry name) on the same inputs and
+prints both frameworks' top-1 side by side (that path needs the whole visiongates stack).
 """
 
-import argparse
-from pathlib import Path
-
-from visiongates.cli import run_cli
+import sys
 
 
-def main() -> int:
-    from PIL import Image
+def compare() -> int:
+    import argparse
+
+    from visiongates_runtime.cli import expand_inputs
 
     from visiongates.export import OnnxModel, load_source
     from visiongates.export.compare import side_by_side, side_by_side_table
-    from visiongates.export.ort_inference import save_mask
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser = argparse.ArgumentParser(description="onnxruntime and PyTorch top-1 side by side")
     parser.add_argument("onnx")
     parser.add_argument("images", nargs="+")
-    parser.add_argument("--topk", type=int, default=5)
-    parser.add_argument("--output", default="runs/onnx_inference", help="folder for restored images / masks")
-    parser.add_argument("--compare", default=None, metavar="SOURCE",
+    parser.add_argument("--compare", required=True, metavar="SOURCE",
                         help="classification: also run this checkpoint / registry model in PyTorch, side by side")
     parser.add_argument("--seed", type=int, default=0, help="weights seed when --compare names a registry model")
-    args = parser.parse_args()
-    model = OnnxModel(args.onnx)
-    task = model.info.task
-    if task == "classification" and args.compare:
-        torch_model, _ = load_source(args.compare, seed=args.seed)
-        rows = side_by_side(model, torch_model, args.images, topk=1)
-        print(side_by_side_table(rows))
-        agree = sum(a.top1 == b.top1 for a, b in rows)
-        print(f"onnxruntime and PyTorch agree on top-1 for {agree}/{len(rows)} images")
-        return 0 if agree == len(rows) else 1
-    if task == "classification":
-        for prediction in model.classify(args.images, topk=args.topk):
-            print(Path(prediction.path).name + ": " + ", ".join(f"{label} {p:.3f}" for _, label, p in prediction.topk))
-        return 0
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    for image in args.images:
-        if task == "restoration":
-            path = output / f"{Path(image).stem}_restored.png"
-            Image.fromarray(model.restore(image).squeeze()).save(path)
-        else:
-            path = save_mask(model.segment(image), output / f"{Path(image).stem}_mask.png")
-        print(f"{image} -> {path}")
-    return 0
+    parser.add_argument("--max-pixels", type=int, default=None, help="decompression-bomb guard (default PIL's)")
+    args, _ = parser.parse_known_args()
+    model = OnnxModel(args.onnx, max_pixels=args.max_pixels)
+    if model.info.task != "classification":
+        from visiongates.errors import DataError
+
+        raise DataError("--compare compares classifiers; run without it for segmentation and restoration models")
+    torch_model, _ = load_source(args.compare, seed=args.seed)
+    rows = side_by_side(model, torch_model, expand_inputs(args.images), topk=1)
+    print(side_by_side_table(rows))
+    agree = sum(a.top1 == b.top1 for a, b in rows)
+    print(f"onnxruntime and PyTorch agree on top-1 for {agree}/{len(rows)} images")
+    return 0 if agree == len(rows) else 1
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    if any(arg == "--compare" or arg.startswith("--compare=") for arg in sys.argv[1:]):
+        from visiongates.cli import run_cli
+
+        run_cli(compare)
+    from visiongates_runtime.cli import main
+
+    sys.exit(main(prog="infer_onnx.py"))

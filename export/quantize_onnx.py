@@ -1,11 +1,16 @@
 #!/usr/bin/env python
-"""Dynamic int8 quantization of an exported model (onnxruntime.quantization), with its accuracy change and speed-up.
+"""int8 quantization of an exported model (onnxruntime.quantization), with its accuracy change and speed-up.
 
-    python export/quantize_onnx.py runs/photos/best.onnx --data data/photos --split val
-    python export/quantize_onnx.py model.onnx --ops MatMul Gemm          # quantize only these op types
+    python export/quantize_onnx.py runs/photos/best.onnx --method static --calibration calib_images/
+    python export/quantize_onnx.py model.onnx --method auto --calibration calib/   # static for CNNs, else dynamic
+    python export/quantize_onnx.py model.onnx --method dynamic --ops MatMul Gemm         # only these op types
+    python export/quantize_onnx.py runs/photos/best.onnx --method static --calibration data/photos/train \
+        --calibrate-method entropy --data data/photos --split val                         # + fp32 vs int8 report
 
-Writes <model>.int8.onnx (metadata kept). With --data, reports top-1 of fp32 and int8 on every image of the split,
-how many predictions changed, and batch-1 onnxruntime latency of both.
+static: QDQ, per-channel int8 weights, activation ranges calibrated on the images under --calibration (files,
+searched recursively; preprocessed as the model's metadata says). dynamic: int8 weights, activations quantized at
+run time (no calibration). Writes <model>.int8.onnx (metadata kept). With --data, reports top-1 of fp32 and int8
+on every image of the split, how many predictions changed, batch-1 onnxruntime latency of both and file sizes.
 """
 
 import argparse
@@ -19,13 +24,19 @@ def main() -> int:
     import torch
 
     from visiongates.export.benchmark import markdown_table
-    from visiongates.export.quantize import compare_int8, quantize_int8
+    from visiongates.export.quantize import CALIBRATION_METHODS, METHODS, compare_int8, quantize
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("onnx")
+    parser.add_argument("--method", choices=METHODS, default="dynamic",
+                        help="static (QDQ, calibrated), dynamic, or auto: static for convolutional families and "
+                             "dynamic for transformer families (default dynamic)")
+    parser.add_argument("--calibration", default=None, help="folder of calibration images (static)")
+    parser.add_argument("--calibrate-method", choices=sorted(CALIBRATION_METHODS), default="minmax")
+    parser.add_argument("--calibration-images", type=int, default=100, help="at most this many (default 100)")
     parser.add_argument("--output", default=None, help="default: <model>.int8.onnx beside the input")
     parser.add_argument("--ops", nargs="+", default=None, help="ONNX op types to quantize (default: all it can)")
-    parser.add_argument("--per-channel", action="store_true")
+    parser.add_argument("--per-channel", action="store_true", help="dynamic: per-channel weights (static always)")
     parser.add_argument("--data", default=None, help="ImageFolder root for the accuracy comparison")
     parser.add_argument("--split", default="val")
     parser.add_argument("--runs", type=int, default=30)
@@ -34,11 +45,16 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     source = Path(args.onnx)
     output = Path(args.output) if args.output else source.with_suffix(".int8.onnx")
-    quantize_int8(source, output, op_types=args.ops, per_channel=args.per_channel)
-    print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MB; fp32 {source.stat().st_size / 2**20:.1f} MB)")
+    done = quantize(source, output, args.method, args.calibration, args.calibrate_method, args.calibration_images,
+                    args.ops, args.per_channel)
+    calibrated = f", calibrated on {done['calibration_images']} images" if done["method"] == "static" else ""
+    print(f"{done['method']} int8 ({done['why']}{calibrated}): wrote {output} "
+          f"({output.stat().st_size / 2**20:.1f} MB; fp32 {source.stat().st_size / 2**20:.1f} MB)")
     if args.data:
-        result = compare_int8(source, output, Path(args.data) / args.split, runs=args.runs)
-        print(markdown_table([result]))
+        result = compare_int8(source, output, Path(args.data) / args.split, runs=args.runs, threads=args.threads)
+        result["method"] = done["method"]
+        print(markdown_table([result], ["method", "images", "fp32_top1", "int8_top1", "top1_change",
+                                        "predictions_changed", "fp32_ms", "int8_ms", "speedup", "fp32_mb", "int8_mb"]))
         print(json.dumps(result))
     return 0
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from runtime_blocker import INFER, blocked_outputs, run_blocked
 
 import visiongates
 from visiongates.export import ExportSpec, ModelInfo, OnnxModel, export_onnx, export_source, spec_for
@@ -157,6 +158,12 @@ def test_segmentation_checkpoint_exports_and_writes_a_mask(tmp_path):
     assert np.abs(x - reference.numpy()).max() < 1e-5
     assert (onnx_model(x).argmax(1)[0] == expected).mean() > 0.999
     assert Image.open(save_mask(mask, tmp_path / "mask.png")).size == (90, 70)
+    # the torch-free runtime (no torch, timm, albumentations, cv2, mm*) on the same file: the same mask and logits
+    done = run_blocked(INFER, report.path, photo, "--output", tmp_path / "runtime")
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "runtime" / "photo_mask.png")), mask)
+    (want,) = onnx_model.predict([photo])
+    assert np.abs(blocked_outputs(report.path, [photo], tmp_path)[0] - want.output).max() <= 1e-5
 
 
 @pytest.mark.slow
@@ -173,6 +180,12 @@ def test_restoration_model_restores_an_image_file(exported, tmp_path):
     with torch.inference_mode():
         expected = (model(x)[0].clamp(0, 1) * 255).round().numpy().transpose(1, 2, 0)
     assert np.abs(restored.astype(np.float32) - expected).max() <= 1
+    # the torch-free runtime (no torch, timm, albumentations, cv2, mm*): the same image, outputs within 1e-5
+    done = run_blocked(INFER, path, photo, "--output", tmp_path / "runtime")
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "runtime" / "noisy_restored.png")), restored)
+    (want,) = onnx_model.predict([photo])
+    assert np.abs(blocked_outputs(path, [photo], tmp_path)[0] - want.output).max() <= 1e-5
 
 
 @SHARED

@@ -74,13 +74,17 @@ def test_fixed_size_family_refuses_dynamic_sizes(tmp_path):
         export_onnx(model, info, tmp_path / "x.onnx", dynamic_size=True, spec=ExportSpec(dynamic_size=False))
 
 
-@pytest.mark.parametrize("mode,channels", [("L", 1), ("RGBA", 4), ("LA", 2)])
-def test_image_with_the_wrong_channel_count(tiny_onnx, tmp_path, mode, channels):
-    path = tmp_path / f"{mode}.png"
+@pytest.mark.parametrize("mode", ["L", "RGBA", "LA", "CMYK"])
+def test_grey_alpha_and_cmyk_images_are_converted(tiny_onnx, tmp_path, mode):
+    """One grey, RGBA or CMYK file among RGB ones no longer aborts inference: every file is decoded to RGB."""
+    path = tmp_path / f"{mode}.{'jpg' if mode == 'CMYK' else 'png'}"
     Image.new(mode, (40, 40)).save(path)
-    with pytest.raises(DataError, match=f"has {channels} channel"):
-        OnnxModel(tiny_onnx).classify([path])
-    _assert_user_error(_cli("infer_onnx.py", tiny_onnx, path), f"has {channels} channel(s)", "takes 3 (RGB)")
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "rgb.jpg")
+    predictions = OnnxModel(tiny_onnx).classify([tmp_path / "rgb.jpg", path])
+    assert all(p.ok and len(p.topk) == 5 for p in predictions)
+    done = _cli("infer_onnx.py", tiny_onnx, tmp_path / "rgb.jpg", path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert f"{path.name}: " in done.stdout
 
 
 def test_array_with_the_wrong_channel_count(tiny_onnx):
@@ -107,8 +111,12 @@ def test_missing_or_unreadable_files(tiny_onnx, tmp_path):
     onnx.save(bare, str(tmp_path / "bare.onnx"))
     with pytest.raises(ExportError, match="no visiongates metadata"):
         OnnxModel(tmp_path / "bare.onnx")
-    with pytest.raises(DataError, match="does not exist"):
-        OnnxModel(tiny_onnx).classify([tmp_path / "absent.png"])
+    (result,) = OnnxModel(tiny_onnx).classify([tmp_path / "absent.png"])
+    assert not result.ok and "does not exist" in result.error
     (tmp_path / "text.jpg").write_text("not an image")
-    _assert_user_error(_cli("infer_onnx.py", tiny_onnx, tmp_path / "text.jpg"), "cannot be decoded")
+    done = _cli("infer_onnx.py", tiny_onnx, tmp_path / "text.jpg")  # a per-file error: status 1, one line
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("error: ")] == [
+        f"error: image '{tmp_path / 'text.jpg'}' cannot be decoded (cannot identify image file "
+        f"'{tmp_path / 'text.jpg'}')"]
     _assert_user_error(_cli("infer_onnx.py", tmp_path / "absent.onnx", tmp_path / "text.jpg"), "does not exist")

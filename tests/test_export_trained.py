@@ -4,18 +4,20 @@ copy is measured against it. Also the command-line path the README's demo takes.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from runtime_blocker import INFER, run_blocked
 
 from visiongates.engine import load_config
 from visiongates.engine.trainer import train
 from visiongates.export import OnnxModel, export_source, load_source
 from visiongates.export.benchmark import markdown_table
-from visiongates.export.compare import folder_agreement
-from visiongates.export.quantize import compare_int8, quantize_int8
+from visiongates.export.compare import folder_agreement, torch_folder_logits
+from visiongates.export.quantize import compare_int8, quantize, quantize_int8
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN_CONFIG = REPO / "configs" / "cls" / "digits_cbam_resnet18.yaml"
@@ -62,6 +64,33 @@ def test_int8_copy_accuracy_and_speed(hymenoptera_onnx):
     print("\n" + markdown_table([result]))
     assert result["images"] == 153 and result["int8_mb"] < result["fp32_mb"] / 3
     assert abs(result["top1_change"]) <= 10  # dynamic int8 on a small CNN: a few images may flip, not the model
+
+
+def test_runtime_without_torch_agrees_with_pytorch_on_val(hymenoptera_onnx, tmp_path):
+    """The torch-free runtime's command (no torch, timm, albumentations, cv2, mm*) on the whole val folder, against
+    PyTorch through tools/eval.py's pipeline: top-1 agrees on >= 99% of the images (here: all of them)."""
+    checkpoint, onnx_path = hymenoptera_onnx
+    data = REPO.parent / "shared" / "data" / "hymenoptera_data" / "val"
+    done = run_blocked(INFER, onnx_path, data, "--topk", "1", "--json", tmp_path / "val.json", "--batch-size", "16")
+    assert done.returncode == 0 and "LEAKED" not in done.stderr, done.stderr
+    runtime = {r["path"]: r["topk"][0]["index"] for r in json.loads((tmp_path / "val.json").read_text())}
+    model, info = load_source(str(checkpoint))
+    logits, _, files = torch_folder_logits(model, info, data)
+    agree = sum(runtime[str(f)] == int(row.argmax()) for f, row in zip(files, logits))
+    print(f"runtime vs PyTorch top-1: {agree}/{len(files)}")
+    assert len(runtime) == len(files) == 153 and agree >= 0.99 * len(files)
+
+
+def test_static_int8_copy(hymenoptera_onnx):
+    """Static (QDQ) int8 calibrated on 32 training images: a valid model whose top-1 stays near fp32's."""
+    _, onnx_path = hymenoptera_onnx
+    data = REPO.parent / "shared" / "data" / "hymenoptera_data"
+    done = quantize(onnx_path, onnx_path.with_suffix(".static.onnx"), "auto", data / "train", max_images=32)
+    assert done["method"] == "static" and "convolutional" in done["why"] and done["calibration_images"] == 32
+    result = compare_int8(onnx_path, done["path"], data / "val", runs=10)
+    print("\n" + markdown_table([result]))
+    assert result["images"] == 153 and result["int8_mb"] < result["fp32_mb"] / 3
+    assert abs(result["top1_change"]) <= 5 and result["predictions_changed"] <= 15
 
 
 def test_demo_commands_write_export_and_classify_digits(hymenoptera_onnx, tmp_path):

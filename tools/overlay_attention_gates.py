@@ -13,9 +13,8 @@ from visiongates.cli import run_cli
 def main() -> None:
     import numpy as np
     import torch
-    from PIL import Image
+    from visiongates_runtime.images import load_rgb
 
-    from visiongates.errors import DataError
     from visiongates.seg.loop import build_datasets, load_trained
     from visiongates.viz.attention_gates import gate_view, plot_attention_gates
 
@@ -30,11 +29,7 @@ def main() -> None:
     views = []
     if args.image:
         for path in args.image:
-            try:
-                with Image.open(path) as im:
-                    grey = torch.from_numpy(np.asarray(im.convert("L"), dtype=np.float32) / 255.0)
-            except OSError as exc:
-                raise DataError(f"cannot read image '{path}' ({exc})") from None
+            grey = torch.from_numpy(np.asarray(load_rgb(path).convert("L"), dtype=np.float32) / 255.0)
             views.append(gate_view(model, grey[None].expand(3, -1, -1), normalize))
     else:
         _, val_set = build_datasets(cfg)

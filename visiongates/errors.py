@@ -9,13 +9,9 @@ import difflib
 
 import timm
 
-
-class VisionGatesError(Exception):
-    """Base class: something the user supplied is wrong; the message says what and where."""
-
-
-class DataError(VisionGatesError):
-    """A dataset folder or image file is missing, empty or unreadable."""
+# the base class, data and export errors live in the torch-free runtime package (runtime/visiongates_runtime), so
+# that the runtime and the training stack raise and catch the same classes
+from visiongates_runtime.errors import DataError, ExportError, ImageDecodeError, VisionGatesError  # noqa: F401
 
 
 class CheckpointError(VisionGatesError):
@@ -35,10 +31,6 @@ def check_model_name(name: str) -> str:
     close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else " See `timm.list_models()` for the known names."
     raise UnknownModelError(f"unknown model '{name}'.{hint}")
-
-
-class ExportError(VisionGatesError):
-    """A model cannot be exported as asked, or an exported .onnx file is missing, unreadable or not ours."""
 
 
 class OpsetError(ExportError, ValueError):

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from visiongates_runtime.images import IMAGE_EXTENSIONS, ImageDecodeError, load_rgb
 
 from visiongates.errors import DataError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "DigitsDataset", "collate_skip", "sample_seed"]
 Transform = Callable[..., dict]
 
 
@@ -60,16 +60,20 @@ class AugmentedDataset(torch.utils.data.Dataset):
 
 
 class ImageFolderDataset(AugmentedDataset):
-    """`root/<class>/<image>` folders (torchvision's ImageFolder layout), decoded with PIL to RGB.
+    """`root/<class>/<image>` folders (torchvision's ImageFolder layout), decoded to 8-bit RGB by
+    `visiongates_runtime.images.load_rgb` (the decoder inference uses: 16-bit, alpha, CMYK... handled there).
 
-    A file that cannot be decoded (truncated, not an image) is skipped with a warning naming it; missing roots and
-    empty class folders are errors that name the folder.
+    A file that cannot be decoded (truncated, not an image, over the pixel limit `max_pixels`: see load_rgb) is
+    skipped with a warning naming it, and counted by `collate_skip`; missing roots and empty class folders are
+    errors that name the folder.
     """
 
     def __init__(
-        self, root: str | Path, transform: Transform | None = None, classes: Sequence[str] | None = None, seed: int = 0
+        self, root: str | Path, transform: Transform | None = None, classes: Sequence[str] | None = None, seed: int = 0,
+        max_pixels: int | None = None,
     ) -> None:
         super().__init__(transform, seed)
+        self.max_pixels = max_pixels
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"dataset folder '{self.root}' does not exist")
@@ -97,12 +101,11 @@ class ImageFolderDataset(AugmentedDataset):
     def _load(self, index: int) -> np.ndarray | None:
         path = self.samples[index]
         try:
-            with Image.open(path) as image:
-                return np.asarray(image.convert("RGB"))
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            return np.asarray(load_rgb(path, self.max_pixels))
+        except ImageDecodeError as exc:
             if path not in self._warned:
                 self._warned.add(path)
-                log.warning("skipping unreadable image %s (%s)", path, exc)
+                log.warning("skipping unreadable image %s (%s)", path, str(exc).replace(f"image '{path}' ", ""))
             return None
 
 

@@ -78,7 +78,7 @@ def load_backgrounds(folder: str | None = None) -> tuple[np.ndarray, ...]:
         from skimage import data
 
         return tuple(_grey(getattr(data, name)()) for name in BACKGROUNDS)
-    from PIL import Image
+    from visiongates_runtime.images import load_rgb
 
     from .datasets import IMAGE_EXTENSIONS
 
@@ -87,8 +87,7 @@ def load_backgrounds(folder: str | None = None) -> tuple[np.ndarray, ...]:
         raise DataError(f"background folder '{folder}' holds no images")
     images = []
     for path in files:
-        with Image.open(path) as im:
-            images.append(np.asarray(im.convert("L"), dtype=np.float32) / 255.0)
+        images.append(np.asarray(load_rgb(path).convert("L"), dtype=np.float32) / 255.0)
     return tuple(images)
 
 

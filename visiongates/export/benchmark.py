@@ -64,6 +64,44 @@ def compare_latency(
     return min(torch_times), min(ort_times)
 
 
+def one_per_family(names: Sequence[str]) -> list[str]:
+    """The smallest model (fewest parameters in its facts) of each export family among `names`, in table order."""
+    from visiongates.models._registry import model_facts
+
+    from .families import family_of
+
+    chosen: dict[str, str] = {}
+    for name in names:
+        family = family_of(name) or name
+        facts, best = model_facts(name), chosen.get(family)
+        size = facts.params_m if facts else float("inf")
+        if best is None or size < (model_facts(best).params_m if model_facts(best) else float("inf")):
+            chosen[family] = name
+    return list(chosen.values())
+
+
+def int8_latency(path: Path, info: Any, x: np.ndarray, warmup: int, runs: int, threads: int | None,
+                 calibration: str | Path | None = None) -> dict[str, Any]:
+    """int8 copy of an exported model by the family's method (`quantize.choose_method`; static calibrated on
+    `calibration` images, else on random inputs, which is enough for latency) and fp32 vs int8 onnxruntime latency
+    on `x` in alternating rounds."""
+    from .quantize import choose_method, quantize_int8, quantize_static_int8
+
+    method, _ = choose_method(info.model_name)
+    target = path.with_suffix(f".{method}.int8.onnx")
+    if not target.is_file():
+        if method == "static":
+            quantize_static_int8(path, target, calibration, max_images=16)
+        else:
+            quantize_int8(path, target)
+    times: dict[str, list[float]] = {"fp32": [], "int8": []}
+    for _ in range(2):
+        for key, file in (("fp32", path), ("int8", target)):
+            times[key].append(onnx_ms(file, x, warmup, max(runs // 2, 1), threads))
+    fp32, int8 = min(times["fp32"]), min(times["int8"])
+    return {"int8": method, "int8_ms": int8, "int8_speedup": fp32 / int8}
+
+
 def benchmark_models(
     names: Sequence[str],
     img_size: int | None = None,
@@ -71,9 +109,12 @@ def benchmark_models(
     batch: int = 1,
     warmup: int = 3,
     runs: int = 20,
+    int8: bool = False,
+    calibration: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Per registry model: PyTorch eager and onnxruntime latency at `batch` x its input size (or `img_size`), and
-    the max abs difference of their outputs there; exports (reused if present) go to `workdir`."""
+    the max abs difference of their outputs there; exports (reused if present) go to `workdir`. int8: also the
+    latency of its int8 copy (static for convolutional families, dynamic for transformers) and the speed-up."""
     rows = []
     for name in names:
         model, info = model_from_registry(name)
@@ -86,8 +127,11 @@ def benchmark_models(
         session = open_session(path)
         pytorch, onnxruntime = compare_latency(model, session, x, warmup, runs)
         diff, _ = max_abs_diff(model, session, x)
-        rows.append({"model": name, "input": "x".join(map(str, x.shape)), "pytorch_ms": pytorch,
-                     "onnxruntime_ms": onnxruntime, "ratio": onnxruntime / pytorch, "max_abs_diff": diff})
+        row = {"model": name, "input": "x".join(map(str, x.shape)), "pytorch_ms": pytorch,
+               "onnxruntime_ms": onnxruntime, "ratio": onnxruntime / pytorch, "max_abs_diff": diff}
+        if int8:
+            row.update(int8_latency(path, info, x.numpy(), warmup, runs, None, calibration))
+        rows.append(row)
     return rows
 
 

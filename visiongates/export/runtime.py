@@ -1,4 +1,5 @@
-"""onnxruntime sessions on CPU: one place that opens a .onnx file, with errors that name the file."""
+"""onnxruntime sessions on CPU (the runtime's `open_session`), with torch's thread count as the default so the two
+frameworks are compared on equal terms."""
 
 from __future__ import annotations
 
@@ -6,30 +7,10 @@ from pathlib import Path
 
 import onnxruntime as ort
 import torch
-
-from visiongates.errors import ExportError
-
-from .metadata import ModelInfo
+from visiongates_runtime import session as _session
+from visiongates_runtime.session import session_info  # noqa: F401
 
 
 def open_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
-    """A CPU InferenceSession with full graph optimisation; `threads` defaults to torch's intra-op thread count
-    (so the two frameworks are compared on equal terms)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"ONNX file '{path}' does not exist")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own pybind exception types (InvalidProtobuf, Fail, ...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"'{path}' is not a loadable ONNX model ({first[:200]})") from None
-
-
-def session_info(session: ort.InferenceSession, where: str = "model") -> ModelInfo:
-    """The visiongates metadata stored in the session's model."""
-    return ModelInfo.from_props(session.get_modelmeta().custom_metadata_map, where)
+    """A CPU InferenceSession with full graph optimisation; `threads` defaults to torch's intra-op thread count."""
+    return _session.open_session(path, threads or torch.get_num_threads())

@@ -13,7 +13,7 @@ from typing import Any
 import albumentations as A
 import numpy as np
 import torch
-from PIL import Image
+from visiongates_runtime.images import load_rgb
 
 from visiongates.data.datasets import IMAGE_EXTENSIONS, sample_seed
 from visiongates.errors import DataError
@@ -33,11 +33,8 @@ def list_images(root: str | Path) -> list[Path]:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.array(image.convert("RGB"))
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"cannot read image '{path}' ({exc})") from None
+    """8-bit RGB through visiongates' one decoder (an ImageDecodeError, a DataError, if unreadable)."""
+    return np.array(load_rgb(path))
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
