@@ -467,9 +467,9 @@ def _save_last(job: Job, state: TrainState) -> None:
     """Write last.pth on rank 0 (other ranks wait for it, so that a stopping group never cuts the write short)."""
     if job.info.is_main:
         _write(job, _training_checkpoint(job, state), "last.pth")
-        job.saved = _describe_saved(state, steps_per_epoch(job.cfg, job.train_loader)[0])
     if job.info.enabled:
         torch.distributed.barrier()
+    job.saved = _describe_saved(state, steps_per_epoch(job.cfg, job.train_loader)[0])
 
 
 def _resume_path(cfg: TrainConfig) -> Path | None:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
 
 from visiongates.errors import DataError, VisionGatesError
 
@@ -131,14 +130,17 @@ class DataCheckHook(Hook):
                 runner.logger.info("data check: " + check_dataset(dataset, split, self.unknown_categories))
 
 
-def add_data_check(cfg: Any, unknown_categories: str | None) -> None:
-    """Add a DataCheckHook to `cfg.custom_hooks` (or set the option of the one the config has)."""
-    hooks = list(cfg.get("custom_hooks") or [])
+def add_tool_hooks(cfg: Any, unknown_categories: str | None) -> None:
+    """Add a DataCheckHook (or set the option of the one the config has) and a StopOnSignalHook to
+    `cfg.custom_hooks`."""
+    hooks = [dict(h) for h in (cfg.get("custom_hooks") or [])]
     ours = [h for h in hooks if h.get("type") == "DataCheckHook"]
     if not ours:
         hooks.append(dict(type="DataCheckHook", unknown_categories=unknown_categories or "error"))
     elif unknown_categories is not None:
         ours[0]["unknown_categories"] = unknown_categories
+    if not any(h.get("type") == "StopOnSignalHook" for h in hooks):
+        hooks.append(dict(type="StopOnSignalHook"))
     cfg.custom_hooks = hooks
 
 
@@ -259,5 +261,5 @@ def latest_checkpoint(work_dir: str | os.PathLike) -> str | None:
     return path if path and Path(path).is_file() else None
 
 
-__all__ = ["HOOKS", "DataCheckHook", "StopOnSignalHook", "add_data_check", "catch_sigterm", "check_dataset",
+__all__ = ["DataCheckHook", "StopOnSignalHook", "add_tool_hooks", "catch_sigterm", "check_dataset",
            "check_feature_channels", "latest_checkpoint"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from mmengine.runner import Runner
 
 from visiongates.errors import Interrupted, VisionGatesError
 
-from .checks import Stopped, add_data_check, catch_sigterm, check_feature_channels, latest_checkpoint
+from .checks import Stopped, add_tool_hooks, catch_sigterm, check_feature_channels, latest_checkpoint
 from .safe_load import install_safe_checkpoint_loader
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
@@ -88,9 +89,7 @@ def build_runner(cfg: Config, unknown_categories: str | None = None) -> Runner:
     install_safe_checkpoint_loader()
     if isinstance(cfg.get("visualizer"), dict):
         cfg.visualizer["name"] = f"visualizer_{uuid.uuid4().hex[:12]}"
-    add_data_check(cfg, unknown_categories)
-    if not any(h.get("type") == "StopOnSignalHook" for h in cfg.custom_hooks):
-        cfg.custom_hooks.append(dict(type="StopOnSignalHook"))
+    add_tool_hooks(cfg, unknown_categories)
     try:
         runner = Runner.from_cfg(cfg)
     except (ValueError, KeyError, TypeError) as exc:
@@ -101,10 +100,10 @@ def build_runner(cfg: Config, unknown_categories: str | None = None) -> Runner:
 
 def _interrupted(runner: Runner, signum: int | None, training: bool) -> Interrupted:
     """The message for a run stopped by SIGTERM (signum 15, after the current iteration) or Ctrl-C (None)."""
-    status = 143 if signum == 15 else 130
-    what = f"{'SIGTERM' if signum == 15 else 'Ctrl-C'} at iteration {runner.iter} (epoch {runner.epoch})"
+    status, name = (143, "SIGTERM") if signum == signal.SIGTERM else (130, "Ctrl-C")
     if not training:
-        return Interrupted(f"{what}: testing stopped, nothing was written", status)
+        return Interrupted(f"{name}: testing stopped, no metrics were computed", status)
+    what = f"{name} at iteration {runner.iter + 1} (epoch {runner.epoch + 1})"
     checkpoint = latest_checkpoint(runner.work_dir)
     if checkpoint is None:
         return Interrupted(f"{what}: no checkpoint was written yet (default_hooks.checkpoint.interval sets how "
@@ -158,11 +157,11 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
     hook_type, visualizer_type = VISUALIZERS[scope]
     if cfg.get("default_hooks") is None:
         cfg.default_hooks = {}
-    hook = cfg.default_hooks.get("visualization")
-    if hook is None:
-        hook = cfg.default_hooks["visualization"] = dict(type=hook_type)
+    if cfg.default_hooks.get("visualization") is None:
+        cfg.default_hooks["visualization"] = dict(type=hook_type)
     if not isinstance(cfg.get("visualizer"), dict):
         cfg.visualizer = dict(type=visualizer_type, vis_backends=[dict(type="LocalVisBackend")], name="visualizer")
+    hook = cfg.default_hooks["visualization"]
     hook.update(draw=True, interval=1)
     hook.pop("test_out_dir", None)  # mmdet would write JPEGs named like the inputs there; we want PNGs
     cfg.visualizer["save_dir"] = str(Path(show_dir).resolve())
