@@ -328,13 +328,18 @@ def coins(tmp_path, monkeypatch):
     pytest.importorskip("mmdet")
     pytest.importorskip("mmseg")
     from mm_smoke import as_cli_options, tiny_coins_options
+    from mmengine.logging import MMLogger
 
     from visiongates.data.coins_coco import build_coins_set
 
+    # mmengine's loggers are process-wide and keep the stream they were made with: with the tools run in this
+    # process, that is an earlier test's captured (closed) stderr, so each test starts with fresh ones
+    MMLogger._instance_dict.clear()
     monkeypatch.setenv("VISIONGATES_DATA", str(tmp_path / "data"))
     options = tiny_coins_options()
     root = build_coins_set(tmp_path / "data" / "coins", **options["train_dataloader.dataset.coins_spec"])
-    return root, as_cli_options(options)
+    yield root, as_cli_options(options)
+    MMLogger._instance_dict.clear()
 
 
 def _checkpoints(work: Path) -> list[str]:
@@ -466,3 +471,17 @@ def test_dynamic_size_problem_names_the_sizes_that_work():
                                              "and 112x112 is not (--img-size 96 or 128 would be)")
     assert problem("cbam_resnet18", 20) == "'cbam_resnet18' exports with dynamic sizes from 32 px; got 20x20"
     assert problem("cbam_resnet18", 128) == problem("gpsa_convit_tiny", 112) == problem("vig_gla_tiny", 100) == ""
+
+
+def test_resume_command_replaces_the_resume_option(monkeypatch):
+    from visiongates.cli import resume_command
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    argv = ["tools/train.py", "--config", "c.yaml", "--resume", "old.pth", "--lr", "1e-3"]
+    assert resume_command(("--resume", "auto"), argv) == "python tools/train.py --config c.yaml --lr 1e-3 --resume auto"
+    argv = ["tools/train_det.py", "my cfg.py", "--resume", "--work-dir", "w"]
+    assert resume_command(("--resume", "w/epoch_1.pth"), argv) == (
+        "python tools/train_det.py 'my cfg.py' --work-dir w --resume w/epoch_1.pth")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert resume_command(("--resume", "auto"), ["tools/train.py"]).startswith("torchrun --nproc_per_node 2 ")

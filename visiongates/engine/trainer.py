@@ -317,7 +317,7 @@ def train_one_epoch(job: Job, state: TrainState, show_progress: bool = False) ->
     bar = tqdm(total=num_batches, initial=start, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
                disable=not show_progress, leave=False)
     optimizer.zero_grad(set_to_none=True)
-    pending = False  # a backward pass since the last optimizer step
+    pending = skip = False  # a backward pass since the last optimizer step; a non-finite loss in this step
     for index in range(start, num_batches):
         images, labels, n_skipped = next(batches)
         totals.skipped += n_skipped
@@ -330,15 +330,20 @@ def train_one_epoch(job: Job, state: TrainState, show_progress: bool = False) ->
                     kept = f"last.pth is unchanged ({job.saved})" if job.saved else "no checkpoint was written yet"
                     raise VisionGatesError(f"loss became non-finite at {where}; stopped before updating the weights: "
                                            f"{kept}. Lower --lr, or pass --on-nonfinite skip to skip such steps")
-                totals.nonfinite += 1
-                log.warning("skipped a non-finite loss at %s (%d this epoch)", where, totals.nonfinite)
+                if not skip:
+                    totals.nonfinite += 1
+                    log.warning("skipping %s: non-finite loss (%d step(s) this epoch)", where, totals.nonfinite)
+                skip = True
             else:
                 pending = True
                 totals.loss_sum += loss * len(labels)
                 totals.seen += len(labels)
-        if last_micro and pending:
-            _optimizer_step(job, state)
-            pending = False
+        if last_micro and (pending or skip):
+            if skip:  # the whole step is skipped: gradients of its other micro-batches are dropped too
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                _optimizer_step(job, state)
+            pending = skip = False
             if job.stop.requested(job.info):
                 state.batch, state.totals = index + 1, dataclasses.asdict(totals)
                 _save_last(job, state)

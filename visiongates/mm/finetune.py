@@ -103,7 +103,8 @@ def _interrupted(runner: Runner, signum: int | None, training: bool) -> Interrup
     status, name = (143, "SIGTERM") if signum == signal.SIGTERM else (130, "Ctrl-C")
     if not training:
         return Interrupted(f"{name}: testing stopped, no metrics were computed", status)
-    what = f"{name} at iteration {runner.iter + 1} (epoch {runner.epoch + 1})"
+    loop = runner._train_loop  # not `runner.train_loop`: that would build a loop that is still a config dict
+    what = f"{name} at iteration {getattr(loop, 'iter', 0) + 1} (epoch {getattr(loop, 'epoch', 0) + 1})"
     checkpoint = latest_checkpoint(runner.work_dir)
     if checkpoint is None:
         return Interrupted(f"{what}: no checkpoint was written yet (default_hooks.checkpoint.interval sets how "
