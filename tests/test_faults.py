@@ -133,6 +133,7 @@ def test_yaml_values_of_the_wrong_type_are_one_line(yaml, message, tmp_path, mon
 
 
 # ------------------------------------------------------------------------------------------------ SIGTERM, resume
+@pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume_is_bit_exact(tiny, tmp_path, monkeypatch, capsys):
     """2 epochs of 2 optimizer steps (2 micro-batches each): straight, and SIGTERM during epoch 2's first micro-batch
     (the step finishes, a mid-epoch last.pth is written, exit 143), then --resume auto: identical weights and EMA."""
@@ -248,6 +249,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tiny, tmp_path, monkeypa
 
 
 # ------------------------------------------------------------------------------ best.pth / last.pth, eval, export
+@pytest.mark.slow
 def test_few_classes_best_and_last_checkpoints_eval_export_resume(folder, tmp_path, monkeypatch, capsys):
     """3 classes at 48 px: no top-5 anywhere (no KeyError, no always-100% val_top2); best.pth is weights and what
     inference needs, last.pth the full state, and eval / export / resume / --pretrained work or say why not."""
