@@ -472,7 +472,7 @@ def test_dynamic_size_problem_names_the_sizes_that_work():
     assert problem("cbam_resnet18", 112) == ("'cbam_resnet18' exports with dynamic sizes that are multiples of 32, "
                                              "and 112x112 is not (--img-size 96 or 128 would be)")
     assert problem("cbam_resnet18", 20) == "'cbam_resnet18' exports with dynamic sizes from 32 px; got 20x20"
-    assert problem("cbam_resnet18", 128) == problem("gpsa_convit_tiny", 112) == problem("vig_gla_tiny", 100) == ""
+    assert problem("cbam_resnet18", 128) == problem("gpsa_convit_tiny", 112) == problem("resnet18", 100) == ""
 
 
 def test_resume_command_replaces_the_resume_option(monkeypatch):
