@@ -62,6 +62,7 @@ def test_torchrun_two_processes_stay_in_sync(tmp_path):
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count('"epochs_done"') == 1  # the summary is printed by rank 0 only
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     checksums = summary["rank_checksums"]
     assert len(checksums) == 2 and checksums[0] == checksums[1]

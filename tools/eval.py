@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Evaluate a tools/train.py checkpoint: top-1/top-5, per-class accuracy, confusion-matrix PNG.
+"""Evaluate a tools/train.py checkpoint: top-1/top-5 (top-5 with more than 5 classes), per-class accuracy, confusion.
 
     python tools/eval.py runs/digits_cbam_resnet18/best.pth --data digits --output runs/digits_cbam_resnet18/eval
 """
@@ -24,7 +24,8 @@ def main() -> None:
     args = parser.parse_args()
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.output, args.batch_size, args.workers,
                                  args.device)
-    print(f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  on {result['images']} images"
+    top5 = f"  top-5 {result['top5']:.2f}%" if "top5" in result else ""
+    print(f"top-1 {result['top1']:.2f}%{top5}  on {result['images']} images"
           + (f" ({result['skipped']} unreadable skipped)" if result["skipped"] else ""))
     print(json.dumps({"per_class_top1": result["per_class_top1"]}, indent=1))
 

@@ -3,7 +3,7 @@
 
     python tools/train.py                                   # embedded digits, CBAM-ResNet-18
     python tools/train.py --data data/photos --img-size 128 --output runs/photos   # any ImageFolder (train/, val/)
-    python tools/train.py --config ... --resume auto        # continue exactly where the last epoch ended
+    python tools/train.py --config ... --resume auto        # continue exactly where it stopped (also mid-epoch)
     torchrun --nproc_per_node 2 tools/train.py --config ... # data-parallel (gloo on CPU)
 """
 
@@ -18,8 +18,8 @@ def main() -> None:
 
     args = build_parser(__doc__.splitlines()[1]).parse_args()
     summary = train(load_config(args))
-    if summary.get("rank_checksums") is not None:
-        print(json.dumps({k: v for k, v in summary.items() if k != "rank_checksums"}, indent=1))
+    if summary["rank"] == 0:  # under torchrun every rank returns a summary; one prints it
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("rank", "rank_checksums")}, indent=1))
 
 
 if __name__ == "__main__":

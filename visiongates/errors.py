@@ -18,6 +18,21 @@ class CheckpointError(VisionGatesError):
     """A checkpoint file is corrupt, truncated, unsafe or belongs to another architecture."""
 
 
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (disk full, permissions); the previous file is left as it was."""
+
+
+class Interrupted(Exception):
+    """A run stopped on a signal (SIGTERM, Ctrl-C) after saving what it could; the message names the checkpoint
+    and the command that continues it. `exit_status`: 143 for SIGTERM, 130 for SIGINT (128 + signal number);
+    `resume`: the arguments that continue the run (e.g. ('--resume', 'auto')), None when nothing was saved."""
+
+    def __init__(self, message: str, exit_status: int = 130, resume: tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+        self.resume = resume
+
+
 class UnknownModelError(VisionGatesError, ValueError):
     """A model name that neither timm nor visiongates registers."""
 

@@ -63,14 +63,68 @@ class TrainConfig:
     color_jitter: float = 0.0
     # machinery
     amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
+    on_nonfinite: str = "stop"  # a NaN/inf loss: 'stop' (one line, last.pth kept) or 'skip' the step and count it
     device: str = "auto"
     workers: int = 2
     seed: int = 0
     deterministic: bool = False
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        validate_config(self)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# (low, high, low inclusive, high inclusive) per numeric option; None: unbounded on that side
+RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "epochs": (1, None, True, False), "stop_after": (1, None, True, False), "batch_size": (1, None, True, False),
+    "accum_steps": (1, None, True, False), "max_steps_per_epoch": (1, None, True, False),
+    "lr": (0, None, False, False), "weight_decay": (0, None, True, False), "momentum": (0, 1, True, True),
+    "clip_grad": (0, None, False, False), "warmup_epochs": (0, None, True, False), "warmup_lr": (0, None, True, False),
+    "min_lr": (0, None, True, False), "smoothing": (0, 1, True, False), "mixup": (0, None, True, False),
+    "cutmix": (0, None, True, False), "mixup_prob": (0, 1, True, True), "drop": (0, 1, True, False),
+    "drop_path": (0, 1, True, False), "ema_decay": (0, 1, False, False), "gate_target": (0, 1, False, True),
+    "gate_loss_weight": (0, None, True, False), "img_size": (1, None, True, False), "crop_pct": (0, 1, False, True),
+    "scale_min": (0, 1, False, True), "hflip": (0, 1, True, True), "rotate": (0, 180, True, True),
+    "color_jitter": (0, None, True, False), "workers": (0, None, True, False),
+}
+KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "amp": ("none", "bf16", "fp16"), "clip_mode": ("norm", "value", "agc"), "on_nonfinite": ("stop", "skip"),
+}
+
+
+def _describe(low, high, low_incl, high_incl) -> str:
+    if high is None:
+        return f"{'>=' if low_incl else '>'} {low:g}"
+    return f"in {'[' if low_incl else '('}{low:g}, {high:g}{']' if high_incl else ')'}"
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """Types, ranges and choices of every option; the first problem raises one line naming option and value."""
+    for f in dataclasses.fields(cfg):
+        value, kind = getattr(cfg, f.name), _base_type(f.name)
+        if value is None:
+            if f.default is not None:
+                raise VisionGatesError(f"option {f.name} needs a value ({KIND_NAMES[kind]}), not none")
+            continue
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+            setattr(cfg, f.name, float(value))
+        if not ok:
+            raise VisionGatesError(f"option {f.name} must be {KIND_NAMES[kind]}, got {value!r}")
+        if f.name in RANGES:
+            low, high, low_incl, high_incl = RANGES[f.name]
+            inside = (value >= low if low_incl else value > low) and (
+                high is None or (value <= high if high_incl else value < high))
+            if not inside:
+                raise VisionGatesError(
+                    f"option {f.name} must be {_describe(low, high, low_incl, high_incl)}, got {value!r}")
+        if f.name in CHOICES and value not in CHOICES[f.name]:
+            raise VisionGatesError(f"option {f.name} must be one of {', '.join(CHOICES[f.name])}, got {value!r}")
 
 
 def model_kwargs(config: TrainConfig | dict[str, Any]) -> dict[str, Any]:
@@ -152,4 +206,4 @@ def load_config(
     return TrainConfig(**values)
 
 
-__all__ = ["TrainConfig", "build_parser", "load_config", "model_kwargs"]
+__all__ = ["TrainConfig", "build_parser", "load_config", "model_kwargs", "validate_config"]

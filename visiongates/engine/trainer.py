@@ -1,17 +1,23 @@
 """Classifier training on timm's building blocks: optimizer/scheduler factories, Mixup, EMA, label smoothing.
 
-`train(cfg)` runs a whole job: data, model, epochs, evaluation, per-epoch CSV/JSON log and PNG curves, atomic
-last/best checkpoints, exact resumption (`cfg.resume`), DDP through torchrun (gloo on CPU).
+`train(cfg)` runs a whole job in named steps (`build_job`, `restore`, `run_epoch`, `save_epoch`, `summarize`): data,
+model, epochs, evaluation, per-epoch CSV/JSON log and PNG curves, atomic last.pth (full training state) and
+best.pth (weights and what inference needs), exact resumption (`cfg.resume`, also from the middle of an epoch after
+SIGTERM), non-finite losses stopped or skipped (`cfg.on_nonfinite`), DDP through torchrun (gloo on CPU).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import itertools
 import json
 import logging
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from visiongates.data import DigitsDataset, ImageFolderDataset, collate_skip, eval_transform, train_transform
-from visiongates.errors import VisionGatesError, check_model_name
+from visiongates.errors import CheckpointError, CheckpointWriteError, Interrupted, VisionGatesError, check_model_name
 
 from .checkpoint import load_checkpoint, load_model_weights, model_state_from, save_checkpoint
 from .config import TrainConfig, model_kwargs
@@ -67,13 +73,20 @@ def build_datasets(cfg: TrainConfig, mean=None, std=None) -> tuple[Dataset, Data
 
 def build_loaders(
     cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, info: DistInfo
-) -> tuple[DataLoader, DataLoader, DistributedSampler]:
-    """Loaders whose order depends only on (seed, epoch): a DistributedSampler also serves the 1-process case."""
-    sampler = DistributedSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
-    common = dict(num_workers=cfg.workers, collate_fn=collate_skip, persistent_workers=False)
-    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **common)
+) -> tuple[DataLoader, DataLoader, ResumableSampler]:
+    """Loaders whose order depends only on (seed, epoch): a DistributedSampler also serves the 1-process case.
+
+    Each loader draws its workers' seeds from its own generator, not from torch's global RNG, so that starting an
+    iterator does not move the RNG state that a checkpoint restores.
+    """
+    sampler = ResumableSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
+    common = dict(num_workers=cfg.workers, collate_fn=collate_skip, persistent_workers=False,
+                  worker_init_fn=_ignore_sigterm_in_worker)
+    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                              generator=torch.Generator().manual_seed(cfg.seed), **common)
     val_indices = list(range(info.rank, len(val_ds), info.world_size))  # shards without padding duplicates
-    val_loader = DataLoader(torch.utils.data.Subset(val_ds, val_indices), batch_size=cfg.batch_size, **common)
+    val_loader = DataLoader(torch.utils.data.Subset(val_ds, val_indices), batch_size=cfg.batch_size,
+                            generator=torch.Generator().manual_seed(cfg.seed), **common)
     if len(train_loader) == 0:
         raise VisionGatesError(
             f"batch size {cfg.batch_size} x {info.world_size} process(es) exceeds the {len(train_ds)} training images"
@@ -147,6 +160,61 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device) -> tor
     return model.to(device)
 
 
+class ResumableSampler(DistributedSampler):
+    """timm-style distributed sampler whose epoch can start part-way: `set_epoch(epoch, skip=n)` drops this rank's
+    first n indices (the samples a mid-epoch checkpoint has already trained on). The order stays a function of
+    (seed, epoch) alone, and `len` stays the full epoch's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        super().set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+
+class StopFlag:
+    """Set by SIGTERM (what cluster schedulers send before preemption); the loop finishes its step, saves, stops."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def requested(self, info: DistInfo) -> bool:
+        """True when any rank was signalled (all ranks must ask at the same points: it is a collective)."""
+        flag = self.signum is not None
+        if info.enabled:
+            tensor = torch.tensor([float(flag)])
+            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+            flag = bool(tensor.item())
+        return flag
+
+
+@contextlib.contextmanager
+def catch_sigterm() -> Iterator[StopFlag]:
+    """Route SIGTERM to a StopFlag while training (main thread only; elsewhere the flag is never set)."""
+    flag = StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGTERM, flag)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _ignore_sigterm_in_worker(worker_id: int) -> None:
+    """Loader workers leave SIGTERM to the main process, which stops them once its checkpoint is written."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 @dataclass
 class TrainState:
     """Everything that a resumed run restores."""
@@ -155,6 +223,55 @@ class TrainState:
     step: int = 0  # optimizer steps taken
     best_top1: float = -1.0
     history: list[dict[str, float]] = field(default_factory=list)
+    batch: int = 0  # batches of epoch `epoch + 1` already trained (> 0 in a mid-epoch checkpoint only)
+    totals: dict[str, float] = field(default_factory=dict)  # that epoch's running sums, so its log row is exact
+
+
+@dataclass
+class EpochTotals:
+    """Running sums of one training epoch (saved in a mid-epoch checkpoint)."""
+
+    loss_sum: float = 0.0
+    seen: int = 0
+    skipped: int = 0  # unreadable images
+    nonfinite: int = 0  # steps skipped for a NaN / inf loss (--on-nonfinite skip)
+    fine_regions: float = 0.0
+    regions: int = 0
+
+    def stats(self) -> dict[str, float]:
+        out = {"train_loss": self.loss_sum / max(self.seen, 1), "train_images": self.seen, "skipped": self.skipped}
+        if self.nonfinite:
+            out["nonfinite_skipped"] = self.nonfinite
+        if self.regions:
+            out["train_fine_share"] = self.fine_regions / self.regions  # this rank's share (training samples the gate)
+        return out
+
+
+@dataclass
+class Job:
+    """The parts of one training run, built once by `build_job`."""
+
+    cfg: TrainConfig
+    device: torch.device
+    info: DistInfo
+    output: Path
+    model: torch.nn.Module
+    train_model: torch.nn.Module  # `model`, wrapped in DistributedDataParallel under torchrun
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    ema: ModelEmaV3 | None
+    mixup: Mixup | None
+    loss_fn: torch.nn.Module
+    train_ds: Dataset
+    train_loader: DataLoader
+    val_loader: DataLoader
+    sampler: ResumableSampler
+    classes: list[str]
+    data_config: dict[str, Any]
+    stop: StopFlag = field(default_factory=StopFlag)
+    saved: str = ""  # what output/last.pth holds, in words ("" while this run has written none)
+    train_images: int = 0
+    train_seconds: float = 0.0
 
 
 # -------------------------------------------------------------------------------------------------------- steps
@@ -179,70 +296,109 @@ def steps_per_epoch(cfg: TrainConfig, loader: DataLoader) -> tuple[int, int]:
     return batches, math.ceil(batches / cfg.accum_steps)
 
 
-def train_one_epoch(
-    model, loader, optimizer, loss_fn, cfg: TrainConfig, device, state: TrainState, mixup=None, ema=None,
-    scheduler=None, show_progress: bool = False,
-) -> dict[str, float]:
-    """One pass over the training set with gradient accumulation, clipping, per-update LR and EMA updates."""
+def all_ranks_finite(loss: torch.Tensor, info: DistInfo) -> bool:
+    """Whether the loss is finite on every rank (so that all ranks skip or stop together)."""
+    finite = torch.isfinite(loss.detach()).float().reshape(1).cpu()
+    if info.enabled:
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    return bool(finite.item())
+
+
+def train_one_epoch(job: Job, state: TrainState, show_progress: bool = False) -> dict[str, float]:
+    """One pass over the training set (from batch `state.batch` on, after a mid-epoch checkpoint) with gradient
+    accumulation, clipping, per-update LR and EMA updates. On SIGTERM it finishes the optimizer step, writes a
+    mid-epoch last.pth and raises `Interrupted`."""
+    cfg, model, optimizer = job.cfg, job.train_model, job.optimizer
     model.train()
-    loss_sum, seen, skipped = 0.0, 0, 0
-    fine_regions, regions = 0.0, 0
-    num_batches, _ = steps_per_epoch(cfg, loader)
-    batches: Iterator = iter(loader)
-    bar = tqdm(total=num_batches, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not show_progress, leave=False)
+    totals = EpochTotals(**state.totals) if state.batch else EpochTotals()
+    num_batches, _ = steps_per_epoch(cfg, job.train_loader)
+    start = state.batch
+    batches: Iterator = iter(job.train_loader)
+    bar = tqdm(total=num_batches, initial=start, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+               disable=not show_progress, leave=False)
     optimizer.zero_grad(set_to_none=True)
-    for index in range(num_batches):
+    pending = skip = False  # a backward pass since the last optimizer step; a non-finite loss in this step
+    for index in range(start, num_batches):
         images, labels, n_skipped = next(batches)
-        skipped += n_skipped
-        if len(labels) == 0:
-            continue
-        images, labels = images.to(device), labels.to(device)
-        if mixup is not None:
-            images, targets = mixup(images, labels)
-        else:
-            targets = labels
+        totals.skipped += n_skipped
         last_micro = (index + 1) % cfg.accum_steps == 0 or index + 1 == num_batches
-        defer_sync = isinstance(model, DistributedDataParallel) and not last_micro
-        sync = model.no_sync() if defer_sync else contextlib.nullcontext()
-        with sync:
-            with autocast(device, cfg.amp):
-                logits = model(images)
-            loss = loss_fn(logits.float(), targets)
-            extra = auxiliary_loss(model)
-            if extra is not None:
-                loss = loss + extra
-            mask = gate_mask(model)
-            if mask is not None:
-                fine_regions, regions = fine_regions + float(mask.detach().sum()), regions + mask.numel()
-            if not torch.isfinite(loss):
-                raise VisionGatesError(
-                    f"loss became {float(loss)} at epoch {state.epoch + 1}, batch {index}; lower --lr"
-                )
-            (loss / cfg.accum_steps).backward()
-        if last_micro:
-            if cfg.clip_grad is not None:
-                dispatch_clip_grad(model.parameters(), cfg.clip_grad, mode=cfg.clip_mode)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.step += 1
-            if scheduler is not None:
-                scheduler.step_update(num_updates=state.step)
-            if ema is not None:
-                ema.update(model, step=state.step)
-        loss_sum += loss.item() * len(labels)
-        seen += len(labels)
-        bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+        if len(labels):
+            loss = _forward_backward(job, images, labels, last_micro, totals)
+            if loss is None:
+                where = f"step {state.step + 1} (epoch {state.epoch + 1}, batch {index + 1}/{num_batches})"
+                if cfg.on_nonfinite == "stop":
+                    kept = f"last.pth is unchanged ({job.saved})" if job.saved else "no checkpoint was written yet"
+                    raise VisionGatesError(f"loss became non-finite at {where}; stopped before updating the weights: "
+                                           f"{kept}. Lower --lr, or pass --on-nonfinite skip to skip such steps")
+                if not skip:
+                    totals.nonfinite += 1
+                    log.warning("skipping %s: non-finite loss (%d step(s) this epoch)", where, totals.nonfinite)
+                skip = True
+            else:
+                pending = True
+                totals.loss_sum += loss * len(labels)
+                totals.seen += len(labels)
+        if last_micro and (pending or skip):
+            if skip:  # the whole step is skipped: gradients of its other micro-batches are dropped too
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                _optimizer_step(job, state)
+            pending = skip = False
+            if job.stop.requested(job.info):
+                state.batch, state.totals = index + 1, dataclasses.asdict(totals)
+                _save_last(job, state)
+                raise Interrupted(f"SIGTERM: finished step {state.step} and wrote {job.output / 'last.pth'} "
+                                  f"({job.saved})", exit_status=143, resume=("--resume", "auto"))
+        lr = optimizer.param_groups[0]["lr"]
+        bar.set_postfix(loss=f"{totals.loss_sum / max(totals.seen, 1):.4f}", lr=f"{lr:.2e}")
         bar.update()
     bar.close()
-    stats = {"train_loss": loss_sum / max(seen, 1), "train_images": seen, "skipped": skipped}
-    if regions:
-        stats["train_fine_share"] = fine_regions / regions  # this rank's share (training samples the gate)
-    return stats
+    state.batch, state.totals = 0, {}
+    return totals.stats()
+
+
+def _forward_backward(job: Job, images, labels, last_micro: bool, totals: EpochTotals) -> float | None:
+    """Forward and backward of one micro-batch (loss scaled for accumulation); returns the loss, or None when it is
+    not finite on some rank (then nothing is backpropagated)."""
+    cfg, model = job.cfg, job.train_model
+    images, labels = images.to(job.device), labels.to(job.device)
+    targets = labels
+    if job.mixup is not None:
+        images, targets = job.mixup(images, labels)
+    defer_sync = isinstance(model, DistributedDataParallel) and not last_micro
+    with model.no_sync() if defer_sync else contextlib.nullcontext():
+        with autocast(job.device, cfg.amp):
+            logits = model(images)
+        loss = job.loss_fn(logits.float(), targets)
+        extra = auxiliary_loss(model)
+        if extra is not None:
+            loss = loss + extra
+        mask = gate_mask(model)
+        if mask is not None:
+            totals.fine_regions += float(mask.detach().sum())
+            totals.regions += mask.numel()
+        if not all_ranks_finite(loss, job.info):
+            return None
+        (loss / cfg.accum_steps).backward()
+    return loss.item()
+
+
+def _optimizer_step(job: Job, state: TrainState) -> None:
+    """Clip, step, zero the gradients, then the per-update LR schedule and the EMA."""
+    if job.cfg.clip_grad is not None:
+        dispatch_clip_grad(job.model.parameters(), job.cfg.clip_grad, mode=job.cfg.clip_mode)
+    job.optimizer.step()
+    job.optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+    job.scheduler.step_update(num_updates=state.step)
+    if job.ema is not None:
+        job.ema.update(job.model, step=state.step)
 
 
 @torch.no_grad()
 def evaluate(model, loader, num_classes: int, device, amp: str = "none") -> tuple[ClassificationMeter, int]:
-    """Loss, top-1/top-5 and confusion matrix over a loader (summed over ranks); returns (meter, images skipped)."""
+    """Loss, top-1 (top-5 where there are more than 5 classes) and confusion matrix over a loader (summed over
+    ranks); returns (meter, images skipped)."""
     model.eval()
     meter = ClassificationMeter(num_classes)
     skipped = 0
@@ -261,34 +417,64 @@ def evaluate(model, loader, num_classes: int, device, amp: str = "none") -> tupl
     return meter, skipped
 
 
-# ---------------------------------------------------------------------------------------------------------- run
-def _write_logs(history: list[dict[str, float]], output: Path) -> None:
-    (output / "log.json").write_text(json.dumps(history, indent=1))
-    with open(output / "log.csv", "w", newline="") as f:
-        keys = list(dict.fromkeys(k for row in history for k in row))
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    plot_curves(history, output / "curves.png")
-
-
-def _checkpoint(cfg, model, optimizer, scheduler, ema, state: TrainState, classes, data_config) -> dict[str, Any]:
+# ---------------------------------------------------------------------------------------------------- checkpoints
+def _inference_entries(job: Job, state: TrainState, model: torch.nn.Module) -> dict[str, Any]:
+    """What evaluation, export and --pretrained need: weights, model name, classes, preprocessing, config."""
     return {
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "ema": ema.module.state_dict() if ema is not None else None,
+        "model_name": job.cfg.model,
+        "classes": list(job.classes),
+        "num_classes": len(job.classes),
+        "data_config": job.data_config,
+        "config": job.cfg.to_dict(),
         "epoch": state.epoch,
         "step": state.step,
         "best_top1": state.best_top1,
-        "history": state.history,
-        "config": cfg.to_dict(),
-        "model_name": cfg.model,
-        "classes": list(classes),
-        "num_classes": len(classes),
-        "data_config": data_config,
-        "rng": rng_state(),
     }
+
+
+def _training_checkpoint(job: Job, state: TrainState) -> dict[str, Any]:
+    """last.pth: the inference entries plus everything an exact resume needs (also in the middle of an epoch)."""
+    return {
+        **_inference_entries(job, state, job.model),
+        "optimizer": job.optimizer.state_dict(),
+        "scheduler": job.scheduler.state_dict(),
+        "ema": job.ema.module.state_dict() if job.ema is not None else None,
+        "history": state.history,
+        "rng": rng_state(),
+        "batch": state.batch,  # batches of epoch `epoch + 1` done (0: at an epoch boundary)
+        "sampler_position": state.batch * job.cfg.batch_size,  # samples of this rank's shard already drawn
+        "totals": state.totals,
+        "world_size": job.info.world_size,
+    }
+
+
+def _write(job: Job, state_dict: dict[str, Any], name: str) -> None:
+    """save_checkpoint (atomic), with a failed write (disk full...) turned into one line that says what is kept."""
+    path = job.output / name
+    try:
+        save_checkpoint(state_dict, path)
+    except OSError as exc:
+        if name == "last.pth":
+            kept = f"the previous last.pth is intact ({job.saved})" if job.saved else "no last.pth was written before"
+        else:
+            kept = f"the previous {name} is intact" if path.is_file() else f"no {name} was written before"
+        raise CheckpointWriteError(f"could not write {path} ({exc.strerror or exc}); {kept}") from None
+
+
+def _describe_saved(state: TrainState, num_batches: int) -> str:
+    if state.batch:
+        return f"epoch {state.epoch + 1} up to batch {state.batch}/{num_batches}, step {state.step}"
+    return f"epoch {state.epoch}, step {state.step}"
+
+
+def _save_last(job: Job, state: TrainState) -> None:
+    """Write last.pth on rank 0 (other ranks wait for it, so that a stopping group never cuts the write short)."""
+    if job.info.is_main:
+        _write(job, _training_checkpoint(job, state), "last.pth")
+    if job.info.enabled:
+        torch.distributed.barrier()
+    job.saved = _describe_saved(state, steps_per_epoch(job.cfg, job.train_loader)[0])
 
 
 def _resume_path(cfg: TrainConfig) -> Path | None:
@@ -300,26 +486,56 @@ def _resume_path(cfg: TrainConfig) -> Path | None:
     return Path(cfg.resume)
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run a training job; returns a summary (best/final accuracy, epochs, wall time, throughput, paths)."""
-    device = resolve_device(cfg.device)
-    info = init_distributed(device)
-    try:
-        return _train(cfg, device, info)
-    finally:
-        cleanup_distributed()
+def restore(job: Job, path: Path) -> TrainState:
+    """Load a last.pth into the job (weights, optimizer, scheduler, EMA, RNG); returns the state to continue from."""
+    ckpt = load_checkpoint(path)
+    cfg = job.cfg
+    if ckpt.get("model_name") != cfg.model:
+        raise VisionGatesError(f"'{path}' was written for model '{ckpt.get('model_name')}', not '{cfg.model}'")
+    if "optimizer" not in ckpt or "rng" not in ckpt:
+        raise CheckpointError(f"'{path}' holds weights only (best.pth has no optimizer or scheduler state): resume "
+                              f"from last.pth, or start from these weights with --pretrained {path}")
+    state = TrainState(ckpt["epoch"], ckpt["step"], ckpt["best_top1"], list(ckpt["history"]), int(ckpt.get("batch", 0)),
+                       dict(ckpt.get("totals") or {}))
+    if state.batch:
+        saved = ckpt.get("config") or {}
+        changed = [k for k in ("batch_size", "accum_steps", "max_steps_per_epoch", "seed", "data")
+                   if saved.get(k) != getattr(cfg, k)]
+        if ckpt.get("world_size", 1) != job.info.world_size:
+            changed.append("number of processes")
+        if changed:
+            raise VisionGatesError(f"'{path}' was written in the middle of an epoch; resuming it needs the same "
+                                   f"{', '.join(changed)} as the interrupted run")
+    load_model_weights(job.model, ckpt["model"], source=f"checkpoint '{path}'")
+    job.optimizer.load_state_dict(ckpt["optimizer"])
+    job.scheduler.load_state_dict(ckpt["scheduler"])
+    if job.ema is not None and ckpt.get("ema") is not None:
+        job.ema.module.load_state_dict(ckpt["ema"])
+    set_rng_state(ckpt["rng"])
+    job.saved = _describe_saved(state, steps_per_epoch(cfg, job.train_loader)[0])
+    if job.info.is_main:
+        log.info("resumed from %s (%s)", path, job.saved)
+    return state
 
 
-def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, Any]:
-    if cfg.accum_steps < 1 or cfg.epochs < 1 or cfg.batch_size < 1:
-        raise VisionGatesError("epochs, batch_size and accum_steps must be >= 1")
+# ---------------------------------------------------------------------------------------------------------- run
+def _write_logs(history: list[dict[str, float]], output: Path) -> None:
+    (output / "log.json").write_text(json.dumps(history, indent=1))
+    with open(output / "log.csv", "w", newline="") as f:
+        keys = list(dict.fromkeys(k for row in history for k in row))
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    plot_curves(history, output / "curves.png")
+
+
+def build_job(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Job:
+    """Datasets, loaders, model, optimizer, scheduler, EMA, Mixup and loss for `cfg`."""
     output = Path(cfg.output)
     if info.is_main:
         output.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.seed, cfg.deterministic)
-    check_model_name(cfg.model)
     train_ds, val_ds = build_datasets(cfg)
-    classes = train_ds.classes
+    classes = list(train_ds.classes)
     model = build_model(cfg, len(classes), device)
     data_config = timm.data.resolve_data_config({}, model=model)
     data_config.update(input_size=(3, cfg.img_size, cfg.img_size), crop_pct=cfg.crop_pct)
@@ -330,7 +546,6 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
         warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr, step_on_epochs=False,
         updates_per_epoch=steps_per_epoch(cfg, train_loader)[1],
     )
-    ema = ModelEmaV3(model, decay=cfg.ema_decay) if cfg.ema else None
     mixup = None
     if cfg.mixup > 0 or cfg.cutmix > 0:
         mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mixup_prob,
@@ -340,74 +555,110 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
         loss_fn = LabelSmoothingCrossEntropy(cfg.smoothing)
     else:
         loss_fn = torch.nn.CrossEntropyLoss()
+    return Job(
+        cfg=cfg, device=device, info=info, output=output, model=model,
+        train_model=DistributedDataParallel(model) if info.enabled else model, optimizer=optimizer,
+        scheduler=scheduler, ema=ModelEmaV3(model, decay=cfg.ema_decay) if cfg.ema else None, mixup=mixup,
+        loss_fn=loss_fn, train_ds=train_ds, train_loader=train_loader, val_loader=val_loader, sampler=sampler,
+        classes=classes, data_config=data_config,
+    )
 
-    state = TrainState()
-    resume = _resume_path(cfg)
-    if resume is not None:
-        ckpt = load_checkpoint(resume)
-        if ckpt.get("model_name") != cfg.model:
-            raise VisionGatesError(f"'{resume}' was written for model '{ckpt.get('model_name')}', not '{cfg.model}'")
-        load_model_weights(model, ckpt["model"], source=f"checkpoint '{resume}'")
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ema is not None and ckpt.get("ema") is not None:
-            ema.module.load_state_dict(ckpt["ema"])
-        state = TrainState(ckpt["epoch"], ckpt["step"], ckpt["best_top1"], list(ckpt["history"]))
-        set_rng_state(ckpt["rng"])
-        if info.is_main:
-            log.info("resumed from %s after epoch %d", resume, state.epoch)
 
-    train_model = DistributedDataParallel(model) if info.enabled else model
-    start_epoch, started = state.epoch, time.perf_counter()
-    train_images, train_seconds = 0, 0.0
-    summary: dict[str, Any] = {}
-    for epoch in range(start_epoch, cfg.epochs):
-        if cfg.stop_after is not None and epoch - start_epoch >= cfg.stop_after:
-            break
-        sampler.set_epoch(epoch)
-        train_ds.set_epoch(epoch)
-        tick = time.perf_counter()
-        stats = train_one_epoch(train_model, train_loader, optimizer, loss_fn, cfg, device, state, mixup, ema,
-                                scheduler, show_progress=cfg.progress and info.is_main)
-        train_seconds += time.perf_counter() - tick
-        if info.enabled:  # BatchNorm running stats drift apart per rank: average them (timm's distribute_bn)
-            distribute_bn(model, info.world_size, reduce=True)
-        train_images += stats["train_images"] * info.world_size
-        state.epoch = epoch + 1
-        scheduler.step(state.epoch)
-        meter, val_skipped = evaluate(model, val_loader, len(classes), device, cfg.amp)
-        row = {"epoch": state.epoch, "lr": optimizer.param_groups[0]["lr"], **stats,
-               **{f"val_{k}": v for k, v in meter.summary().items()}, "val_skipped": val_skipped,
-               "epoch_seconds": round(time.perf_counter() - tick, 3)}
-        score = row["val_top1"]
-        if ema is not None:
-            ema_meter, _ = evaluate(ema.module, val_loader, len(classes), device, cfg.amp)
-            row["val_ema_top1"] = ema_meter.summary()["top1"]
-            score = max(score, row["val_ema_top1"])
-        improved = score > state.best_top1
-        state.best_top1 = max(state.best_top1, score)
-        state.history.append(row)
-        if info.is_main:
-            ckpt = _checkpoint(cfg, model, optimizer, scheduler, ema, state, classes, data_config)
-            save_checkpoint(ckpt, output / "last.pth")
-            if improved:
-                best_model = ema.module if ema is not None and row.get("val_ema_top1", -1) >= row["val_top1"] else model
-                save_checkpoint({**ckpt, "model": best_model.state_dict()}, output / "best.pth")
-            _write_logs(state.history, output)
-            skipped = f", {stats['skipped']} unreadable image(s) skipped" if stats["skipped"] else ""
-            share = f", val fine share {row['val_fine_share']:.3f}" if "val_fine_share" in row else ""
-            log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.2f%%%s%s", state.epoch, cfg.epochs,
-                     row["train_loss"], row["val_loss"], row["val_top1"], share, skipped)
-    checksums = gather_floats(parameter_checksum(model), info)
+def run_epoch(job: Job, state: TrainState, epoch: int) -> dict[str, float]:
+    """Train epoch `epoch` (0-based; from a mid-epoch position if restored), then validate; returns its log row."""
+    cfg, info = job.cfg, job.info
+    job.sampler.set_epoch(epoch, skip=state.batch * cfg.batch_size)
+    job.train_ds.set_epoch(epoch)
+    tick = time.perf_counter()
+    stats = train_one_epoch(job, state, show_progress=cfg.progress and info.is_main)
+    job.train_seconds += time.perf_counter() - tick
+    if info.enabled:  # BatchNorm running stats drift apart per rank: average them (timm's distribute_bn)
+        distribute_bn(job.model, info.world_size, reduce=True)
+    job.train_images += stats["train_images"] * info.world_size
+    state.epoch = epoch + 1
+    job.scheduler.step(state.epoch)
+    meter, val_skipped = evaluate(job.model, job.val_loader, len(job.classes), job.device, cfg.amp)
+    row = {"epoch": state.epoch, "lr": job.optimizer.param_groups[0]["lr"], **stats,
+           **{f"val_{k}": v for k, v in meter.summary().items()}, "val_skipped": val_skipped,
+           "epoch_seconds": round(time.perf_counter() - tick, 3)}
+    if job.ema is not None:
+        ema_meter, _ = evaluate(job.ema.module, job.val_loader, len(job.classes), job.device, cfg.amp)
+        row["val_ema_top1"] = ema_meter.summary()["top1"]
+    return row
+
+
+def save_epoch(job: Job, state: TrainState, row: dict[str, float]) -> None:
+    """Record the epoch's row; write last.pth (full state), best.pth (weights and what inference needs, when the
+    score improved) and the logs."""
+    score = max(row["val_top1"], row.get("val_ema_top1", -1.0))
+    improved = score > state.best_top1
+    state.best_top1 = max(state.best_top1, score)
+    state.history.append(row)
+    _save_last(job, state)
+    if not job.info.is_main:
+        return
+    if improved:
+        use_ema = job.ema is not None and row.get("val_ema_top1", -1.0) >= row["val_top1"]
+        best = _inference_entries(job, state, job.ema.module if use_ema else job.model)
+        _write(job, {**best, "weights": "ema" if use_ema else "model", "val_top1": score}, "best.pth")
+    _write_logs(state.history, job.output)
+    notes = "".join([
+        f", val fine share {row['val_fine_share']:.3f}" if "val_fine_share" in row else "",
+        f", {row['skipped']} unreadable image(s) skipped" if row["skipped"] else "",
+        f", {row['nonfinite_skipped']} non-finite step(s) skipped" if row.get("nonfinite_skipped") else "",
+    ])
+    log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.2f%%%s", state.epoch, job.cfg.epochs,
+             row["train_loss"], row["val_loss"], row["val_top1"], notes)
+
+
+def summarize(job: Job, state: TrainState, started: float) -> dict[str, Any]:
+    """The run's summary (written to summary.json by rank 0); `rank` tells the CLI which process prints it."""
     summary = {
         "epochs_done": state.epoch,
         "final_top1": state.history[-1]["val_top1"] if state.history else None,
         "best_top1": state.best_top1,
         "wall_seconds": time.perf_counter() - started,
-        "train_images_per_second": train_images / train_seconds if train_seconds else math.nan,
-        "rank_checksums": checksums,
-        "output": str(output),
+        "train_images_per_second": job.train_images / job.train_seconds if job.train_seconds else math.nan,
+        "rank_checksums": gather_floats(parameter_checksum(job.model), job.info),
+        "output": str(job.output),
     }
-    if info.is_main:
-        (output / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    if job.info.is_main:
+        (job.output / "summary.json").write_text(json.dumps(summary, indent=1))
+    return {**summary, "rank": job.info.rank}
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run a training job; returns a summary (best/final accuracy, epochs, wall time, throughput, paths, rank).
+
+    SIGTERM finishes the current optimizer step, writes a mid-epoch last.pth and raises `Interrupted` (exit 143
+    under the CLI); `--resume auto` then continues to the same weights as an uninterrupted run.
+    """
+    device = resolve_device(cfg.device)
+    info = init_distributed(device)
+    try:
+        with catch_sigterm() as stop:
+            return _train(cfg, device, info, stop)
+    finally:
+        cleanup_distributed()
+
+
+def _train(cfg: TrainConfig, device: torch.device, info: DistInfo, stop: StopFlag) -> dict[str, Any]:
+    seed_everything(cfg.seed, cfg.deterministic)
+    check_model_name(cfg.model)
+    job = build_job(cfg, device, info)
+    job.stop = stop
+    resume = _resume_path(cfg)
+    state = restore(job, resume) if resume is not None else TrainState()
+    start_epoch, started = state.epoch, time.perf_counter()
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            if cfg.stop_after is not None and epoch - start_epoch >= cfg.stop_after:
+                break
+            save_epoch(job, state, run_epoch(job, state, epoch))
+            if job.stop.requested(info) and state.epoch < cfg.epochs:
+                raise Interrupted(f"SIGTERM: wrote {job.output / 'last.pth'} ({job.saved})", exit_status=143,
+                                  resume=("--resume", "auto"))
+    except KeyboardInterrupt:
+        kept = f"{job.output / 'last.pth'} holds {job.saved}" if job.saved else "no checkpoint was written"
+        raise Interrupted(kept, exit_status=130, resume=("--resume", "auto") if job.saved else None) from None
+    return summarize(job, state, started)

@@ -90,6 +90,22 @@ def dynamic_shapes(model: nn.Module, spec: ExportSpec, dynamic_size: bool) -> tu
     return {argument: dims}, names
 
 
+def dynamic_size_problem(model_name: str, spec: ExportSpec, height: int, width: int) -> str:
+    """Why the family's dynamic height/width graph cannot take `height` x `width` as its default size ('' if it can),
+    naming the nearest sizes that it can."""
+    if not spec.dynamic_size:
+        return ""
+    m, low = spec.size_multiple, spec.min_size
+    if min(height, width) < low:
+        return f"'{model_name}' exports with dynamic sizes from {low} px; got {height}x{width}"
+    if height % m or width % m:
+        side = max(height, width)
+        choices = sorted({n for n in (side // m * m, -(-side // m) * m) if n >= low})
+        return (f"'{model_name}' exports with dynamic sizes that are multiples of {m}, and {height}x{width} is not "
+                f"(--img-size {' or '.join(map(str, choices))} would be)")
+    return ""
+
+
 def export_onnx(
     model: nn.Module,
     info: ModelInfo,
@@ -102,27 +118,28 @@ def export_onnx(
 ) -> ExportReport:
     """Export `model` (eval mode) for inputs of `info.input_size` to `output`.
 
-    opset: default 18 (19 where the family needs it); dynamic_size: None = wherever the family supports it;
+    opset: default 18 (19 where the family needs it); dynamic_size: None = wherever the family supports it (at a
+    size its dynamic graph cannot take, e.g. a model trained at 112 px where the family needs multiples of 32, the
+    export is static and the report's note says why); False = fixed height and width; True = dynamic or an error;
     check: run the written file in onnxruntime beside PyTorch (`parity.check_parity`) and report the difference;
     optimize: run onnxscript's graph optimizer on the result (constant folding, dead code; about a third of the
     export time; onnxruntime optimises the graph again when it loads it).
     """
     spec = spec or spec_for(info.model_name)
     opset = resolve_opset(info.model_name, spec, opset)
-    if dynamic_size is None:
-        dynamic_size = spec.dynamic_size
+    channels, height, width = info.input_size
+    problem = dynamic_size_problem(info.model_name, spec, height, width)
+    if dynamic_size is None:  # the family's default; a size its dynamic graph cannot take falls back to static
+        dynamic_size = spec.dynamic_size and not problem
+        reason = problem
     elif dynamic_size and not spec.dynamic_size:
         raise ExportError(f"'{info.model_name}' exports with fixed height and width only ({spec.note})")
-    channels, height, width = info.input_size
-    if dynamic_size and min(height, width) < spec.min_size:
-        raise ExportError(
-            f"'{info.model_name}' exports with dynamic sizes from {spec.min_size} px; got {height}x{width}"
-        )
-    if dynamic_size and (height % spec.size_multiple or width % spec.size_multiple):
-        raise ExportError(
-            f"'{info.model_name}' exports with dynamic sizes that are multiples of {spec.size_multiple}; "
-            f"choose an export size that is one (got {height}x{width})"
-        )
+    elif dynamic_size and problem:
+        raise ExportError(problem)
+    else:
+        reason = "static size requested"
+    note = spec.note if dynamic_size or not spec.dynamic_size else (  # the note always matches the metadata
+        f"batch dynamic; height and width fixed at {height}x{width} ({reason})")
     shapes, dims = dynamic_shapes(model, spec, dynamic_size)
     multiple = spec.size_multiple if dynamic_size else 1
     pad = spec.pad if dynamic_size else ""
@@ -146,13 +163,13 @@ def export_onnx(
         if undo is not None:
             undo()
     program.model.metadata_props.update(info.to_props())
-    program.model.doc_string = f"visiongates {info.task} model {info.model_name} ({spec.note})"
+    program.model.doc_string = f"visiongates {info.task} model {info.model_name} ({note})"
     with quiet_exporter():
         program.save(output)
     seconds = time.perf_counter() - start
     parity = check_parity(model, open_session(output), info) if check else {}
-    log.info("exported %s to %s in %.1f s (opset %d; %s)", info.model_name, output, seconds, opset, spec.note)
-    return ExportReport(output, info, spec.note, seconds, parity)
+    log.info("exported %s to %s in %.1f s (opset %d; %s)", info.model_name, output, seconds, opset, note)
+    return ExportReport(output, info, note, seconds, parity)
 
 
 def export_source(

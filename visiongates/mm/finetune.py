@@ -3,6 +3,10 @@
 Adds to a plain `Runner.from_cfg`: a work_dir default, `resume='auto' | path`, CPU data-parallel runs under
 torchrun (gloo process group, DDP without device ids: mmengine's own set-up assumes CUDA), and saving visualised
 predictions as PNGs when testing. Checkpoints are read by torch's safe loader (see safe_load.py).
+
+Faults become one line before the first iteration (checks.py): a config that does not build, a neck that expects
+other channels than the backbone gives, missing image files, unknown category ids. SIGTERM stops after the
+current iteration and Ctrl-C at once; both name the checkpoint mmengine last wrote and the command that resumes it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +25,9 @@ import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from visiongates.errors import Interrupted, VisionGatesError
+
+from .checks import Stopped, add_tool_hooks, catch_sigterm, check_feature_channels, latest_checkpoint
 from .safe_load import install_safe_checkpoint_loader
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
@@ -29,6 +37,8 @@ def load_config(
     config: str | os.PathLike, work_dir: str | None = None, cfg_options: dict[str, Any] | None = None
 ) -> Config:
     """Read a config (with `_base_` files); apply `key.sub=value` overrides; default work_dir work_dirs/<name>."""
+    if not Path(config).is_file():
+        raise VisionGatesError(f"config file '{config}' does not exist")
     cfg = Config.fromfile(str(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -65,13 +75,53 @@ def set_resume(cfg: Config, resume: str | None) -> None:
     cfg.load_from = None if resume == "auto" else str(resume)
 
 
-def build_runner(cfg: Config) -> Runner:
-    """`Runner.from_cfg`, with the safe checkpoint loader and a visualizer of its own: mmengine keeps one global
-    visualizer per name, so a second runner in the same process would otherwise draw into the first one's folder."""
+def _config_error(exc: Exception) -> str:
+    """The message of an error raised while mmengine builds a config's objects (a KeyError keeps its quotes)."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return str(text).split(" Please check whether")[0] or type(exc).__name__
+
+
+def build_runner(cfg: Config, unknown_categories: str | None = None) -> Runner:
+    """`Runner.from_cfg`, with the safe checkpoint loader, the tools' hooks (DataCheckHook, StopOnSignalHook) and a
+    visualizer of its own: mmengine keeps one global visualizer per name, so a second runner in the same process
+    would otherwise draw into the first one's folder. A config whose objects cannot be built (an invalid
+    `out_indices`, an unknown type) or whose neck does not fit the backbone is one `VisionGatesError`."""
     install_safe_checkpoint_loader()
     if isinstance(cfg.get("visualizer"), dict):
         cfg.visualizer["name"] = f"visualizer_{uuid.uuid4().hex[:12]}"
-    return Runner.from_cfg(cfg)
+    add_tool_hooks(cfg, unknown_categories)
+    try:
+        runner = Runner.from_cfg(cfg)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VisionGatesError(f"the config does not build: {_config_error(exc)}") from None
+    check_feature_channels(runner.model)
+    return runner
+
+
+def _interrupted(runner: Runner, signum: int | None, training: bool) -> Interrupted:
+    """The message for a run stopped by SIGTERM (signum 15, after the current iteration) or Ctrl-C (None)."""
+    status, name = (143, "SIGTERM") if signum == signal.SIGTERM else (130, "Ctrl-C")
+    if not training:
+        return Interrupted(f"{name}: testing stopped, no metrics were computed", status)
+    loop = runner._train_loop  # not `runner.train_loop`: that would build a loop that is still a config dict
+    what = f"{name} at iteration {getattr(loop, 'iter', 0) + 1} (epoch {getattr(loop, 'epoch', 0) + 1})"
+    checkpoint = latest_checkpoint(runner.work_dir)
+    if checkpoint is None:
+        return Interrupted(f"{what}: no checkpoint was written yet (default_hooks.checkpoint.interval sets how "
+                           "often)", status)
+    return Interrupted(f"{what}: the latest checkpoint mmengine wrote is {checkpoint}; iterations after it are "
+                       "not saved", status, resume=("--resume", checkpoint))
+
+
+def _run(runner: Runner, training: bool) -> Any:
+    """runner.train() / runner.test() with SIGTERM and Ctrl-C turned into `Interrupted`."""
+    with catch_sigterm() as stop:
+        try:
+            return runner.train() if training else runner.test()
+        except Stopped:
+            raise _interrupted(runner, stop.signum, training) from None
+        except KeyboardInterrupt:
+            raise _interrupted(runner, None, training) from None
 
 
 def train(
@@ -80,21 +130,39 @@ def train(
     resume: str | None = None,
     launcher: str = "none",
     cfg_options: dict[str, Any] | None = None,
+    unknown_categories: str | None = None,
 ) -> Runner:
-    """Train (or resume) a detection / segmentation config; returns the finished Runner."""
+    """Train (or resume) a detection / segmentation config; returns the finished Runner.
+
+    unknown_categories: annotations whose category id the COCO file does not define: 'error' (default) stops
+    before the first iteration, 'drop' trains without them.
+    """
     cfg = load_config(config, work_dir, cfg_options)
     setup_launcher(cfg, launcher)
     set_resume(cfg, resume)
-    runner = build_runner(cfg)
-    runner.train()
+    runner = build_runner(cfg, unknown_categories)
+    _run(runner, training=True)
     return runner
 
 
+VISUALIZERS = {"mmdet": ("DetVisualizationHook", "DetLocalVisualizer"),
+               "mmseg": ("SegVisualizationHook", "SegLocalVisualizer")}
+
+
 def enable_visualization(cfg: Config, show_dir: str) -> None:
-    """Save every test image with its drawn predictions as <show_dir>/vis_data/vis_image/<name>_<i>.png."""
-    hook = cfg.default_hooks.get("visualization")
-    if hook is None:
-        raise ValueError("the config has no default_hooks.visualization to draw predictions with")
+    """Save every test image with its drawn predictions as <show_dir>/vis_data/vis_image/<name>_<i>.png; a config
+    without a visualization hook or visualizer gets its scope's (mmdet / mmseg) default ones."""
+    scope = cfg.get("default_scope") or "mmdet"
+    if scope not in VISUALIZERS:
+        raise VisionGatesError(f"--show-dir needs an mmdet or mmseg config (default_scope is '{scope}')")
+    hook_type, visualizer_type = VISUALIZERS[scope]
+    if cfg.get("default_hooks") is None:
+        cfg.default_hooks = {}
+    if cfg.default_hooks.get("visualization") is None:
+        cfg.default_hooks["visualization"] = dict(type=hook_type)
+    if not isinstance(cfg.get("visualizer"), dict):
+        cfg.visualizer = dict(type=visualizer_type, vis_backends=[dict(type="LocalVisBackend")], name="visualizer")
+    hook = cfg.default_hooks["visualization"]
     hook.update(draw=True, interval=1)
     hook.pop("test_out_dir", None)  # mmdet would write JPEGs named like the inputs there; we want PNGs
     cfg.visualizer["save_dir"] = str(Path(show_dir).resolve())
@@ -107,16 +175,19 @@ def test(
     show_dir: str | None = None,
     launcher: str = "none",
     cfg_options: dict[str, Any] | None = None,
+    unknown_categories: str | None = None,
 ) -> dict[str, float]:
     """Evaluate a checkpoint on the config's test split; returns the metrics (and draws PNGs into show_dir)."""
+    if not Path(checkpoint).is_file():
+        raise VisionGatesError(f"checkpoint '{checkpoint}' does not exist")
     cfg = load_config(config, work_dir, cfg_options)
     setup_launcher(cfg, launcher)
     cfg.load_from = str(checkpoint)
     cfg.resume = False
     if show_dir:
         enable_visualization(cfg, show_dir)
-    runner = build_runner(cfg)
-    return dict(runner.test())
+    runner = build_runner(cfg, unknown_categories)
+    return dict(_run(runner, training=False))
 
 
 def add_common_args(parser: Any, with_checkpoint: bool = False) -> None:
@@ -132,6 +203,9 @@ def add_common_args(parser: Any, with_checkpoint: bool = False) -> None:
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                         help="override config keys, e.g. model.backbone.checkpoint=cls.pth train_cfg.max_epochs=3")
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="'pytorch' under torchrun")
+    parser.add_argument("--unknown-categories", choices=("error", "drop"), default=None,
+                        help="annotations whose category id the COCO file does not define: stop before training "
+                             "(error, the default) or train without them (drop)")
     parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
 
 
@@ -144,9 +218,10 @@ def cli(task: str, mode: str, argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     if mode == "train":
-        train(args.config, args.work_dir, args.resume, args.launcher, args.cfg_options)
+        train(args.config, args.work_dir, args.resume, args.launcher, args.cfg_options, args.unknown_categories)
         return 0
-    metrics = test(args.config, args.checkpoint, args.work_dir, args.show_dir, args.launcher, args.cfg_options)
+    metrics = test(args.config, args.checkpoint, args.work_dir, args.show_dir, args.launcher, args.cfg_options,
+                   args.unknown_categories)
     if not dist.is_initialized() or dist.get_rank() == 0:
         print(json.dumps({k: float(v) for k, v in metrics.items()}))  # the last line of stdout
     return 0

@@ -27,6 +27,11 @@ def register_optim_constructor(name: str | None = None) -> Callable[[type], type
     return _register("OPTIM_WRAPPER_CONSTRUCTORS", name)
 
 
+def register_hook(name: str | None = None) -> Callable[[type], type]:
+    """Register a runner hook in mmdet's and mmseg's HOOKS (configs of either scope can name it)."""
+    return _register("HOOKS", name)
+
+
 def register_dataset(name: str | None = None, scope: str = "mmdet") -> Callable[[type], type]:
     """Register a dataset class in one scope's DATASETS ('mmdet' or 'mmseg')."""
     def decorator(cls: type) -> type:

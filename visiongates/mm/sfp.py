@@ -55,7 +55,8 @@ class SimpleFeaturePyramid(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if not isinstance(in_channels, int):
             in_channels = list(in_channels)[in_index]
-        self.in_index, self.scale_factors = in_index, tuple(float(s) for s in scale_factors)
+        self.in_channels, self.in_index = in_channels, in_index  # checked against the backbone (mm/checks.py)
+        self.scale_factors = tuple(float(s) for s in scale_factors)
         self.num_outs = num_outs or len(self.scale_factors)
         if self.num_outs < len(self.scale_factors):
             raise ValueError(f"num_outs ({self.num_outs}) < number of scale factors ({len(self.scale_factors)})")

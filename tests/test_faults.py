@@ -1,0 +1,489 @@
+"""Faults and bad input across the tools: each case asserts the message, the exit status and that nothing good was
+lost (checkpoints intact and loadable, resumption bit-exact, predictions still made).
+
+The classifier cases run tools/train.py, tools/eval.py and export/export_onnx.py in this process (`run_tool`), so
+that a fault can be injected at a chosen step (SIGTERM sent to ourselves, a NaN loss, torch.save failing with
+ENOSPC). The mm cases (detection / segmentation) need mmdet and mmseg and skip without them.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from visiongates.engine import load_checkpoint
+from visiongates.engine import trainer as trainer_module
+
+REPO = Path(__file__).resolve().parents[1]
+EXACT = ["--mixup", "0.2", "--cutmix", "0.2", "--drop-path", "0.1", "--ema", "true"]  # every RNG consumer
+
+
+def _tiny_folder(root: Path, classes: int = 3, train: int = 16, val: int = 4, size: int = 40) -> Path:
+    """An ImageFolder tree of small PNGs whose classes differ in colour (3 classes: 48 train, 12 val images)."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", train), ("val", val)):
+        for c in range(classes):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 60, (size, size, 3)) + np.array([80 * c, 40, 200 - 80 * c])
+                Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return _tiny_folder(tmp_path_factory.mktemp("faults") / "data")
+
+
+@pytest.fixture
+def tiny(folder) -> list[str]:
+    """tools/train.py options of a tiny run: resnet18 at 32 px, 3 steps of batch 8 per epoch, 12 val images."""
+    return ["--model", "resnet18", "--data", str(folder), "--img-size", "32", "--batch-size", "8",
+            "--max-steps-per-epoch", "3", "--workers", "0", "--progress", "false", "--deterministic", "true"]
+
+
+def run_tool(tool: str, *args: str, monkeypatch, capsys) -> tuple[int, str, str]:
+    """Run a CLI of the repository in this process: (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", [str(REPO / tool), *map(str, args)])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_path(str(REPO / tool), run_name="__main__")
+    out, err = capsys.readouterr()
+    code = info.value.code
+    return (0 if code is None else code), out, err
+
+
+def one_error_line(err: str) -> str:
+    """The single `error: ...` line of a failed CLI (and no traceback)."""
+    assert "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, err[-3000:]
+    return lines[0]
+
+
+def weights(path: Path, key: str = "model") -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)[key]
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def call_counter(monkeypatch, at: int, action) -> None:
+    """Run `action()` inside the training loop at the `at`-th micro-batch (counted from 1 over the process):
+    trainer.auxiliary_loss is called once per micro-batch, after the forward pass; its result is returned."""
+    original = trainer_module.auxiliary_loss
+    calls = {"n": 0}
+
+    def wrapped(model):
+        calls["n"] += 1
+        out = original(model)
+        return action(out) if calls["n"] == at else out
+
+    monkeypatch.setattr(trainer_module, "auxiliary_loss", wrapped)
+
+
+def sigterm_self(out):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return out
+
+
+def nan_loss(out):
+    return torch.tensor(float("nan"))
+
+
+# ------------------------------------------------------------------------------------------------ configuration
+@pytest.mark.parametrize(("args", "message"), [
+    (["--img-size", "0"], "option img_size must be >= 1, got 0"),
+    (["--lr", "-0.1"], "option lr must be > 0, got -0.1"),
+    (["--epochs", "-1"], "option epochs must be >= 1, got -1"),
+    (["--batch-size", "0"], "option batch_size must be >= 1, got 0"),
+    (["--on-nonfinite", "ignore"], "option on_nonfinite must be one of stop, skip, got 'ignore'"),
+])
+def test_config_values_are_validated_in_one_line(args, message, tiny, tmp_path, monkeypatch, capsys):
+    code, _, err = run_tool("tools/train.py", *tiny, "--output", tmp_path / "run", *args,
+                            monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and one_error_line(err) == f"error: {message}"
+    assert not (tmp_path / "run").exists()  # stopped before anything was created
+
+
+@pytest.mark.parametrize(("yaml", "message"), [
+    ("img_size: big", "option img_size must be an integer, got 'big'"),
+    ("lr: null", "option lr needs a value (a number), not none"),
+])
+def test_yaml_values_of_the_wrong_type_are_one_line(yaml, message, tmp_path, monkeypatch, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml + "\n")
+    code, _, err = run_tool("tools/train.py", "--config", config, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and one_error_line(err) == f"error: {message}"
+
+
+# ------------------------------------------------------------------------------------------------ SIGTERM, resume
+@pytest.mark.slow
+def test_sigterm_mid_epoch_then_resume_is_bit_exact(tiny, tmp_path, monkeypatch, capsys):
+    """2 epochs of 2 optimizer steps (2 micro-batches each): straight, and SIGTERM during epoch 2's first micro-batch
+    (the step finishes, a mid-epoch last.pth is written, exit 143), then --resume auto: identical weights and EMA."""
+    common = [*tiny, *EXACT, "--epochs", "2", "--max-steps-per-epoch", "2", "--accum-steps", "2"]
+    code, _, _ = run_tool("tools/train.py", *common, "--output", tmp_path / "straight",
+                          monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0
+
+    with monkeypatch.context() as patch:
+        call_counter(patch, at=5, action=sigterm_self)  # epoch 2, batch 1 of 4 (first micro-batch of step 3)
+        code, _, err = run_tool("tools/train.py", *common, "--output", tmp_path / "split", monkeypatch=patch,
+                                capsys=capsys)
+    last = tmp_path / "split" / "last.pth"
+    assert code == 143, err[-3000:]
+    assert "Traceback" not in err
+    assert f"interrupted: SIGTERM: finished step 3 and wrote {last} (epoch 2 up to batch 2/4, step 3)" in err
+    assert "continue with: python " in err and err.rstrip().endswith("--resume auto")
+    ckpt = load_checkpoint(last)
+    assert (ckpt["epoch"], ckpt["batch"], ckpt["step"], ckpt["sampler_position"]) == (1, 2, 3, 16)
+    assert {"optimizer", "scheduler", "ema", "rng", "totals"} <= set(ckpt)
+
+    code, _, err = run_tool("tools/train.py", *common, "--output", tmp_path / "split", "--resume", "auto",
+                            monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err[-3000:]
+    straight, resumed = load_checkpoint(tmp_path / "straight" / "last.pth"), load_checkpoint(last)
+    assert resumed["step"] == straight["step"] == 4 and resumed["batch"] == 0
+    assert_same_weights(straight["model"], resumed["model"])
+    assert_same_weights(straight["ema"], resumed["ema"])
+    assert_same_weights(straight["optimizer"]["state"][0], resumed["optimizer"]["state"][0])
+    assert straight["history"][-1]["train_loss"] == resumed["history"][-1]["train_loss"]
+    assert straight["history"][-1]["val_loss"] == resumed["history"][-1]["val_loss"]
+
+
+@pytest.mark.slow
+def test_sigterm_from_outside_with_loader_workers(tiny, tmp_path):
+    """A real preemption: SIGTERM from another process while tools/train.py runs with 2 loader workers."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, str(REPO / "tools" / "train.py"), *tiny, "--workers", "2", "--epochs", "40",
+           "--output", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 600
+        while not (run / "last.pth").is_file() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    assert "Traceback" not in err and "interrupted: SIGTERM: " in err and f"wrote {run / 'last.pth'}" in err
+    ckpt = load_checkpoint(run / "last.pth")
+    assert ckpt["epoch"] >= 1 and "optimizer" in ckpt and ckpt["epoch"] < 40
+
+
+def test_ctrl_c_names_what_last_pth_holds(tiny, tmp_path, monkeypatch, capsys):
+    def interrupt(out):
+        raise KeyboardInterrupt
+
+    call_counter(monkeypatch, at=5, action=interrupt)  # epoch 2, batch 2
+    code, _, err = run_tool("tools/train.py", *tiny, "--epochs", "2", "--output", tmp_path / "run",
+                            monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 130 and "Traceback" not in err
+    assert f"interrupted: {tmp_path / 'run' / 'last.pth'} holds epoch 1, step 3" in err
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["epoch"] == 1
+
+
+# --------------------------------------------------------------------------------------------- non-finite loss
+def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch, capsys):
+    call_counter(monkeypatch, at=5, action=nan_loss)  # epoch 2, batch 2 (step 5)
+    code, _, err = run_tool("tools/train.py", *tiny, "--epochs", "2", "--output", tmp_path / "run",
+                            monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2
+    assert one_error_line(err) == (
+        "error: loss became non-finite at step 5 (epoch 2, batch 2/3); stopped before updating the weights: "
+        "last.pth is unchanged (epoch 1, step 3). Lower --lr, or pass --on-nonfinite skip to skip such steps")
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pth")
+    assert ckpt["epoch"] == 1 and all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point())
+    assert (tmp_path / "run" / "best.pth").is_file()
+
+
+def test_nonfinite_loss_skip_counts_the_step(tiny, tmp_path, monkeypatch, capsys):
+    call_counter(monkeypatch, at=2, action=nan_loss)
+    code, _, err = run_tool("tools/train.py", *tiny, "--epochs", "1", "--on-nonfinite", "skip",
+                            "--output", tmp_path / "run", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err[-3000:]
+    row = json.loads((tmp_path / "run" / "log.json").read_text())[-1]
+    assert row["nonfinite_skipped"] == 1 and row["train_images"] == 16  # 3 batches of 8, one skipped
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pth")
+    assert ckpt["step"] == 2 and all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point())
+
+
+# ------------------------------------------------------------------------------------------------- disk full
+def test_failed_checkpoint_write_keeps_the_previous_one(tiny, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    code, _, _ = run_tool("tools/train.py", *tiny, "--epochs", "2", "--stop-after", "1", "--output", run,
+                          monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0
+    before = (run / "last.pth").read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", disk_full)
+        code, _, err = run_tool("tools/train.py", *tiny, "--epochs", "2", "--resume", "auto", "--output", run,
+                                monkeypatch=patch, capsys=capsys)
+    assert code == 2
+    assert one_error_line(err) == (f"error: could not write {run / 'last.pth'} (No space left on device); "
+                                   "the previous last.pth is intact (epoch 1, step 3)")
+    assert (run / "last.pth").read_bytes() == before and load_checkpoint(run / "last.pth")["epoch"] == 1
+    assert not list(run.glob(".*.tmp"))  # the partial temporary file is gone
+
+
+# ------------------------------------------------------------------------------ best.pth / last.pth, eval, export
+@pytest.mark.slow
+def test_few_classes_best_and_last_checkpoints_eval_export_resume(folder, tmp_path, monkeypatch, capsys):
+    """3 classes at 48 px: no top-5 anywhere (no KeyError, no always-100% val_top2); best.pth is weights and what
+    inference needs, last.pth the full state, and eval / export / resume / --pretrained work or say why not."""
+    from visiongates.export.sources import load_source
+
+    data = folder
+    run = tmp_path / "run"
+    args = ["--model", "resnet18", "--data", data, "--img-size", "48", "--batch-size", "8", "--epochs", "2",
+            "--max-steps-per-epoch", "2", "--workers", "0", "--progress", "false", "--output", run]
+    code, _, err = run_tool("tools/train.py", *args, "--stop-after", "1", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err[-3000:]
+    row = json.loads((run / "log.json").read_text())[-1]
+    assert "val_top1" in row and not any(k.startswith("val_top") and k != "val_top1" for k in row)
+
+    best, last = load_checkpoint(run / "best.pth"), load_checkpoint(run / "last.pth")
+    assert not {"optimizer", "scheduler", "rng", "ema", "history"} & set(best)
+    assert {"optimizer", "scheduler", "rng", "history"} <= set(last)
+    assert (run / "best.pth").stat().st_size < 0.6 * (run / "last.pth").stat().st_size  # AdamW keeps 2 moments
+
+    for name in ("best.pth", "last.pth"):
+        code, out, err = run_tool("tools/eval.py", run / name, "--data", data, "--workers", "0",
+                                  monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 0 and "Traceback" not in err, err[-3000:]
+        assert out.startswith("top-1 ") and "top-5" not in out and "on 12 images" in out
+        model, info = load_source(str(run / name))
+        assert info.labels == ["class0", "class1", "class2"] and info.input_size == (3, 48, 48)
+
+    code, _, err = run_tool("tools/train.py", *args, "--resume", run / "best.pth", monkeypatch=monkeypatch,
+                            capsys=capsys)
+    assert code == 2 and one_error_line(err) == (
+        f"error: '{run / 'best.pth'}' holds weights only (best.pth has no optimizer or scheduler state): resume from "
+        f"last.pth, or start from these weights with --pretrained {run / 'best.pth'}")
+    code, _, err = run_tool("tools/train.py", *args, "--resume", "auto", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and load_checkpoint(run / "last.pth")["epoch"] == 2
+    code, _, err = run_tool("tools/train.py", *[a for a in args if a != run], tmp_path / "ft", "--epochs", "1",
+                            "--pretrained", run / "best.pth", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err[-3000:]
+
+
+def test_eval_metrics_follow_one_top_k_rule():
+    from visiongates.engine.metrics import ClassificationMeter
+
+    for classes, key in ((2, None), (5, None), (6, "top5")):
+        meter = ClassificationMeter(classes)
+        meter.update(torch.randn(4, classes), torch.tensor([0, 1, 1, 0]))
+        summary = meter.summary()
+        assert [k for k in summary if k.startswith("top") and k != "top1"] == ([key] if key else [])
+
+
+# ------------------------------------------------------------------------------------------------------- export
+@pytest.mark.slow
+def test_export_at_a_size_off_the_stride_is_static_and_says_so(tmp_path, monkeypatch, capsys):
+    """cbam_resnet18 at 112 px (the family's dynamic graph needs multiples of 32): exported with fixed height and
+    width, the printed summary and the metadata agree; --static-size at 64 says static too."""
+    from visiongates.export.runtime import open_session, session_info
+
+    for size, extra, reason in ((112, [], "multiples of 32, and 112x112 is not (--img-size 96 or 128 would be)"),
+                                (64, ["--static-size"], "static size requested")):
+        output = tmp_path / f"m{size}.onnx"
+        code, out, err = run_tool("export/export_onnx.py", "cbam_resnet18", "--img-size", size, *extra,
+                                  "--output", output, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 0, err[-3000:]
+        assert f"batch dynamic; height and width fixed at {size}x{size} (" in out and reason in out
+        assert "height and width dynamic" not in out and out.count(" ok") == 1  # one parity check: the fixed size
+        info = session_info(open_session(output))
+        assert info.dynamic == ["batch"] and info.input_size == (3, size, size) and info.size_multiple == 1
+
+
+# ------------------------------------------------------------------------------------- detection / segmentation
+RETINANET = REPO / "configs" / "det" / "retinanet_cbam_resnet18_fpn_coins.py"
+UPERNET = REPO / "configs" / "seg" / "upernet_cbam_resnet18_coins.py"
+
+
+@pytest.fixture
+def coins(tmp_path, monkeypatch):
+    """The tiny coins set that `mm_smoke.tiny_coins_options` describes, written where the configs will read it,
+    and those options as --cfg-options words."""
+    pytest.importorskip("mmdet")
+    pytest.importorskip("mmseg")
+    from mm_smoke import as_cli_options, tiny_coins_options
+    from mmengine.logging import MMLogger
+
+    from visiongates.data.coins_coco import build_coins_set
+
+    # mmengine's loggers are process-wide and keep the stream they were made with: with the tools run in this
+    # process, that is an earlier test's captured (closed) stderr, so each test starts with fresh ones
+    MMLogger._instance_dict.clear()
+    monkeypatch.setenv("VISIONGATES_DATA", str(tmp_path / "data"))
+    options = tiny_coins_options()
+    root = build_coins_set(tmp_path / "data" / "coins", **options["train_dataloader.dataset.coins_spec"])
+    yield root, as_cli_options(options)
+    MMLogger._instance_dict.clear()
+
+
+def _checkpoints(work: Path) -> list[str]:
+    return sorted(p.name for p in work.glob("*.pth")) if work.is_dir() else []
+
+
+def test_mm_missing_image_stops_before_the_first_iteration(coins, tmp_path, monkeypatch, capsys):
+    root, options = coins
+    ann = json.loads((root / "annotations" / "instances_train.json").read_text())
+    names = [image["file_name"] for image in ann["images"][:2]]
+    for name in names:
+        (root / "train" / name).unlink()
+    work = tmp_path / "work"
+    code, _, err = run_tool("tools/train_det.py", RETINANET, "--work-dir", work, "--cfg-options", *options,
+                            monkeypatch=monkeypatch, capsys=capsys)
+    line = one_error_line(err)
+    assert code == 2
+    assert line.startswith(f"error: train: 2 file(s) that '{root / 'annotations' / 'instances_train.json'}' lists "
+                           f"are missing (e.g. {names[0]}, {names[1]};")
+    assert _checkpoints(work) == []
+
+
+def test_mm_unknown_category_ids_stop_or_are_dropped(coins, tmp_path, monkeypatch, capsys):
+    root, options = coins
+    path = root / "annotations" / "instances_train.json"
+    ann = json.loads(path.read_text())
+    for a in ann["annotations"][:3]:
+        a["category_id"] = 99
+    path.write_text(json.dumps(ann))
+    code, _, err = run_tool("tools/train_det.py", RETINANET, "--work-dir", tmp_path / "w1", "--cfg-options",
+                            *options, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and one_error_line(err) == (
+        f"error: train: 3 annotation(s) in '{path}' have category ids [99] that its categories list does not "
+        "define; pass --unknown-categories drop to train without them")
+
+    from visiongates.mm.checks import check_dataset
+
+    class Dataset:  # what check_dataset reads of an mmdet CocoDataset
+        ann_file, cat_ids, metainfo = str(path), [1], {"classes": ("coin",)}
+
+        def __len__(self):
+            return 0
+
+    assert "3 annotation(s) with unknown category ids [99] dropped" in check_dataset(Dataset(), "train", "drop")
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("model.backbone.out_indices=(5,)",
+     "error: the config does not build: out_indices (5,) is invalid for 'cbam_resnet18': it has 5 feature levels, "
+     "so each index must be an integer in -5..4"),
+    ("model.backbone.out_indices=(2,3,4)",
+     "error: backbone cbam_resnet18 with out_indices (2, 3, 4) gives 3 level(s) with channels [128, 256, 512], but "
+     "the neck FPN expects in_channels [64, 128, 256, 512]; make model.neck.in_channels match, or choose "
+     "model.backbone.out_indices that give it"),
+    ("model.backbone.type=NoSuchBackbone", "error: the config does not build: NoSuchBackbone is not in the"),
+])
+def test_mm_model_config_errors_are_one_line(option, message, coins, tmp_path, monkeypatch, capsys):
+    _, options = coins
+    code, _, err = run_tool("tools/train_det.py", RETINANET, "--work-dir", tmp_path / "work", "--cfg-options",
+                            *options, option, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and one_error_line(err).startswith(message)
+
+
+def test_mm_seg_head_channels_are_checked(coins, tmp_path, monkeypatch, capsys):
+    _, options = coins
+    code, _, err = run_tool("tools/train_seg.py", UPERNET, "--work-dir", tmp_path / "work", "--cfg-options",
+                            *options, "model.backbone.out_indices=(1,2,3)", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "reads in_index [0, 1, 2, 3], but the backbone returns only 3 levels" in one_error_line(err)
+
+
+@pytest.mark.slow
+def test_mm_sigterm_names_the_checkpoint_mmengine_wrote(coins, tmp_path, monkeypatch, capsys):
+    """SIGTERM in epoch 2 (iteration 3 of 4): the message names epoch_1.pth and the --resume command, exit 143;
+    resuming from it finishes the run."""
+    from visiongates.mm.checks import StopOnSignalHook
+
+    _, options = coins
+    work = tmp_path / "work"
+    args = ["--work-dir", work, "--cfg-options", *options, "train_cfg.max_epochs=2", "train_cfg.val_interval=2",
+            "default_hooks.checkpoint.interval=1", "default_hooks.checkpoint.save_best=None"]
+    original = StopOnSignalHook.after_train_iter
+
+    def after_train_iter(self, runner, *rest, **kwargs):
+        if runner.iter == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, runner, *rest, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StopOnSignalHook, "after_train_iter", after_train_iter)
+        code, _, err = run_tool("tools/train_det.py", RETINANET, *args, monkeypatch=patch, capsys=capsys)
+    assert code == 143 and "Traceback" not in err, err[-3000:]
+    assert (f"interrupted: SIGTERM at iteration 3 (epoch 2): the latest checkpoint mmengine wrote is "
+            f"{work / 'epoch_1.pth'}" in err)
+    assert err.rstrip().endswith(f"--resume {work / 'epoch_1.pth'}")
+    assert _checkpoints(work) == ["epoch_1.pth"]
+
+    code, _, err = run_tool("tools/train_det.py", RETINANET, *args, "--resume", work / "epoch_1.pth",
+                            monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err[-3000:]
+    assert "epoch_2.pth" in _checkpoints(work)
+
+
+@pytest.mark.slow
+def test_mm_show_dir_adds_the_visualization_hook(coins, tmp_path, monkeypatch, capsys):
+    """tools/test_seg.py --show-dir with a config that has no visualization hook nor visualizer: PNGs anyway."""
+    _, options = coins
+    work = tmp_path / "work"
+    code, _, err = run_tool("tools/train_seg.py", UPERNET, "--work-dir", work, "--cfg-options", *options,
+                            "train_cfg.max_iters=1", "train_cfg.val_interval=1", "default_hooks.checkpoint.interval=1",
+                            "train_dataloader.batch_size=2", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err[-3000:]
+    show = tmp_path / "show"
+    code, out, err = run_tool("tools/test_seg.py", UPERNET, work / "iter_1.pth", "--work-dir", tmp_path / "t",
+                              "--show-dir", show, "--cfg-options", *options, "default_hooks.visualization=None",
+                              "visualizer=None", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and "Traceback" not in err, err[-3000:]
+    assert "mIoU" in json.loads(out.strip().splitlines()[-1])
+    assert len(list(show.rglob("*.png"))) == 4
+
+
+def test_dynamic_size_problem_names_the_sizes_that_work():
+    from visiongates.export.families import spec_for
+    from visiongates.export.onnx_export import dynamic_size_problem
+
+    def problem(name, size):
+        return dynamic_size_problem(name, spec_for(name), size, size)
+
+    assert problem("cbam_resnet18", 112) == ("'cbam_resnet18' exports with dynamic sizes that are multiples of 32, "
+                                             "and 112x112 is not (--img-size 96 or 128 would be)")
+    assert problem("cbam_resnet18", 20) == "'cbam_resnet18' exports with dynamic sizes from 32 px; got 20x20"
+    assert problem("cbam_resnet18", 128) == problem("gpsa_convit_tiny", 112) == problem("resnet18", 100) == ""
+
+
+def test_resume_command_replaces_the_resume_option(monkeypatch):
+    from visiongates.cli import resume_command
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    argv = ["tools/train.py", "--config", "c.yaml", "--resume", "old.pth", "--lr", "1e-3"]
+    assert resume_command(("--resume", "auto"), argv) == "python tools/train.py --config c.yaml --lr 1e-3 --resume auto"
+    argv = ["tools/train_det.py", "my cfg.py", "--resume", "--work-dir", "w"]
+    assert resume_command(("--resume", "w/epoch_1.pth"), argv) == (
+        "python tools/train_det.py 'my cfg.py' --work-dir w --resume w/epoch_1.pth")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert resume_command(("--resume", "auto"), ["tools/train.py"]).startswith("torchrun --nproc_per_node 2 ")
