@@ -61,6 +61,7 @@ class TrainConfig:
     hflip: float = 0.5
     rotate: float = 0.0
     color_jitter: float = 0.0
+    max_pixels: int | None = None  # images larger than this are skipped and counted (default: PIL's bomb limit)
     # machinery
     amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
     on_nonfinite: str = "stop"  # a NaN/inf loss: 'stop' (one line, last.pth kept) or 'skip' the step and count it
@@ -88,7 +89,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "drop_path": (0, 1, True, False), "ema_decay": (0, 1, False, False), "gate_target": (0, 1, False, True),
     "gate_loss_weight": (0, None, True, False), "img_size": (1, None, True, False), "crop_pct": (0, 1, False, True),
     "scale_min": (0, 1, False, True), "hflip": (0, 1, True, True), "rotate": (0, 180, True, True),
-    "color_jitter": (0, None, True, False), "workers": (0, None, True, False),
+    "color_jitter": (0, None, True, False), "workers": (0, None, True, False), "max_pixels": (0, None, True, False),
 }
 KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 CHOICES: dict[str, tuple[str, ...]] = {

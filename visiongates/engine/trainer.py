@@ -66,8 +66,9 @@ def build_datasets(cfg: TrainConfig, mean=None, std=None) -> tuple[Dataset, Data
             raise VisionGatesError(
                 f"'{root}' needs train/ and val/ sub-folders (ImageFolder layout); '{root / split}' is missing"
             )
-    train_ds = ImageFolderDataset(root / "train", train_tf, seed=cfg.seed)
-    val_ds = ImageFolderDataset(root / "val", val_tf, classes=train_ds.classes, seed=cfg.seed)
+    limit = cfg.max_pixels
+    train_ds = ImageFolderDataset(root / "train", train_tf, seed=cfg.seed, max_pixels=limit)
+    val_ds = ImageFolderDataset(root / "val", val_tf, classes=train_ds.classes, seed=cfg.seed, max_pixels=limit)
     return train_ds, val_ds
 
 
