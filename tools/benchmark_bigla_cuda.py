@@ -2,7 +2,7 @@
 
 Forward and forward + backward time of the "cuda" backend, the "chunk" backend and fla's chunk_gla for both
 directions (when fla-core is importable), for ViG-T/S/B at B = 128, T = 196 and ViG-T/S at T = 4096 (bf16, K = 32,
-V = 64), beside bigla.md's memory-roofline bound and the bandwidth achieved; then one ViG-S training step with the
+V = 64), beside docs/bigla.md's memory-roofline bound and the bandwidth achieved; then one ViG-S training step with the
 cuda and the chunk backend. Refuses to run without a CUDA GPU.
 
     python tools/benchmark_bigla_cuda.py [--repeats 30] [--train-batch 128] [--json results.json]

@@ -1,7 +1,7 @@
 """BiGLA GPU benchmark: the "cuda" backend beside "chunk" and fla's chunk_gla, against the memory roofline.
 
-Shapes are ViG's (K = 32, V = 64, bf16, B = 128): ViG-T/S/B at T = 196 and ViG-T/S at T = 4096 (bigla.md). The
-bound is the minimum traffic (each input read once, each output written once) at bigla.md's 3.0 TB/s; "TB/s" is
+Shapes are ViG's (K = 32, V = 64, bf16, B = 128): ViG-T/S/B at T = 196 and ViG-T/S at T = 4096 (docs/bigla.md). The
+bound is the minimum traffic (each input read once, each output written once) at docs/bigla.md's 3.0 TB/s; "TB/s" is
 that minimum over the measured time. Times are per call through the public op, medians of CUDA-event-timed blocks
 of back-to-back calls, rotating through enough input copies that a small shape is not served from L2.
 """
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from visiongates.ops.bigla import bigla
 
 K, V, BATCH = 32, 64, 128
-HBM_BYTES_PER_S = 3.0e12  # bigla.md's H100 figure (a device-to-device copy measures about that)
+HBM_BYTES_PER_S = 3.0e12  # docs/bigla.md's H100 figure (a device-to-device copy measures about that)
 SHAPES = [("ViG-T", 3, 196), ("ViG-S", 6, 196), ("ViG-B", 12, 196), ("ViG-T", 3, 4096), ("ViG-S", 6, 4096)]
 OP_COLUMNS = [
     ("model", "shape", "s"), ("T", "T", "d"),
