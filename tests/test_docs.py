@@ -3,7 +3,7 @@
 What counts as a reference:
 - a `*.md` path in a Python comment or docstring, or anywhere in a Markdown, shell, C++/CUDA or YAML file; it
   resolves relative to the referring file's folder or to the repository root;
-- a section named after a Markdown file, `README "Status"` or `docs/models.md "MAXIM"`: that file has the heading;
+- a section named after a Markdown file, `README "Layout"` or `docs/models.md "MAXIM"`: that file has the heading;
 - a Markdown link `[text](path#anchor)` in a Markdown file: the path exists and, with an anchor, has that heading
   (GitHub's anchor for it).
 Ordinary string literals in Python (say the name of a Markdown file a tool writes) are not references, and neither is
