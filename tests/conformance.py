@@ -183,7 +183,10 @@ def check_grad_checkpointing(name: str) -> None:
     for n, grad in plain.items():
         assert (grad is None) == (checkpointed[n] is None), f"{n}: a gradient with checkpointing on or off only"
         if grad is not None:
-            torch.testing.assert_close(checkpointed[n], grad, rtol=1e-4, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
+            # a parameter reached by several paths (MAXIM's input convs) sums its gradient in another order when
+            # the backward recomputes: rounding-level differences, so the tolerance scales with the gradient
+            atol = max(1e-6, 1e-4 * grad.abs().max().item())
+            torch.testing.assert_close(checkpointed[n], grad, rtol=1e-4, atol=atol, msg=lambda m, n=n: f"{n}: {m}")
 
 
 def check_state_dict_round_trip(name: str) -> None:
