@@ -149,17 +149,44 @@ def check_classifier_api(name: str) -> None:
     assert "stem" in matcher and "blocks" in matcher
 
 
+def _gradients_and_recomputes(model: torch.nn.Module, x: torch.Tensor, checkpointing: bool):
+    """One train-mode forward and backward; returns each parameter's gradient and how many module forwards the
+    backward pass ran (the recomputation that checkpointing trades for memory)."""
+    model.set_grad_checkpointing(checkpointing)
+    model.zero_grad(set_to_none=True)
+    calls = [0]
+    hooks = [m.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1)) for m in model.modules()]
+    try:
+        torch.manual_seed(1)  # the same dropout, drop-path and Gumbel samples in both runs
+        loss = model(x).float().square().mean()
+        forward_calls = calls[0]
+        loss.backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    grads = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
+    return grads, calls[0] - forward_calls
+
+
 def check_grad_checkpointing(name: str) -> None:
-    """Gradient checkpointing changes memory, not results."""
-    size = input_size(name)
+    """Gradient checkpointing changes memory, not results: in train mode, forward and backward with it off and on
+    give the same gradients, and with it on the backward pass recomputes part of the forward (so a model whose
+    `set_grad_checkpointing` does nothing, skips a block or checkpoints the wrong function fails)."""
+    h, w = input_size(name, target=64)
     torch.manual_seed(0)
-    model = timm.create_model(name).eval()
-    x = torch.randn(1, 3, *size)
-    with torch.no_grad():
-        plain = model(x)
-        model.set_grad_checkpointing(True)
-        checkpointed = model(x)
-    torch.testing.assert_close(plain, checkpointed, rtol=1e-4, atol=1e-5)
+    model = timm.create_model(name, **({} if is_restoration(name) else {"num_classes": 7})).train()
+    x = torch.randn(1 if is_restoration(name) else 2, 3, h, w)
+    plain, plain_recomputes = _gradients_and_recomputes(model, x, checkpointing=False)
+    checkpointed, recomputes = _gradients_and_recomputes(model, x, checkpointing=True)
+    assert plain_recomputes == 0, f"{plain_recomputes} module forwards in the backward pass without checkpointing"
+    assert recomputes > 0, "set_grad_checkpointing(True) recomputed nothing in the backward pass"
+    for n, grad in plain.items():
+        assert (grad is None) == (checkpointed[n] is None), f"{n}: a gradient with checkpointing on or off only"
+        if grad is not None:
+            # a parameter reached by several paths (MAXIM's input convs) sums its gradient in another order when
+            # the backward recomputes: rounding-level differences, so the tolerance scales with the gradient
+            atol = max(1e-6, 1e-4 * grad.abs().max().item())
+            torch.testing.assert_close(checkpointed[n], grad, rtol=1e-4, atol=atol, msg=lambda m, n=n: f"{n}: {m}")
 
 
 def check_state_dict_round_trip(name: str) -> None:

@@ -33,6 +33,16 @@ def hymenoptera() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a test module (use with `pytestmark = pytest.mark.usefixtures("one_thread")`): on two
+    shared cores, OpenMP oversubscription makes the convolution-heavy modules tens of times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
 
 

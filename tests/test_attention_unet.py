@@ -22,12 +22,7 @@ WIDTHS = (16, 32, 64, 128, 256)  # the paper's CT widths (feature_scale 4)
 STRIDES = (1, 2, 4, 8, 16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _features(batch=2, size=(40, 52), widths=WIDTHS, strides=STRIDES, seed=0):

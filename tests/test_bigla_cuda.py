@@ -133,7 +133,7 @@ def test_arch_flags():
 
 
 def test_benchmark_bounds_match_bigla_md():
-    """The roofline column reproduces bigla.md's table (B = 128, bf16 I/O, 3.0 TB/s)."""
+    """The roofline column reproduces docs/bigla.md's table (B = 128, bf16 I/O, 3.0 TB/s)."""
     from visiongates.benchmarks.bigla_gpu import bound_us
 
     table = {(3, 196): (12.8, 35.3), (6, 196): (25.7, 70.6), (12, 196): (51.4, 141), (3, 4096): (268, 738),

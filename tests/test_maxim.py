@@ -28,13 +28,7 @@ SHORT_RUN = dict(steps=60, warmup_steps=5, max_eval_images=8, eval_crop_size=64,
                  model_kwargs={"features": 16, "zero_init_last": True})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two shared cores: one intra-op thread avoids OpenMP oversubscription (tens of times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- sizes and shapes

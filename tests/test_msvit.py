@@ -414,8 +414,9 @@ def test_train_py_adds_the_batch_shaping_loss_and_eval_rebuilds_the_model(tmp_pa
 
 @pytest.mark.slow
 def test_short_training_on_digits_reaches_the_target_share(tmp_path):
-    """A shorter version of the README run: 2 epochs of MSViT-Ti on the real digits at 64 px with a 30% target; the
-    share of regions kept fine on the validation split ends within 10 points of it."""
+    """A shorter version of the run in docs/benchmarks.md "MSViT vs the all-fine ViT": 2 epochs of MSViT-Ti on the
+    real digits at 64 px with a 30% target; the share of regions kept fine on the validation split ends within 10
+    points of it."""
     from torch.utils.data import DataLoader
 
     from visiongates.data import DigitsDataset, collate_skip, eval_transform

@@ -22,13 +22,7 @@ from visiongates.restore import (
 from visiongates.restore.datasets import PairedFolderDataset, SyntheticDegradationDataset
 from visiongates.restore.loop import evaluate_checkpoint, load_weights, train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _photos(folder, n=4, size=(72, 80)):

@@ -17,7 +17,7 @@ from visiongates.models.vig_gla import checkpoint_filter_fn, model_facts
 
 PLAIN = ["vig_gla_tiny", "vig_gla_small", "vig_gla_base"]
 HIER = ["vig_gla_h_tiny", "vig_gla_h_small", "vig_gla_h_base"]
-# the models.md figures, written out so that the facts table itself is checked
+# the docs/models.md figures, written out so that the facts table itself is checked
 PAPER_PARAMS_M = dict(zip(PLAIN + HIER, (5.83, 22.62, 89.02, 28.60, 50.05, 88.90)))
 PAPER_GMACS = dict(zip(PLAIN + HIER, (1.17, 4.48, 17.55, 4.49, 8.75, 15.56)))
 

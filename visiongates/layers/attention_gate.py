@@ -33,23 +33,23 @@ __all__ = ["AttentionGate", "GATE_MODES", "forced_gates"]
 GATE_MODES = ("grid", "equal")
 
 
-def _conv_bn(in_channels: int, out_channels: int, dd: dict) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, **dd), nn.BatchNorm2d(out_channels, **dd))
+def _conv_bn(in_chs: int, out_chs: int, dd: dict) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_chs, out_chs, 1, **dd), nn.BatchNorm2d(out_chs, **dd))
 
 
 class AttentionGate(nn.Module):
     """Additive attention gate (Oktay et al. 2018, Eq. 1-2): returns (gated skip, alpha at the skip's resolution).
 
-    in_channels: skip channels; gate_channels: gating-signal channels; inter_channels: width of the additive
-    attention (default in_channels, as in the official CT networks); mode: 'grid' or 'equal'; sub_sample: theta's
+    in_chs: skip channels; gate_chs: gating-signal channels; inter_chs: width of the additive
+    attention (default in_chs, as in the official CT networks); mode: 'grid' or 'equal'; sub_sample: theta's
     kernel and stride in 'grid' mode (2 in the official U-Nets: the gating signal is one level coarser).
     """
 
     def __init__(
         self,
-        in_channels: int,
-        gate_channels: int,
-        inter_channels: int | None = None,
+        in_chs: int,
+        gate_chs: int,
+        inter_chs: int | None = None,
         mode: str = "grid",
         sub_sample: int = 2,
         device: torch.device | None = None,
@@ -59,18 +59,18 @@ class AttentionGate(nn.Module):
         if mode not in GATE_MODES:
             raise ValueError(f"gate mode must be one of {GATE_MODES}, got {mode!r}")
         dd = {"device": device, "dtype": dtype}
-        inter = inter_channels or in_channels
+        inter = inter_chs or in_chs
         self.mode = mode
         self.sub_sample = sub_sample if mode == "grid" else 1
         self.force_alpha: float | None = None
         if mode == "grid":
-            self.theta = nn.Conv2d(in_channels, inter, self.sub_sample, stride=self.sub_sample, bias=False, **dd)
-            self.phi = nn.Conv2d(gate_channels, inter, 1, bias=True, **dd)
+            self.theta = nn.Conv2d(in_chs, inter, self.sub_sample, stride=self.sub_sample, bias=False, **dd)
+            self.phi = nn.Conv2d(gate_chs, inter, 1, bias=True, **dd)
             self.psi = nn.Conv2d(inter, 1, 1, bias=True, **dd)
-            self.transform = _conv_bn(in_channels, in_channels, dd)  # the output transform W
+            self.transform = _conv_bn(in_chs, in_chs, dd)  # the output transform W
         else:
-            self.theta = _conv_bn(in_channels, inter, dd)
-            self.phi = _conv_bn(gate_channels, inter, dd)
+            self.theta = _conv_bn(in_chs, inter, dd)
+            self.phi = _conv_bn(gate_chs, inter, dd)
             self.psi = _conv_bn(inter, 1, dd)
             self.transform = nn.Identity()
 

@@ -27,29 +27,29 @@ def resize_to(x: torch.Tensor, size: tuple[int, int] | torch.Size, mode: str = "
 class ConvBnReLU(nn.Sequential):
     """Conv (bias, as in the official U-Net code) -> BatchNorm -> ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, device=None, dtype=None) -> None:
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, device=None, dtype=None) -> None:
         dd = {"device": device, "dtype": dtype}
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=True, **dd)
-        self.bn = nn.BatchNorm2d(out_channels, **dd)
+        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, padding=kernel_size // 2, bias=True, **dd)
+        self.bn = nn.BatchNorm2d(out_chs, **dd)
         self.act = nn.ReLU(inplace=True)
 
 
 class DoubleConv(nn.Sequential):
     """Two 3x3 Conv-BN-ReLU: one U-Net level (encoder or decoder)."""
 
-    def __init__(self, in_channels: int, out_channels: int, device=None, dtype=None) -> None:
+    def __init__(self, in_chs: int, out_chs: int, device=None, dtype=None) -> None:
         super().__init__()
-        self.conv1 = ConvBnReLU(in_channels, out_channels, device=device, dtype=dtype)
-        self.conv2 = ConvBnReLU(out_channels, out_channels, device=device, dtype=dtype)
+        self.conv1 = ConvBnReLU(in_chs, out_chs, device=device, dtype=dtype)
+        self.conv2 = ConvBnReLU(out_chs, out_chs, device=device, dtype=dtype)
 
 
 class UNetUpBlock(nn.Module):
     """Decoder level: resize the coarser map to the skip's size, concatenate [skip, coarse], DoubleConv."""
 
-    def __init__(self, skip_channels: int, coarse_channels: int, out_channels: int, device=None, dtype=None) -> None:
+    def __init__(self, skip_chs: int, coarse_chs: int, out_chs: int, device=None, dtype=None) -> None:
         super().__init__()
-        self.conv = DoubleConv(skip_channels + coarse_channels, out_channels, device=device, dtype=dtype)
+        self.conv = DoubleConv(skip_chs + coarse_chs, out_chs, device=device, dtype=dtype)
 
     def forward(self, skip: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
         return self.conv(torch.cat([skip, resize_to(coarse, skip.shape[-2:])], dim=1))

@@ -6,7 +6,7 @@
   last BN). `checkpoint_filter_fn` loads the official repository's checkpoints (`module.`-prefixed, `cbam.*` keys).
 - DAS: Salajegheh et al., "DAS: A Deformable Attention to Capture Salient Information in CNNs", 2023 (no official
   code). One DAS gate at the end of each of the four stages, with a depthwise-separable bottleneck of 1/8 of the
-  stage width (see README "DAS: our choices"): a gate per block would cost more than the backbone at 3x3 deformable
+  stage width (see docs/models.md "DAS-ResNet"): a gate per block would cost more than the backbone at 3x3 deformable
   sampling, and the paper stresses similar or fewer FLOPs than other CNN attention.
 
 SE-ResNets are timm's own `seresnet*`; visiongates lists them in its zoo table and does not redefine them.
@@ -29,15 +29,6 @@ from ._helpers import clean_checkpoint, require_weight_source
 from ._registry import ModelFacts
 
 __all__ = ["CbamResNet", "DasResNet", "checkpoint_filter_fn"]
-
-_DEPTHS = {
-    18: (BasicBlock, (2, 2, 2, 2)),
-    34: (BasicBlock, (3, 4, 6, 3)),
-    50: (Bottleneck, (3, 4, 6, 3)),
-    101: (Bottleneck, (3, 4, 23, 3)),
-    152: (Bottleneck, (3, 8, 36, 3)),
-}
-
 
 class CbamResNet(ResNet):
     """ResNet with an official-form CBAM gate in every residual block (Woo et al. 2018)."""
@@ -85,7 +76,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: ResNet) -> 
     return out
 
 
-def _create(cls: type[ResNet], variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:
+def _create_gated_resnet(cls: type[ResNet], variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:
     if pretrained:
         require_weight_source(variant, kwargs)  # the official CBAM weights are a manual download
     return build_model_with_cfg(cls, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
@@ -100,7 +91,7 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
 
 
 _CBAM_TABLE4 = (
-    "params: CBAM paper Tab. 4 (R50 also in models.md); GMACs: R50 from the paper (its counter gives 3.86 G where "
+    "params: CBAM paper Tab. 4 (R50 also in docs/models.md); GMACs: R50 from the paper (its counter gives 3.86 G where "
     "torch counts 4.10 G), others measured here"
 )
 _MEASURED = "measured here with torch FlopCounterMode at 224x224 (no published figure)"
@@ -131,25 +122,64 @@ model_facts = {
 }
 
 
-def _register_depth(prefix: str, cls: type[ResNet], depth: int):
-    block, layers = _DEPTHS[depth]
-
-    def create(pretrained: bool = False, **kwargs: Any) -> ResNet:
-        return _create(cls, f"{prefix}{depth}", pretrained, **dict(block=block, layers=layers, **kwargs))
-
-    create.__name__ = f"{prefix}{depth}"
-    create.__qualname__ = create.__name__
-    create.__doc__ = f"{cls.__doc__.split(chr(10))[0].rstrip('.')}: depth {depth}."
-    create.__module__ = __name__
-    return register_model(create)
+@register_model
+def cbam_resnet18(pretrained: bool = False, **kwargs: Any) -> CbamResNet:
+    """CBAM-ResNet-18 (Woo et al. 2018): CBAM in every basic block."""
+    model_args = dict(block=BasicBlock, layers=(2, 2, 2, 2))
+    return _create_gated_resnet(CbamResNet, "cbam_resnet18", pretrained, **dict(model_args, **kwargs))
 
 
-cbam_resnet18 = _register_depth("cbam_resnet", CbamResNet, 18)
-cbam_resnet34 = _register_depth("cbam_resnet", CbamResNet, 34)
-cbam_resnet50 = _register_depth("cbam_resnet", CbamResNet, 50)
-cbam_resnet101 = _register_depth("cbam_resnet", CbamResNet, 101)
-cbam_resnet152 = _register_depth("cbam_resnet", CbamResNet, 152)
-das_resnet18 = _register_depth("das_resnet", DasResNet, 18)
-das_resnet34 = _register_depth("das_resnet", DasResNet, 34)
-das_resnet50 = _register_depth("das_resnet", DasResNet, 50)
-das_resnet101 = _register_depth("das_resnet", DasResNet, 101)
+@register_model
+def cbam_resnet34(pretrained: bool = False, **kwargs: Any) -> CbamResNet:
+    """CBAM-ResNet-34 (Woo et al. 2018): CBAM in every basic block."""
+    model_args = dict(block=BasicBlock, layers=(3, 4, 6, 3))
+    return _create_gated_resnet(CbamResNet, "cbam_resnet34", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def cbam_resnet50(pretrained: bool = False, **kwargs: Any) -> CbamResNet:
+    """CBAM-ResNet-50 (Woo et al. 2018): CBAM in every bottleneck."""
+    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3))
+    return _create_gated_resnet(CbamResNet, "cbam_resnet50", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def cbam_resnet101(pretrained: bool = False, **kwargs: Any) -> CbamResNet:
+    """CBAM-ResNet-101 (Woo et al. 2018): CBAM in every bottleneck."""
+    model_args = dict(block=Bottleneck, layers=(3, 4, 23, 3))
+    return _create_gated_resnet(CbamResNet, "cbam_resnet101", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def cbam_resnet152(pretrained: bool = False, **kwargs: Any) -> CbamResNet:
+    """CBAM-ResNet-152 (Woo et al. 2018): CBAM in every bottleneck."""
+    model_args = dict(block=Bottleneck, layers=(3, 8, 36, 3))
+    return _create_gated_resnet(CbamResNet, "cbam_resnet152", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def das_resnet18(pretrained: bool = False, **kwargs: Any) -> DasResNet:
+    """DAS-ResNet-18 (Salajegheh et al. 2023): a DAS gate after each stage."""
+    model_args = dict(block=BasicBlock, layers=(2, 2, 2, 2))
+    return _create_gated_resnet(DasResNet, "das_resnet18", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def das_resnet34(pretrained: bool = False, **kwargs: Any) -> DasResNet:
+    """DAS-ResNet-34 (Salajegheh et al. 2023): a DAS gate after each stage."""
+    model_args = dict(block=BasicBlock, layers=(3, 4, 6, 3))
+    return _create_gated_resnet(DasResNet, "das_resnet34", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def das_resnet50(pretrained: bool = False, **kwargs: Any) -> DasResNet:
+    """DAS-ResNet-50 (Salajegheh et al. 2023): a DAS gate after each stage."""
+    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3))
+    return _create_gated_resnet(DasResNet, "das_resnet50", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def das_resnet101(pretrained: bool = False, **kwargs: Any) -> DasResNet:
+    """DAS-ResNet-101 (Salajegheh et al. 2023): a DAS gate after each stage."""
+    model_args = dict(block=Bottleneck, layers=(3, 4, 23, 3))
+    return _create_gated_resnet(DasResNet, "das_resnet101", pretrained, **dict(model_args, **kwargs))

@@ -354,8 +354,8 @@ default_cfgs = generate_default_cfgs({
 })
 
 # Paper Table 1 lists rounded sizes (Ti 6M / 1G FLOPs ... B+ 152M / 30G); the exact counts are timm's / fvcore's
-# for the same architectures (design/models.md). Top-1 of timm's weights: Ti 73.14, S 81.41, B 82.30.
-_SOURCE = "ConViT (arXiv:2103.10697) Table 1 variants; exact params/GMACs at 224 from timm + fvcore (models.md)"
+# for the same architectures (docs/models.md). Top-1 of timm's weights: Ti 73.14, S 81.41, B 82.30.
+_SOURCE = "ConViT (arXiv:2103.10697) Table 1 variants; exact params/GMACs at 224 from timm + fvcore (docs/models.md)"
 model_facts = {
     "gpsa_convit_tiny": ModelFacts(5.71, _SOURCE, 1.26),
     "gpsa_convit_small": ModelFacts(27.78, _SOURCE, 5.76),

@@ -2,7 +2,7 @@
 
 Havtorn et al., "MSViT: Dynamic Mixed-Scale Tokenization for Vision Transformers", ICCVW 2023 (arXiv:2307.02321).
 Only the loss is public (Qualcomm-AI-research/batchshaping); this model is written from the paper's description
-(design/models.md), on timm's VisionTransformer blocks:
+(docs/models.md), on timm's VisionTransformer blocks:
 
 - a light gate MLP per coarse 32x32 region emits a logit (`visiongates.layers.scale_gate`): Gumbel-sigmoid with a
   straight-through estimator in training, threshold at 0 in evaluation; a region is either one coarse token or its 4

@@ -548,10 +548,10 @@ default_cfgs = generate_default_cfgs({
     f"vig_gla_h_base.{_OFFICIAL_TAG}": _hustvl("vig_h_b_84p2acc.pth", 84.2),
 })
 
-# Published size of each variant (models.md; GMACs count every op, BiGLA as 2 K V MACs per token, head and
+# Published size of each variant (docs/models.md; GMACs count every op, BiGLA as 2 K V MACs per token, head and
 # direction). The paper's own, smaller GFLOPs leave out the SwiGLU down-projection (fused swiglu_linear, which
 # their counter could not see).
-_PAPER = "ViG paper / official code (models.md)"
+_PAPER = "ViG paper / official code (docs/models.md)"
 model_facts = {
     "vig_gla_tiny": ModelFacts(5.83, _PAPER, 1.17),
     "vig_gla_small": ModelFacts(22.62, _PAPER, 4.48),

@@ -3,7 +3,7 @@
 ViG (Liao et al., "ViG: Linear-complexity Visual Sequence Learning with Gated Linear Attention", 2024) mixes
 tokens with o_t = (of_t + ob_t) / 2, a forward and a backward GLA scan (Yang et al., "Gated Linear Attention
 Transformers with Hardware-Efficient Training", 2023) that share q, k, v and differ in their log-decays; see
-bigla.md and `naive.py` for the recurrence. With G the cumulative log-decay (prefix sums for the forward scan,
+docs/bigla.md and `naive.py` for the recurrence. With G the cumulative log-decay (prefix sums for the forward scan,
 suffix sums for the backward one), the two scans are
 
     of_i = sum_{j <= i} (q_i * exp(G_i - G_j)) . k_j  v_j,      ob_i = sum_{j >= i} (same with the backward G)

@@ -1,4 +1,4 @@
-"""Naive bidirectional gated linear attention: the recurrence itself, the test oracle (ViG, bigla.md).
+"""Naive bidirectional gated linear attention: the recurrence itself, the test oracle (ViG, docs/bigla.md).
 
 Forward scan  S_t = diag(exp(gf_t)) S_{t-1} + k_t^T v_t,  of_t = s q_t S_t  (t = 0..T-1)
 Backward scan R_t = diag(exp(gb_t)) R_{t+1} + k_t^T v_t,  ob_t = s q_t R_t  (t = T-1..0)

@@ -1,7 +1,7 @@
 """Bidirectional gated linear attention for short sequences: each direction as one masked T x T product.
 
 The parallel (attention-like) form of a GLA scan (Yang et al., "Gated Linear Attention Transformers with
-Hardware-Efficient Training", 2023, eq. 3; ViG, Liao et al. 2024, uses one per direction; see bigla.md):
+Hardware-Efficient Training", 2023, eq. 3; ViG, Liao et al. 2024, uses one per direction; see docs/bigla.md):
 
     of_i = sum_{j <= i} (q_i * exp(G_i - G_j)) . k_j  v_j    (G: prefix sums of g_fwd)
     ob_i = sum_{j >= i} (q_i * exp(H_i - H_j)) . k_j  v_j    (H: suffix sums of g_bwd)

@@ -14,7 +14,7 @@ Inside a chunk the pair weight exp(G_i - G_j) (G the chunk-local cumulative log-
 order, so the exponent is <= 0) is factorised as exp(G_i) * exp(A - G_j) * exp(-A), A the chunk's total, when
 every channel has A >= -FACTOR_LIMIT (then no factor leaves fp32's range); otherwise it is evaluated pair by pair.
 Gate gradients: d log a_t = sum over t' after t in scan order of (q dq - k dk)_{t'} (each direction its own
-dq, dk; bigla.md). Sweep A keeps the part it can (a running sum), sweep B adds the rest, using that the totals
+dq, dk; docs/bigla.md). Sweep A keeps the part it can (a running sum), sweep B adds the rest, using that the totals
 sum_t q dq = sum_t k dk of one direction are equal (every pair term appears once in each).
 """
 

@@ -14,7 +14,7 @@ against each scan's direction,
   d g_fwd_t = sum_{t' >= t} (q dq_f - k dk_f)_{t'} as a running suffix sum; the backward scan's per-token terms
   q dq_b - k dk_b go to the d g_bwd buffer,
 - sweep 3 (first chunk first): d g_bwd_t = sum_{t' <= t} of those terms, in place.
-Each direction's gate gradient uses only its own dq and dk (bigla.md, "Backward").
+Each direction's gate gradient uses only its own dq and dk (docs/bigla.md, "Backward").
 
 Precision: loads are cast to fp32; cumulative gates, exponents, the [BT, BT, K] weights and the states are fp32.
 `tl.dot` runs either exactly in fp32 (`DOT_FP32`, input_precision="ieee": no TF32) or on operands rounded to

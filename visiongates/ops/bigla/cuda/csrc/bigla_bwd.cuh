@@ -10,7 +10,7 @@
 //   dk_j  = sum_{i<j} dP_ij q_i exp(Ga_i - Ga_j) + exp(Aa - Ga_j) (D v_j^T) + dP_jj q_j
 //   dv_j  = sum_{i<=j} Pa_ij e_i + (k_j exp(Aa - Ga_j)) D,     Pa_ij = sum_c q_ic k_jc exp(Ga_ic - Ga_jc)
 //   N <- diag(exp(An)) N + (k exp(An - Gn))^T v,   D <- diag(exp(Aa)) D + (q exp(Ga))^T e
-// Gate gradients (bigla.md): d log a_t = sum over t' at or after t in the scan's own order of (q dq - k dk)_{t'},
+// Gate gradients (docs/bigla.md): d log a_t = sum over t' at or after t in the scan's own order of (q dq - k dk)_{t'},
 // each direction with its own dq, dk (the i = j terms cancel and are left out). Sweep A keeps running sums of
 // x_q = q dq_nat (exclusive) and x_k = k dk_anti (inclusive); sweep B finishes each direction with the other half
 // and the identity sum_t q dq = sum_t k dk of one direction (every pair term appears once in each).
