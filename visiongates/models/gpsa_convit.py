@@ -14,8 +14,6 @@ What this version adds to timm's `convit_*` (whose state dicts load here unchang
   for dense heads (`features_only=True`, `forward_intermediates`).
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Callable
 from typing import Any

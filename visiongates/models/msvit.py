@@ -22,8 +22,6 @@ A plain timm ViT / DeiT state dict loads into the backbone (`checkpoint_filter_f
 priors) keep their fresh initialisation, so the gate can be trained on top of existing weights.
 """
 
-from __future__ import annotations
-
 import re
 from typing import Any
 
