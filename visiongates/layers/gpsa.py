@@ -135,6 +135,7 @@ class GPSA(nn.Module):
 
     fused_attn: torch.jit.Final[bool]
     max_cached_sizes: int = 8
+    __jit_ignored_attributes__ = ["_offsets", "_factors"]  # eager-only caches; TorchScript recomputes the factors
 
     def __init__(
         self,
