@@ -214,6 +214,113 @@ def check_rejects_unknown_kwargs(name: str) -> None:
     raise AssertionError(f"{name} accepted an unknown keyword argument")
 
 
+# Contracts of timm's own tests/test_models.py (test_model_default_cfgs*, test_model_forward_features,
+# test_model_*_fx, test_model_forward_torchscript), checked here without timm's test file.
+
+# The MSViT tokenizer is data-dependent Python that TorchScript cannot compile (tests/timm_suite.py: EXCLUDED).
+TORCHSCRIPT_EXCLUDED = ("msvit_",)
+
+
+def _unpooled_grid(name: str) -> tuple[int, int] | None:
+    """The (H, W) of forward_features at the cfg's input size (its pool_size), or None for token sequences."""
+    pool_size = timm.models.get_pretrained_cfg(name).pool_size
+    return tuple(pool_size) if pool_size else None
+
+
+def check_forward_features_layout(name: str) -> None:
+    """forward_features is unpooled in timm's layout: NCHW (or NHWC where `output_fmt` says so) with the cfg's
+    pool_size and num_features; a token model (pool_size None) returns [B, tokens, num_features]; forward_head
+    (pre_logits) gives head_hidden_size and global_pool='' keeps the map. Shapes only: runs on the meta device."""
+    if is_restoration(name):
+        return
+    cfg = timm.models.get_pretrained_cfg(name)
+    model = timm.create_model(name, device="meta").eval()
+    x = torch.randn(1, *cfg.input_size, device="meta")
+    features = model.forward_features(x)
+    grid = _unpooled_grid(name)
+    if grid is None:
+        assert features.ndim == 3 and features.shape[-1] == model.num_features, tuple(features.shape)
+    else:
+        fmt = getattr(model, "output_fmt", "NCHW")
+        spatial, channel = timm.layers.get_spatial_dim(fmt), timm.layers.get_channel_dim(fmt)
+        assert features.ndim == 4, f"{name}: forward_features gives {tuple(features.shape)}, not a {fmt} map"
+        assert tuple(features.shape[i] for i in spatial) == grid, f"{tuple(features.shape)} vs pool_size {grid}"
+        assert features.shape[channel] == model.num_features
+    assert model.forward_head(features, pre_logits=True).shape == (1, model.head_hidden_size)
+    if grid is not None:
+        model.reset_classifier(0, "")
+        assert model(x).shape == features.shape, "global_pool='' must return the unpooled map"
+
+
+def check_default_feature_levels(name: str) -> None:
+    """features_only returns at least 3 levels by default (timm's ViTs: the last three blocks)."""
+    if is_restoration(name):
+        return
+    model = timm.create_model(name, features_only=True, device="meta")
+    assert len(model.feature_info.channels()) >= 3, f"{name}: {len(model.feature_info.channels())} default levels"
+
+
+def check_reset_classifier_device_dtype(name: str) -> None:
+    """reset_classifier builds the new head on the parent's device and dtype, in the parent's train/eval mode."""
+    if is_restoration(name):
+        return
+    model = timm.create_model(name, device="meta").eval()
+    model.to(dtype=torch.float64)
+    model.reset_classifier(0)
+    model.reset_classifier(2)
+    params = list(model.get_classifier().parameters())
+    assert params and all(p.device.type == "meta" and p.dtype == torch.float64 for p in params)
+    assert not any(m.training for m in model.modules())
+
+
+def _fx_model(model: torch.nn.Module, train: bool) -> torch.nn.Module:
+    """timm's FX feature extractor of the model's output node (timm's notrace leaves and functions)."""
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+    tracer_kwargs = dict(
+        leaf_modules=timm.models.get_notrace_modules(),
+        autowrap_functions=timm.models.get_notrace_functions(),
+        param_shapes_constant=True,
+    )
+    train_nodes, eval_nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)
+    return create_feature_extractor(
+        model.train(train), train_return_nodes=[train_nodes[-1]], eval_return_nodes=[eval_nodes[-1]],
+        tracer_kwargs=tracer_kwargs,
+    )
+
+
+def check_fx(name: str) -> None:
+    """FX symbolic tracing: the traced eval graph equals the model; the traced train graph backpropagates to every
+    parameter."""
+    size = input_size(name, 64)
+    x = torch.randn(1, 3, *size)
+    model = timm.create_model(name).eval()
+    with torch.no_grad():
+        expected = model(x)
+        traced = next(iter(_fx_model(model, train=False).eval()(x).values()))
+    torch.testing.assert_close(traced, expected, rtol=1e-4, atol=1e-5)
+    model = timm.create_model(name).train()
+    traced = _fx_model(model, train=True).train()
+    out = next(iter(traced(torch.randn(2, 3, *size)).values()))
+    out.float().mean().backward()
+    missing = [n for n, p in traced.named_parameters() if p.grad is None]
+    assert not missing, f"parameters without a gradient through the FX graph: {missing[:5]}"
+
+
+def check_torchscript(name: str) -> None:
+    """torch.jit.script of the model (timm's set_scriptable) gives the eager output."""
+    if name.startswith(TORCHSCRIPT_EXCLUDED):
+        return
+    size = input_size(name, 64)
+    with timm.layers.set_layer_config(scriptable=True):
+        model = timm.create_model(name).eval()
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        expected = model(x)
+        scripted = torch.jit.script(model)(x)
+    torch.testing.assert_close(scripted, expected, rtol=1e-4, atol=1e-5)
+
+
 CHECKS = {
     "params_match_facts": check_params_match_facts,
     "forward_backward": check_forward_backward,
@@ -224,4 +331,9 @@ CHECKS = {
     "grad_checkpointing": check_grad_checkpointing,
     "state_dict_round_trip": check_state_dict_round_trip,
     "rejects_unknown_kwargs": check_rejects_unknown_kwargs,
+    "forward_features_layout": check_forward_features_layout,
+    "default_feature_levels": check_default_feature_levels,
+    "reset_classifier_device_dtype": check_reset_classifier_device_dtype,
+    "fx": check_fx,
+    "torchscript": check_torchscript,
 }

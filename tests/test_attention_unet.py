@@ -156,7 +156,7 @@ def test_decoder_on_a_zoo_backbone_and_equal_strides():
         logits, gates = vit(torch.randn(1, 3, 64, 96), return_gates=True)
     assert logits.shape == (1, 2, 64, 96) and gates[0].shape == (1, 1, 4, 6)
     with pytest.raises(ValueError, match="at least 2"):
-        create_attention_unet("gpsa_convit_tiny")
+        create_attention_unet("gpsa_convit_tiny", out_indices=(11,))  # one level (the default is now the last 3)
 
 
 def test_decoder_argument_errors():

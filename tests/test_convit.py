@@ -153,12 +153,13 @@ def test_forward_backward_tiny(size: tuple[int, int]) -> None:
 
 
 @pytest.mark.parametrize("size", [(224, 224), (256, 384), (512, 512)], ids=lambda s: f"{s[0]}x{s[1]}")
-def test_features_only_single_stride16_map(size: tuple[int, int]) -> None:
-    model = timm.create_model("gpsa_convit_tiny", features_only=True).eval()
-    assert model.feature_info.reduction() == [16] and model.feature_info.channels() == [192]
+def test_features_only_last_three_stride16_maps(size: tuple[int, int]) -> None:
+    model = timm.create_model("gpsa_convit_tiny", features_only=True).eval()  # timm's ViT default: last 3 blocks
+    assert model.feature_info.reduction() == [16] * 3 and model.feature_info.channels() == [192] * 3
+    assert model.feature_info.module_name() == ["blocks.9", "blocks.10", "blocks.11"]
     with torch.no_grad():
-        (feature,) = model(torch.randn(1, 3, *size))
-    assert feature.shape == (1, 192, size[0] // 16, size[1] // 16)
+        features = model(torch.randn(1, 3, *size))
+    assert [tuple(f.shape) for f in features] == [(1, 192, size[0] // 16, size[1] // 16)] * 3
 
 
 def test_features_only_multiple_blocks() -> None:

@@ -225,3 +225,20 @@ def test_every_zoo_family_works_as_a_backbone(name):
     (out,) = backbone(torch.randn(1, 3, 64, 64))
     assert out.shape == (1, backbone.out_channels[0], 64 // backbone.strides[0], 64 // backbone.strides[0])
     assert backbone.frozen_parameter_names() and backbone.layer_ids()[1] >= 2
+
+
+@pytest.mark.parametrize("name", ["gpsa_convit_tiny", "vig_gla_tiny"])
+def test_plain_backbones_default_to_three_levels_and_feed_the_pyramid(name):
+    """timm's ViT default (the last three blocks) goes through the adapter and the simple feature pyramid as is; the
+    pyramid reads the last level, the one `out_indices=(-1,)` (the det/seg configs) selects alone."""
+    backbone = VGBackbone(name).eval()
+    assert backbone.out_indices == (9, 10, 11) and backbone.strides == [16] * 3
+    neck = SimpleFeaturePyramid(backbone.out_channels, 16).eval()
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        levels = backbone(x)
+        pyramid = neck(levels)
+        (last,) = VGBackbone(name, out_indices=(-1,)).eval()(x)
+    assert len(levels) == 3 and [tuple(f.shape[2:]) for f in levels] == [(4, 6)] * 3
+    assert [tuple(p.shape[2:]) for p in pyramid] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+    assert last.shape == levels[-1].shape

@@ -86,11 +86,12 @@ def test_hierarchical_features_strides():
 
 
 def test_plain_features_stride_16():
-    model = timm.create_model("vig_gla_tiny", features_only=True).eval()
-    assert model.feature_info.reduction() == [16] and model.feature_info.channels() == [192]
+    model = timm.create_model("vig_gla_tiny", features_only=True).eval()  # timm's ViT default: the last 3 blocks
+    assert model.feature_info.reduction() == [16] * 3 and model.feature_info.channels() == [192] * 3
+    assert model.feature_info.module_name() == ["blocks.9", "blocks.10", "blocks.11"]
     with torch.no_grad():
-        (feature,) = model(torch.randn(1, 3, 224, 320))
-    assert feature.shape == (1, 192, 14, 20)
+        features = model(torch.randn(1, 3, 224, 320))
+    assert [tuple(f.shape) for f in features] == [(1, 192, 14, 20)] * 3
     model = timm.create_model("vig_gla_tiny", features_only=True, out_indices=(3, 7, 11)).eval()
     with torch.no_grad():
         assert [f.shape for f in model(torch.randn(1, 3, 224, 224))] == [(1, 192, 14, 14)] * 3

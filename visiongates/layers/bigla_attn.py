@@ -13,16 +13,14 @@ AAAI 2025), Sec. 3 / Fig. 2; matches hustvl/ViG `GatedLinearAttention` (vig.py) 
 Tokens are [B, L, C] in row-major (H, W) order; the caller passes (H, W) for the depthwise conv.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, GluMlp, RmsNorm
+from timm.layers import DropPath, GluMlp, RmsNorm, register_notrace_module
 
 from visiongates.ops.bigla import bigla
 
-__all__ = ["BiGlaAttention", "BiGlaBlock", "PackedSwiGLU", "swiglu_hidden"]
+__all__ = ["BiGlaAttention", "BiGlaBlock", "BiGlaOp", "PackedSwiGLU", "swiglu_hidden"]
 
 _XAVIER_GAIN = 2**-2.5  # the official reset_parameters gain
 
@@ -31,6 +29,31 @@ def swiglu_hidden(dim: int, multiple: int) -> int:
     """SwiGLU width as in ViG (from fla's GLAMLP): 2/3 of 4*dim, rounded up to `multiple` (256 plain, 32 ViG-H)."""
     hidden = int(dim * 4 * 2 / 3)
     return multiple * ((hidden + multiple - 1) // multiple)
+
+
+@register_notrace_module
+class BiGlaOp(nn.Module):
+    """The BiGLA op (`visiongates.ops.bigla.bigla`) as a parameter-free module, so tracers keep it whole.
+
+    The op checks shapes and picks a backend in Python: FX keeps this module as one leaf (timm's
+    `register_notrace_module`) and TorchScript calls the op in Python (`torch.jit.ignore`), as timm does for its
+    own data-dependent leaves; ONNX / torch.export trace through to the op's static chunked form.
+    """
+
+    def __init__(self, backend: str = "auto") -> None:
+        super().__init__()
+        self.backend = backend
+
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_fwd: torch.Tensor, g_bwd: torch.Tensor
+    ) -> torch.Tensor:
+        return self._bigla(q, k, v, g_fwd, g_bwd)
+
+    @torch.jit.ignore
+    def _bigla(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_fwd: torch.Tensor, g_bwd: torch.Tensor
+    ) -> torch.Tensor:
+        return bigla(q, k, v, g_fwd, g_bwd, backend=self.backend)
 
 
 class BiGlaAttention(nn.Module):
@@ -67,7 +90,7 @@ class BiGlaAttention(nn.Module):
         if self.key_dim % num_heads or dim % num_heads:
             raise ValueError(f"dim {dim} and key dim {self.key_dim} must be divisible by num_heads {num_heads}")
         self.gate_normalizer = gate_normalizer
-        self.backend = backend
+        self.bigla = BiGlaOp(backend)
         self.conv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False, **dd)
         self.conv_act = nn.SiLU() if conv_act else nn.Identity()
         self.qkv = nn.Linear(dim, 2 * self.key_dim + dim, bias=False, **dd)
@@ -93,13 +116,13 @@ class BiGlaAttention(nn.Module):
         batch, length, dim = x.shape
         heads = self.num_heads
         # the depthwise conv reads and writes channels-last views of the [B, L, C] tokens: no transposed copies
-        local = self.conv(x.reshape(batch, *hw, dim).permute(0, 3, 1, 2))
+        local = self.conv(x.reshape(batch, hw[0], hw[1], dim).permute(0, 3, 1, 2))
         local = self.conv_act(local).permute(0, 2, 3, 1).reshape(batch, length, dim)  # [B, L, C]
         q, k, v = self.qkv(local).split([self.key_dim, self.key_dim, dim], dim=-1)
         log_decay = F.logsigmoid(self.decay_up(self.decay_down(local)).float()) / self.gate_normalizer
         g_fwd, g_bwd = log_decay.chunk(2, dim=-1)
-        q, k, v, g_fwd, g_bwd = (t.reshape(batch, length, heads, -1).transpose(1, 2) for t in (q, k, v, g_fwd, g_bwd))
-        o = bigla(q, k, v, g_fwd, g_bwd, backend=self.backend).transpose(1, 2)  # [B, L, heads, dim / heads]
+        q, k, v, g_fwd, g_bwd = [t.reshape(batch, length, heads, -1).transpose(1, 2) for t in (q, k, v, g_fwd, g_bwd)]
+        o = self.bigla(q, k, v, g_fwd, g_bwd).transpose(1, 2)  # [B, L, heads, dim / heads]
         if self.official_eval_numerics and not self.training:
             o = o * 0.5  # hustvl/ViG's eval branch halves the kernel's two-direction mean once more (class docstring)
         g = self.gate(local).sigmoid().reshape(batch, length, heads, -1)

@@ -21,8 +21,6 @@ N x N map is materialised at all. With attention dropout in training the mixed m
 A_h exactly as in the paper.
 """
 
-from __future__ import annotations
-
 import math
 from collections import OrderedDict
 
@@ -30,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from timm.layers import is_exporting, trunc_normal_, use_fused_attn
 from torch import nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 __all__ = [
     "GPSA",
@@ -115,10 +114,16 @@ def apply_positional_attention(
 
 
 def _caching_allowed() -> bool:
-    """Caches hold Python-side state: skip them while tracing, scripting, exporting or compiling."""
-    if torch.jit.is_scripting() or torch.jit.is_tracing() or is_exporting():
+    """Caches hold Python-side state: skip them while tracing (jit or FX), scripting, exporting or compiling."""
+    if torch.jit.is_scripting() or torch.jit.is_tracing() or is_exporting() or is_fx_symbolic_tracing():
         return False
     return not torch.compiler.is_compiling()
+
+
+def _grid_offsets(n: int, like: torch.Tensor) -> torch.Tensor:
+    """`axis_offsets` on `like`'s device and dtype, in ops that TorchScript and FX both take."""
+    pos = torch.arange(n, device=like.device, dtype=like.dtype)
+    return pos[None, :] - pos[:, None]
 
 
 class GPSA(nn.Module):
@@ -130,6 +135,7 @@ class GPSA(nn.Module):
 
     fused_attn: torch.jit.Final[bool]
     max_cached_sizes: int = 8
+    __jit_ignored_attributes__ = ["_offsets", "_factors"]  # eager-only caches; TorchScript recomputes the factors
 
     def __init__(
         self,
@@ -213,15 +219,29 @@ class GPSA(nn.Module):
         offsets_x = self._axis_offsets(feat_size[1], weight)
         return separable_positional_attention(weight, bias, offsets_y, offsets_x)
 
+    def _uncached_factors(self, feat_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The factors recomputed from pos_proj (the static path for TorchScript and FX)."""
+        weight, bias = self.pos_proj.weight, self.pos_proj.bias
+        offsets_y, offsets_x = _grid_offsets(feat_size[0], weight), _grid_offsets(feat_size[1], weight)
+        return separable_positional_attention(weight, bias, offsets_y, offsets_x)
+
+    def _positional_factors(self, feat_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        if torch.jit.is_scripting():
+            factors = self._uncached_factors(feat_size)
+        else:
+            factors = self.positional_attention(feat_size)
+        return factors
+
     def positional_attention(self, feat_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Factors (Py, Px) of softmax(pos_proj(r)) for this grid; cached while pos_proj needs no gradient.
 
         The cache key is (H, W, device, dtype); an entry is valid while pos_proj's tensors keep their storage and
         version counter (optimizer steps, load_state_dict and .to() all change one of them).
         """
+        if not _caching_allowed():
+            return self._uncached_factors(feat_size)
         weight, bias = self.pos_proj.weight, self.pos_proj.bias
-        needs_grad = torch.is_grad_enabled() and (weight.requires_grad or bias.requires_grad)
-        if needs_grad or not _caching_allowed():
+        if torch.is_grad_enabled() and (weight.requires_grad or bias.requires_grad):
             return self._compute_factors(feat_size)
         key = (int(feat_size[0]), int(feat_size[1]), weight.device, weight.dtype)
         state = (weight.data_ptr(), weight._version, bias.data_ptr(), bias._version)
@@ -238,7 +258,7 @@ class GPSA(nn.Module):
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch, num_tokens, _ = x.shape
-        q, k = self.qk(x).reshape(batch, num_tokens, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = self.qk(x).reshape(batch, num_tokens, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         v = self.v(x).reshape(batch, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
         return q, k, v
 
@@ -252,7 +272,8 @@ class GPSA(nn.Module):
 
     def _mixed(self, q: torch.Tensor, k: torch.Tensor, feat_size: tuple[int, int]) -> torch.Tensor:
         gate = self.gate().view(1, -1, 1, 1).to(q.dtype)
-        positional = dense_positional_attention(*self.positional_attention(feat_size)).to(q.dtype)
+        py, px = self._positional_factors(feat_size)
+        positional = dense_positional_attention(py, px).to(q.dtype)
         attn = (1.0 - gate) * self._content_softmax(q, k) + gate * positional
         return attn / attn.sum(dim=-1, keepdim=True)
 
@@ -264,7 +285,8 @@ class GPSA(nn.Module):
             out = self.attn_drop(self._mixed(q, k, feat_size)) @ v
         else:
             content = F.scaled_dot_product_attention(q, k, v) if self.fused_attn else self._content_softmax(q, k) @ v
-            positional = apply_positional_attention(*self.positional_attention(feat_size), v, feat_size)
+            py, px = self._positional_factors(feat_size)
+            positional = apply_positional_attention(py, px, v, feat_size)
             gate = self.gate().view(1, -1, 1, 1).to(v.dtype)
             out = content + gate * (positional - content)
         out = out.transpose(1, 2).reshape(batch, num_tokens, channels)

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 __all__ = [
     "MixedScaleLayout", "mixed_scale_layout", "mixed_scale_slots", "kept_slots", "compact_slots", "kept_patch_pixels",
@@ -40,7 +41,7 @@ def _upsample2(x: torch.Tensor, fine_grid: tuple[int, int], value: float) -> tor
     """[B, Hc, Wc, ...] -> [B, Hf, Wf, ...]: each region's value on its 2 x 2 cells, `value` on leftover cells."""
     up = x.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
     pad_h, pad_w = fine_grid[0] - up.shape[1], fine_grid[1] - up.shape[2]
-    if pad_h or pad_w:
+    if is_fx_symbolic_tracing() or pad_h or pad_w:  # FX: pad by the traced amounts (no branch on a proxy)
         trailing = up.dim() - 3
         up = F.pad(up, (0, 0) * trailing + (0, pad_w, 0, pad_h), value=value)
     return up

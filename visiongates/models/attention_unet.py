@@ -22,15 +22,13 @@ version leaves out. The 'equal' gate gives 2,098,451.
 No weights exist for a 2D Attention U-Net: there is nothing to download and `checkpoint_filter_fn` only unwraps.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import Any
 
 import timm
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import ClassifierHead
+from timm.layers import ClassifierHead, get_device_dtype
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
@@ -95,7 +93,9 @@ class UNetEncoder(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
-        self.head.reset(num_classes, pool_type=global_pool)
+        # new layers on the encoder's device and dtype, in its train/eval mode (the head alone may have no parameter)
+        self.head.reset(num_classes, pool_type=global_pool, **get_device_dtype(self.stem))
+        self.head.train(self.training)
 
     def _stage(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if self.grad_checkpointing and not torch.jit.is_scripting():
@@ -137,10 +137,12 @@ class UNetEncoder(nn.Module):
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._stage(self.stem, x)
-        for stage in self.stages:
-            x = self._stage(stage, x)
-        return x
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint(self.stem, x)
+            for stage in self.stages:
+                x = checkpoint(stage, x)
+            return x
+        return self.stages(self.stem(x))  # TorchScript takes no module arguments: no `_stage` here
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.head(x, pre_logits=pre_logits)

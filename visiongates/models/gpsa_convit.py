@@ -14,8 +14,6 @@ What this version adds to timm's `convit_*` (whose state dicts load here unchang
   for dense heads (`features_only=True`, `forward_intermediates`).
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +45,8 @@ __all__ = ["GpsaConVit", "ConVitBlock", "checkpoint_filter_fn"]
 
 class ConVitBlock(nn.Module):
     """Pre-norm transformer block whose attention is GPSA (local blocks) or plain multi-head self-attention."""
+
+    use_gpsa: torch.jit.Final[bool]  # a constant, so TorchScript compiles only the branch that matches `attn`
 
     def __init__(
         self,
@@ -84,7 +84,10 @@ class ConVitBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, feat_size: tuple[int, int]) -> torch.Tensor:
         y = self.norm1(x)
-        y = self.attn(y, feat_size) if self.use_gpsa else self.attn(y)
+        if self.use_gpsa:  # noqa: SIM108  (an if statement: TorchScript drops only its dead branch, not a ternary's)
+            y = self.attn(y, feat_size)
+        else:
+            y = self.attn(y)
         x = x + self.drop_path1(y)
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
@@ -208,7 +211,7 @@ class GpsaConVit(nn.Module):
         x = x.reshape(batch, height * width, channels)
         if self.pos_embed is not None:
             x = x + resample_abs_pos_embed(
-                self.pos_embed, new_size=(height, width), old_size=self.patch_embed.grid_size, num_prefix_tokens=0
+                self.pos_embed, new_size=[height, width], old_size=list(self.patch_embed.grid_size), num_prefix_tokens=0
             )
         return self.pos_drop(x), (height, width)
 
@@ -278,8 +281,13 @@ class GpsaConVit(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised tokens [B, prefix + H*W, C] (the class token first where it is used)."""
         x, feat_size = self._embed(x)
-        for index in range(len(self.blocks)):
-            x = self._block(index, x, feat_size)
+        for index, block in enumerate(self.blocks):  # `_block` inlined: TorchScript indexes no ModuleList by a variable
+            if index == self.local_up_to_layer and self.cls_token is not None:
+                x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint(block, x, feat_size)
+            else:
+                x = block(x, feat_size)
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -321,7 +329,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: GpsaConVit) -> dict[
 
 
 def _create_gpsa_convit(variant: str, pretrained: bool = False, **kwargs: Any) -> GpsaConVit:
-    out_indices = kwargs.pop("out_indices", 1)  # features_only: one /16 map, the last block's
+    out_indices = kwargs.pop("out_indices", 3)  # features_only: the last 3 blocks' /16 maps, as timm's ViTs
     return build_model_with_cfg(
         GpsaConVit, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,

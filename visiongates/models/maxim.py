@@ -25,8 +25,6 @@ Inputs are NCHW images in [0, 1] of any size: they are reflect-padded to a multi
 (odd sizes first made even, then centred padding) and the outputs are cropped back.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Any
 

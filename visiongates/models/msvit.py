@@ -22,8 +22,6 @@ A plain timm ViT / DeiT state dict loads into the backbone (`checkpoint_filter_f
 priors) keep their fresh initialisation, so the gate can be trained on top of existing weights.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch
@@ -34,6 +32,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models.vision_transformer import VisionTransformer
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from visiongates.layers.mixed_scale import (
     MixedScaleLayout,
@@ -59,7 +58,9 @@ _SCALE_MODES = ("gate", "fine", "coarse")
 
 
 def _tracing() -> bool:
-    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
+    """Tracers (jit, FX, dynamo, export) take the static 'masked' path and leave no Python-side state."""
+    return (torch.jit.is_tracing() or is_fx_symbolic_tracing() or torch.compiler.is_compiling()
+            or torch.compiler.is_exporting())
 
 
 class MixedScaleVisionTransformer(VisionTransformer):
@@ -241,8 +242,10 @@ class MixedScaleVisionTransformer(VisionTransformer):
         if not _tracing():
             self._last_decision = decision
         layout = mixed_scale_layout(decision.mask, (x.shape[-2] // self.patch, x.shape[-1] // self.patch))
-        dropping = not self.training and self.token_path == "drop" and self.scale_mode != "fine"
-        if dropping and not _tracing() and self._embeds_plain_patches():
+        # meta tensors (shape-only model checks) have no values to drop tokens by: they take the masked path
+        dropping = (not self.training and self.token_path == "drop" and self.scale_mode != "fine"
+                    and not _tracing() and x.device.type != "meta")
+        if dropping and self._embeds_plain_patches():
             tokens, index, valid, cls = self._embed_kept(x, layout)
             if x.shape[0] == 1 or bool(valid.all()):
                 valid = None

@@ -23,8 +23,6 @@ Neither official model exempts `pos_embed` from weight decay (only 1-D tensors a
 is empty.
 """
 
-from __future__ import annotations
-
 import re
 from functools import partial
 from typing import Any
@@ -152,6 +150,7 @@ class VigGla(nn.Module):
         self.in_chans = in_chans
         self.global_pool = global_pool
         self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
+        self.output_fmt = "NHWC"  # forward_features: the token grid as [B, H, W, C], as timm's Swin
         self.grad_checkpointing = False
 
         self.stem = ConvStem(in_chans, embed_dim, kernel_size=9, stride=8, act_layer=nn.SiLU, **dd)
@@ -202,6 +201,7 @@ class VigGla(nn.Module):
             self.global_pool = global_pool
         dd = get_device_dtype(self)
         self.head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
+        self.head.train(self.training)
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         x = self.stem(x)
@@ -234,7 +234,7 @@ class VigGla(nn.Module):
                 intermediates.append(y.transpose(1, 2).reshape(y.shape[0], -1, *hw) if output_fmt == "NCHW" else y)
         if intermediates_only:
             return intermediates
-        return self.norm(x), intermediates
+        return self.norm(x).reshape(x.shape[0], hw[0], hw[1], x.shape[-1]), intermediates
 
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
@@ -249,15 +249,15 @@ class VigGla(nn.Module):
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Tokens [B, L, C] after the final norm (L = H/16 * W/16, row-major)."""
+        """The unpooled token grid [B, H/16, W/16, C] (timm's NHWC layout, `output_fmt`) after the final norm."""
         x, hw = self._embed(x)
         for block in self.blocks:
-            x = _run_block(block, x, hw, self.grad_checkpointing)
-        return self.norm(x)
+            x = checkpoint(block, x, hw) if self.grad_checkpointing and not torch.jit.is_scripting() else block(x, hw)
+        return self.norm(x).reshape(x.shape[0], hw[0], hw[1], x.shape[-1])
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == "avg":
-            x = x.mean(dim=1)
+            x = x.mean(dim=(1, 2))
         x = self.head_drop(x)
         return x if pre_logits else self.head(x)
 
@@ -303,7 +303,7 @@ class VigGlaStage(nn.Module):
         hw = (height, width)
         x = x.flatten(2).transpose(1, 2)
         for block in self.blocks:
-            x = _run_block(block, x, hw, self.grad_checkpointing)
+            x = checkpoint(block, x, hw) if self.grad_checkpointing and not torch.jit.is_scripting() else block(x, hw)
         return x.transpose(1, 2).reshape(batch, channels, height, width)
 
 
@@ -342,7 +342,7 @@ class VigGlaHier(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.num_features = self.head_hidden_size = dims[-1]
         self.norm = LayerNorm2d(self.num_features, eps=_LN_EPS, **dd)
-        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))  # '': NCHW map
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
         self.init_weights()
@@ -383,9 +383,10 @@ class VigGlaHier(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         if global_pool is not None:
-            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))  # '': NCHW map
         dd = get_device_dtype(self)
         self.head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
+        self.head.train(self.training)
 
     def forward_intermediates(
         self,
@@ -506,7 +507,7 @@ def _create(cls: type[nn.Module], variant: str, pretrained: bool = False, **kwar
     if plain and pretrained:  # the official plain-ViG weights are evaluated with the official eval numerics
         cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
         kwargs.setdefault("official_eval_numerics", cfg.tag == _OFFICIAL_TAG)
-    out_indices = kwargs.pop("out_indices", 1 if plain else (0, 1, 2, 3))
+    out_indices = kwargs.pop("out_indices", 3 if plain else (0, 1, 2, 3))  # plain: the last 3 blocks, as timm's ViTs
     return build_model_with_cfg(
         cls,
         variant,
@@ -540,9 +541,9 @@ def _hustvl(filename: str, top1: float, **kwargs: Any) -> dict[str, Any]:
 
 
 default_cfgs = generate_default_cfgs({
-    f"vig_gla_tiny.{_OFFICIAL_TAG}": _hustvl("vig_t_77p2acc.pth", 77.2, pool_size=None),
-    f"vig_gla_small.{_OFFICIAL_TAG}": _hustvl("vig_s_81p7acc.pth", 81.7, pool_size=None),
-    f"vig_gla_base.{_OFFICIAL_TAG}": _hustvl("vig_b_82p6acc.pth", 82.6, pool_size=None),
+    f"vig_gla_tiny.{_OFFICIAL_TAG}": _hustvl("vig_t_77p2acc.pth", 77.2, pool_size=(14, 14)),
+    f"vig_gla_small.{_OFFICIAL_TAG}": _hustvl("vig_s_81p7acc.pth", 81.7, pool_size=(14, 14)),
+    f"vig_gla_base.{_OFFICIAL_TAG}": _hustvl("vig_b_82p6acc.pth", 82.6, pool_size=(14, 14)),
     f"vig_gla_h_tiny.{_OFFICIAL_TAG}": _hustvl("vig_h_t_82p8acc.pth", 82.8),
     f"vig_gla_h_small.{_OFFICIAL_TAG}": _hustvl("vig_h_s_83p8acc.pth", 83.8),
     f"vig_gla_h_base.{_OFFICIAL_TAG}": _hustvl("vig_h_b_84p2acc.pth", 84.2),
