@@ -112,11 +112,11 @@ class BiGlaAttention(nn.Module):
         for linear in (self.decay_up, self.gate):
             nn.init.zeros_(linear.bias)
 
-    def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, feat_size: tuple[int, int]) -> torch.Tensor:
         batch, length, dim = x.shape
         heads = self.num_heads
         # the depthwise conv reads and writes channels-last views of the [B, L, C] tokens: no transposed copies
-        local = self.conv(x.reshape(batch, hw[0], hw[1], dim).permute(0, 3, 1, 2))
+        local = self.conv(x.reshape(batch, feat_size[0], feat_size[1], dim).permute(0, 3, 1, 2))
         local = self.conv_act(local).permute(0, 2, 3, 1).reshape(batch, length, dim)  # [B, L, C]
         q, k, v = self.qkv(local).split([self.key_dim, self.key_dim, dim], dim=-1)
         log_decay = F.logsigmoid(self.decay_up(self.decay_down(local)).float()) / self.gate_normalizer
@@ -141,10 +141,10 @@ class PackedSwiGLU(GluMlp):
                          dtype=dtype)  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            return super().forward(x)
         gate, value = self.fc1(x).chunk(2, dim=-1)
-        return self.drop2(self.fc2(self.norm(self.drop1(F.silu(gate, inplace=True).mul_(value)))))
+        # without autograd no graph needs fc1's output: overwrite it
+        hidden = F.silu(gate) * value if torch.is_grad_enabled() else F.silu(gate, inplace=True).mul_(value)
+        return self.drop2(self.fc2(self.norm(self.drop1(hidden))))
 
 
 class BiGlaBlock(nn.Module):
@@ -180,6 +180,6 @@ class BiGlaBlock(nn.Module):
         self.mlp = PackedSwiGLU(dim, 2 * mlp_hidden, bias=False, **dd)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-        x = x + self.drop_path1(self.attn(self.norm1(x), hw))
+    def forward(self, x: torch.Tensor, feat_size: tuple[int, int]) -> torch.Tensor:
+        x = x + self.drop_path1(self.attn(self.norm1(x), feat_size))
         return x + self.drop_path2(self.mlp(self.norm2(x)))

@@ -90,10 +90,10 @@ class ConvStem(nn.Module):
         return self.norm2(self.conv2(self.act(self.norm1(self.conv1(x)))))
 
 
-def _run_block(block: nn.Module, x: torch.Tensor, hw: tuple[int, int], grad_checkpointing: bool) -> torch.Tensor:
+def _run_block(block: nn.Module, x: torch.Tensor, feat_size: tuple[int, int], grad_checkpointing: bool) -> torch.Tensor:
     if grad_checkpointing and not torch.jit.is_scripting():
-        return checkpoint(block, x, hw)
-    return block(x, hw)
+        return checkpoint(block, x, feat_size)
+    return block(x, feat_size)
 
 
 def _init_linear_normal(module: nn.Module) -> None:
@@ -205,11 +205,15 @@ class VigGla(nn.Module):
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         x = self.stem(x)
-        hw = (x.shape[-2], x.shape[-1])
+        feat_size = (x.shape[-2], x.shape[-1])
         pos_embed = resample_abs_pos_embed(
-            self.pos_embed, new_size=list(hw), old_size=list(self.grid_size), num_prefix_tokens=0, antialias=False
+            self.pos_embed,
+            new_size=list(feat_size),
+            old_size=list(self.grid_size),
+            num_prefix_tokens=0,
+            antialias=False,
         )  # the official resize: bicubic, align_corners=False, no antialiasing
-        return self.pos_drop(x.flatten(2).transpose(1, 2) + pos_embed), hw
+        return self.pos_drop(x.flatten(2).transpose(1, 2) + pos_embed), feat_size
 
     def forward_intermediates(
         self,
@@ -224,17 +228,18 @@ class VigGla(nn.Module):
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
         take_indices, max_index = feature_take_indices(len(self.blocks), indices)
-        x, hw = self._embed(x)
+        x, feat_size = self._embed(x)
         blocks = self.blocks[: max_index + 1] if stop_early else self.blocks
         intermediates = []
         for i, block in enumerate(blocks):
-            x = _run_block(block, x, hw, self.grad_checkpointing)
+            x = _run_block(block, x, feat_size, self.grad_checkpointing)
             if i in take_indices:
                 y = self.norm(x) if norm else x
-                intermediates.append(y.transpose(1, 2).reshape(y.shape[0], -1, *hw) if output_fmt == "NCHW" else y)
+                nchw = output_fmt == "NCHW"
+                intermediates.append(y.transpose(1, 2).reshape(y.shape[0], -1, *feat_size) if nchw else y)
         if intermediates_only:
             return intermediates
-        return self.norm(x).reshape(x.shape[0], hw[0], hw[1], x.shape[-1]), intermediates
+        return self.norm(x).reshape(x.shape[0], feat_size[0], feat_size[1], x.shape[-1]), intermediates
 
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
@@ -250,10 +255,13 @@ class VigGla(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The unpooled token grid [B, H/16, W/16, C] (timm's NHWC layout, `output_fmt`) after the final norm."""
-        x, hw = self._embed(x)
+        x, feat_size = self._embed(x)
         for block in self.blocks:
-            x = checkpoint(block, x, hw) if self.grad_checkpointing and not torch.jit.is_scripting() else block(x, hw)
-        return self.norm(x).reshape(x.shape[0], hw[0], hw[1], x.shape[-1])
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint(block, x, feat_size)
+            else:
+                x = block(x, feat_size)
+        return self.norm(x).reshape(x.shape[0], feat_size[0], feat_size[1], x.shape[-1])
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == "avg":
@@ -300,10 +308,13 @@ class VigGlaStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.downsample(x)
         batch, channels, height, width = x.shape
-        hw = (height, width)
+        feat_size = (height, width)
         x = x.flatten(2).transpose(1, 2)
         for block in self.blocks:
-            x = checkpoint(block, x, hw) if self.grad_checkpointing and not torch.jit.is_scripting() else block(x, hw)
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint(block, x, feat_size)
+            else:
+                x = block(x, feat_size)
         return x.transpose(1, 2).reshape(batch, channels, height, width)
 
 
@@ -502,7 +513,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) 
     return out
 
 
-def _create(cls: type[nn.Module], variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+def _create_vig_gla(cls: type[nn.Module], variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     plain = cls is VigGla
     if plain and pretrained:  # the official plain-ViG weights are evaluated with the official eval numerics
         cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
@@ -568,39 +579,39 @@ def vig_gla_tiny(pretrained: bool = False, **kwargs: Any) -> VigGla:
     """ViG-T: dim 192, 3 heads; SiLU after the depthwise conv and before the output projection. Official
     drop-path 0.0."""
     args = dict(embed_dim=192, depth=12, num_heads=3, conv_act=True, out_act=True)
-    return _create(VigGla, "vig_gla_tiny", pretrained, **dict(args, **kwargs))
+    return _create_vig_gla(VigGla, "vig_gla_tiny", pretrained, **dict(args, **kwargs))
 
 
 @register_model
 def vig_gla_small(pretrained: bool = False, **kwargs: Any) -> VigGla:
     """ViG-S: dim 384, 6 heads. Official drop-path 0.2."""
     args = dict(embed_dim=384, depth=12, num_heads=6)
-    return _create(VigGla, "vig_gla_small", pretrained, **dict(args, **kwargs))
+    return _create_vig_gla(VigGla, "vig_gla_small", pretrained, **dict(args, **kwargs))
 
 
 @register_model
 def vig_gla_base(pretrained: bool = False, **kwargs: Any) -> VigGla:
     """ViG-B: dim 768, 12 heads. Official drop-path 0.5."""
     args = dict(embed_dim=768, depth=12, num_heads=12)
-    return _create(VigGla, "vig_gla_base", pretrained, **dict(args, **kwargs))
+    return _create_vig_gla(VigGla, "vig_gla_base", pretrained, **dict(args, **kwargs))
 
 
 @register_model
 def vig_gla_h_tiny(pretrained: bool = False, **kwargs: Any) -> VigGlaHier:
     """ViG-H-T: dims 96-768, depths 2-2-5-2, heads 3-24. Official drop-path 0.2."""
     args = dict(dims=(96, 192, 384, 768), depths=(2, 2, 5, 2), num_heads=(3, 6, 12, 24))
-    return _create(VigGlaHier, "vig_gla_h_tiny", pretrained, **dict(args, **kwargs))
+    return _create_vig_gla(VigGlaHier, "vig_gla_h_tiny", pretrained, **dict(args, **kwargs))
 
 
 @register_model
 def vig_gla_h_small(pretrained: bool = False, **kwargs: Any) -> VigGlaHier:
     """ViG-H-S: dims 96-768, depths 2-2-17-2, heads 3-24. Official drop-path 0.3."""
     args = dict(dims=(96, 192, 384, 768), depths=(2, 2, 17, 2), num_heads=(3, 6, 12, 24))
-    return _create(VigGlaHier, "vig_gla_h_small", pretrained, **dict(args, **kwargs))
+    return _create_vig_gla(VigGlaHier, "vig_gla_h_small", pretrained, **dict(args, **kwargs))
 
 
 @register_model
 def vig_gla_h_base(pretrained: bool = False, **kwargs: Any) -> VigGlaHier:
     """ViG-H-B: dims 128-1024, depths 2-2-17-2, heads 4-32. Official drop-path 0.6."""
     args = dict(dims=(128, 256, 512, 1024), depths=(2, 2, 17, 2), num_heads=(4, 8, 16, 32))
-    return _create(VigGlaHier, "vig_gla_h_base", pretrained, **dict(args, **kwargs))
+    return _create_vig_gla(VigGlaHier, "vig_gla_h_base", pretrained, **dict(args, **kwargs))
