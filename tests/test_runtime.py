@@ -189,6 +189,14 @@ def test_static_int8_quantization_gives_a_valid_model(tiny_models, tmp_path):
     assert np.isfinite(b).all() and np.abs(a - b).max() < 0.1 * np.abs(a).max() + 1e-3
 
 
+def test_static_int8_writes_a_relative_output_path(tiny_models, tmp_path, monkeypatch):
+    """The calibrator runs in a temporary working directory: a relative --output must still land in the caller's."""
+    good, _ = write_mixed_images(tmp_path / "calibration")
+    monkeypatch.chdir(tmp_path)
+    done = quantize(tiny_models["classification"], Path("out") / "int8.onnx", "static", "calibration", "minmax")
+    assert done["path"] == tmp_path / "out" / "int8.onnx" and done["path"].is_file()
+
+
 def test_auto_method_by_family():
     assert choose_method("cbam_resnet18")[0] == "static"
     assert choose_method("attention_unet[cbam_resnet18]")[0] == "static"

@@ -153,7 +153,7 @@ def quantize_static_int8(
     calibrate_method: 'minmax', 'entropy' or 'percentile' (99.999th). Returns (path, images calibrated on)."""
     if calibrate_method not in CALIBRATION_METHODS:
         raise DataError(f"calibration method must be one of {sorted(CALIBRATION_METHODS)}, not '{calibrate_method}'")
-    output = Path(output)
+    output = Path(output).resolve()  # before the chdir below
     output.parent.mkdir(parents=True, exist_ok=True)
     reader = FolderCalibrationReader(source, calibration, max_images)
     with tempfile.TemporaryDirectory() as tmp, quiet_onnxruntime():
@@ -163,7 +163,7 @@ def quantize_static_int8(
         os.chdir(tmp)  # the calibrator writes its augmented model into the working directory
         try:
             quantize_static(
-                prepared, output.resolve(), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                prepared, output, reader, quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 op_types_to_quantize=list(op_types) if op_types else None,
                 calibrate_method=CALIBRATION_METHODS[calibrate_method],
