@@ -225,6 +225,19 @@ def test_rejects_bad_shapes_and_backends():
         bigla_chunk(q, k, v, g_fwd, g_bwd, chunk_size=48)
 
 
+def test_inference_calls_the_backend_directly_with_the_same_result():
+    """Without autograd (and outside compile / dispatch modes) `bigla` skips the custom op: same values, both at a
+    quadratic-form length and a chunked one."""
+    for length in (150, 300):
+        inputs = make_inputs(length, 32, 64, 1, 3, dtype=torch.float32)
+        with torch.no_grad():
+            direct = bigla(*inputs)
+            through_op = torch.ops.visiongates.bigla(*inputs, 32**-0.5, "chunk")
+        torch.testing.assert_close(direct, through_op, rtol=0, atol=0)
+        grad_inputs = [t.clone().requires_grad_() for t in inputs]
+        torch.testing.assert_close(bigla(*grad_inputs), direct, rtol=0, atol=0)  # the op path under autograd
+
+
 def test_opcheck():
     inputs = make_inputs(37, 8, 16, 1, 2, dtype=torch.float32, requires_grad=True)  # 37: a padded last chunk
     torch.library.opcheck(torch.ops.visiongates.bigla.default, (*inputs, 0.25, "chunk"))

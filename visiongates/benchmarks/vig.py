@@ -20,7 +20,6 @@ import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
-import visiongates.layers.bigla_attn as bigla_attn
 import visiongates.models  # noqa: F401  registers vig_gla_*
 
 
@@ -92,11 +91,11 @@ def latency_rows(
 def module_profile(model: nn.Module, x: torch.Tensor, reps: int = 10) -> tuple[float, list[tuple[str, float]]]:
     """Where a forward pass spends its time: (median total ms, [(part, share of the total)], largest first).
 
-    Parts are leaf modules (block indices folded: `blocks.*.mlp.fc1`), the BiGLA op, and the rest (reshapes and
-    element-wise ops between modules), each the median over `reps` forward passes of the sum over blocks. Timed
-    with forward hooks and perf_counter rather than torch.profiler: on the machines this was written on the
-    profiler made large outputs page-fault on every call (thousands of minor faults per ViG-T forward, none
-    without it), inflating the big matmuls several-fold.
+    Parts are leaf modules (block indices folded: `blocks.*.mlp.fc1`; `blocks.*.attn.bigla` is the BiGLA op) and
+    the rest (reshapes and element-wise ops between modules), each the median over `reps` forward passes of the
+    sum over blocks. Timed with forward hooks and perf_counter rather than torch.profiler: on the machines this
+    was written on the profiler made large outputs page-fault on every call (thousands of minor faults per ViG-T
+    forward, none without it), inflating the big matmuls several-fold.
     """
     spent: Counter[str] = Counter()
     handles = []
@@ -108,16 +107,7 @@ def module_profile(model: nn.Module, x: torch.Tensor, reps: int = 10) -> tuple[f
         handles.append(module.register_forward_pre_hook(lambda m, a, s=starts: s.append(time.perf_counter())))
         handles.append(module.register_forward_hook(
             lambda m, a, o, s=starts, k=key: spent.update({k: time.perf_counter() - s.pop()})))  # fmt: skip
-    op = bigla_attn.bigla
-
-    def timed_bigla(*args, **kwargs):
-        start = time.perf_counter()
-        out = op(*args, **kwargs)
-        spent["BiGLA op (visiongates.ops.bigla)"] += time.perf_counter() - start
-        return out
-
     runs = []
-    bigla_attn.bigla = timed_bigla
     try:
         with torch.inference_mode():
             model(x)
@@ -127,7 +117,6 @@ def module_profile(model: nn.Module, x: torch.Tensor, reps: int = 10) -> tuple[f
                 model(x)
                 runs.append((time.perf_counter() - start, dict(spent)))
     finally:
-        bigla_attn.bigla = op
         for handle in handles:
             handle.remove()
     total = statistics.median(t for t, _ in runs)

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .naive import compute_dtype
-from .quadratic import bigla_quadratic
+from .quadratic import bigla_quadratic, upper_mask
 
 DEFAULT_CHUNK_SIZE = 64
 # largest total log-decay magnitude of a chunk for which (q e^G)(k e^-G)^T is used: e^30 ~ 1e13 leaves fp32
@@ -184,7 +184,8 @@ def _bigla_factorised(
     else:  # clamped where a chunk is unsafe (those rows are masked out below and redone by the tree)
         k_f, k_b = (kc * t.neg().clamp(max=limit).exp() for t in (gf, gb))
     scores_f = torch.bmm(q_f, k_f.transpose(1, 2)).tril_()
-    scores_b = torch.bmm(q_b, k_b.transpose(1, 2)).triu_()
+    scores_b = torch.bmm(q_b, k_b.transpose(1, 2))
+    scores_b = scores_b.mul_(upper_mask(scores_b))  # triu_, which is several times slower on CPU
     if not all_safe_f:
         scores_f = scores_f * safe_f[:, None, None]
     if not all_safe_b:

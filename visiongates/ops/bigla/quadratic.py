@@ -11,21 +11,22 @@ matrix, times v: three matmuls and no loop, O(T^2 (K + V)) work. It is the chunk
 (chunk.py) with one chunk spanning the whole sequence, unpadded, so it wins where T is short (ViG-T at 224 px:
 T = 196) and loses to the chunks' O(T C) beyond a few hundred tokens.
 
-Overflow: the reference r is the midpoint of each channel's range of G, so every factor's exponent is at most half
-the sequence's total log-decay. When that total exceeds `limit` for some channel (never for a trained
-ViG at these lengths: its log-decays are logsigmoid(z)/16, a few hundredths per token), `bigla_quadratic` returns
-None and the caller takes the chunked path, which is exact for any gate.
+Overflow: the reference r is half of each channel's total log-decay (G runs from one token's log-decay to that
+total, all <= 0), so every factor's exponent is at most half the total in magnitude. When that total exceeds
+`limit` for some channel (never for a trained ViG at these lengths: its log-decays are logsigmoid(z)/16, a few
+hundredths per token), `bigla_quadratic` returns None and the caller takes the chunked path, which is exact for
+any gate.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 
-def _factors(q: torch.Tensor, k: torch.Tensor, g_cum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """q e^(G - r), k e^(r - G) with r the midpoint of G over T (per row and channel): exponents within +-range/2."""
-    ref = (g_cum[..., :1, :] + g_cum[..., -1:, :]) * 0.5
-    shifted = g_cum - ref
+def _factors(q: torch.Tensor, k: torch.Tensor, shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """q e^(G - r), k e^(r - G) for shifted = G - r."""
     return q * shifted.exp(), k * shifted.neg().exp()
 
 
@@ -39,13 +40,29 @@ def bigla_quadratic(
     to factorise safely (`limit`: the largest magnitude allowed, twice the largest exponent of a factor);
     differentiable by autograd.
     """
-    g_f = g_fwd.cumsum(-2)  # G_i = sum_{s <= i} g_fwd_s
-    g_b = g_bwd.flip(-2).cumsum(-2).flip(-2)  # H_i = sum_{s >= i} g_bwd_s
-    if bool(torch.minimum(g_f[..., -1, :], g_b[..., 0, :]).amin() < -limit):  # one sync
+    g_f = g_fwd.cumsum(-2)  # G_i = sum_{s <= i} g_fwd_s, from g_fwd_0 to the total G_T
+    prefix_b = g_bwd.cumsum(-2)
+    total_f, total_b = g_f[..., -1:, :], prefix_b[..., -1:, :]
+    if bool(torch.minimum(total_f, total_b).amin() < -limit):  # one sync
         return None
+    # references r: half of each direction's total, so every factor's exponent is at most half the total;
+    # backward H_i = sum_{s >= i} g_bwd_s = total_b - prefix_i + g_bwd_i, so H_i - r needs no flips
+    shifted_f = g_f - 0.5 * total_f
+    shifted_b = (0.5 * total_b - prefix_b).add_(g_bwd)
     q = q * (0.5 * scale)  # o = (of + ob) / 2 is linear in q
-    q_f, k_f = _factors(q, k, g_f)
-    q_b, k_b = _factors(q, k, g_b)
+    q_f, k_f = _factors(q, k, shifted_f)
+    q_b, k_b = _factors(q, k, shifted_b)
     scores = torch.matmul(q_f, k_f.transpose(-1, -2)).tril_()
-    scores = scores.add_(torch.matmul(q_b, k_b.transpose(-1, -2)).triu_())  # the diagonal counts in both
+    upper = torch.matmul(q_b, k_b.transpose(-1, -2))
+    scores = scores.add_(upper.mul_(upper_mask(upper)))  # the diagonal counts in both; mul_: triu_ is 5x slower
     return torch.matmul(scores, v)
+
+
+def upper_mask(scores: torch.Tensor) -> torch.Tensor:
+    """[T, T] ones on and above the diagonal, zeros below, in scores' dtype and device."""
+    return _cached_upper_mask(scores.shape[-1], scores.dtype, scores.device)
+
+
+@lru_cache(maxsize=8)
+def _cached_upper_mask(length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.ones(length, length, dtype=dtype, device=device).triu_()
