@@ -24,8 +24,9 @@ Work per token and head is O(C (K + V) + K V) multiply-adds, memory is linear in
 number of T-sized tensors, per tree level on the tree path, plus T / C states). States and cumulative gates are
 fp32 (fp64 for fp64 inputs). With `static=True` there is no data-dependent branch and no loop over chunks (the
 states entering each chunk are one masked N x N sum), so the computation traces to ordinary ops for a symbolic T
-(ONNX export with dynamic height and width). Sequences of at most QUADRATIC_MAX_LENGTH tokens skip the chunks
-(quadratic.py). The backward is autograd through this forward.
+(ONNX export with dynamic height and width); `bigla_traceable` puts that and the short-sequence form in one graph.
+Sequences of at most QUADRATIC_MAX_LENGTH tokens skip the chunks (quadratic.py). The backward is autograd through
+this forward.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .naive import compute_dtype
-from .quadratic import bigla_quadratic, upper_mask
+from .quadratic import bigla_quadratic, bigla_quadratic_unchecked, total_log_decays, upper_mask
 
 DEFAULT_CHUNK_SIZE = 64
 # largest total log-decay magnitude of a chunk for which (q e^G)(k e^-G)^T is used: e^30 ~ 1e13 leaves fp32
@@ -151,6 +152,20 @@ def gla_scan_tree(
     return _unchunk(out, v)
 
 
+def gla_scan_factorised(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> torch.Tensor:
+    """`gla_scan_tree` with the intra-chunk pairs as one masked (q e^G)(k e^-G)^T product: fewer, larger ops, but
+    finite only while every chunk's total log-decay stays above -FACTORISE_LIMIT (the caller checks, in the graph).
+    """
+    chunk, num_chunks, (qc, kc, vc, gc) = _chunked(chunk_size, q, k, v, g, static=True)
+    gc = gc.cumsum(1)
+    q_grown = qc * gc.exp()
+    scores = torch.bmm(q_grown, (kc * gc.neg().exp()).transpose(1, 2)).tril()
+    out = torch.baddbmm(torch.bmm(scores, vc), q_grown, _carried_states_parallel(kc, vc, gc, num_chunks))
+    return _unchunk(out, v)
+
+
 def _redo_with_tree(
     out: torch.Tensor, unsafe: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gc: torch.Tensor,
     reverse: bool,
@@ -235,3 +250,52 @@ def bigla_chunk(
     else:
         out = _bigla_factorised(q, k, v, g_fwd, g_bwd, chunk_size)
     return out.to(out_dtype)
+
+
+def bigla_traceable(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g_fwd: torch.Tensor,
+    g_bwd: torch.Tensor,
+    scale: float | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> torch.Tensor:
+    """`bigla_chunk` for tracing with a symbolic T (ONNX with dynamic height and width, torch.export): the eager
+    path's choices made in the graph (`torch.cond`, ONNX If) from the token count and the gates, so one exported
+    file is fast at every length and exact for any gate:
+    - at most QUADRATIC_MAX_LENGTH tokens, totals small enough: the short-sequence form (quadratic.py);
+    - else, every chunk's total log-decay above -FACTORISE_LIMIT (a trained ViG's gates): factorised chunks;
+    - else: the overflow-free tree.
+    The chunk states come from one masked N x N sum (no loop over chunks) in both chunked forms."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    out_dtype, dtype = v.dtype, compute_dtype(q, k, v, g_fwd, g_bwd)
+    q, k, v, g_fwd, g_bwd = (t.to(dtype) for t in (q, k, v, g_fwd, g_bwd))
+    limit = FACTORISE_LIMIT[dtype]
+    _, _, total_f, total_b = total_log_decays(g_fwd, g_bwd)
+    smallest_total = torch.minimum(total_f, total_b).min()
+    length = smallest_total.new_ones(()) * q.shape[-2]  # a tensor: decided when the graph runs, not when traced
+    short = (length <= QUADRATIC_MAX_LENGTH) & (smallest_total >= -2 * limit)
+    _, _, (chunked_gates,) = _chunked(chunk_size, torch.stack((g_fwd, g_bwd)), static=True)
+    chunks_safe = chunked_gates.sum(1).min() >= -limit  # every chunk's total, both scans
+
+    def quadratic(q, k, v, g_fwd, g_bwd):
+        out = bigla_quadratic_unchecked(q, k, v, g_fwd, g_bwd, scale)
+        # padded and cropped as the chunked outputs are, so that the branches have the same symbolic length
+        return _unchunk(_chunked(chunk_size, out, static=True)[2][0], v).clone()
+
+    def chunked(scan):
+        def both_scans(q, k, v, g_fwd, g_bwd):
+            q = q * (0.5 * scale)  # o = (of + ob) / 2 is linear in q
+            both = (torch.stack((t, t.flip(-2))) for t in (q, k, v))  # the backward scan: the reversed forward
+            out = scan(*both, torch.stack((g_fwd, g_bwd.flip(-2))), chunk_size)
+            return (out[0] + out[1].flip(-2)).clone()
+
+        return both_scans
+
+    def long(q, k, v, g_fwd, g_bwd):
+        operands = tuple(t.clone() for t in (q, k, v, g_fwd, g_bwd))
+        return torch.cond(chunks_safe, chunked(gla_scan_factorised), chunked(gla_scan_tree), operands)
+
+    operands = tuple(t.clone() for t in (q, k, v, g_fwd, g_bwd))  # torch.cond rejects operands that alias
+    return torch.cond(short, quadratic, long, operands).to(out_dtype)

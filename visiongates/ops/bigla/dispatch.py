@@ -3,8 +3,10 @@
 The op is `torch.ops.visiongates.bigla` (torch.library custom op with a fake implementation, so torch.compile and
 torch.export trace it as one node) with autograd through `torch.ops.visiongates.bigla_backward`; a backend without
 its own backward is differentiated by torch.func.vjp through its forward. During ONNX export
-(`torch.onnx.is_in_onnx_export()`) and torch.export (`torch.compiler.is_exporting()`) `bigla` instead calls the
-chunked PyTorch form with no data-dependent branch, so the graph holds only ordinary ops.
+(`torch.onnx.is_in_onnx_export()`) and torch.export (`torch.compiler.is_exporting()`) `bigla` instead calls
+`chunk.bigla_traceable`: the short-sequence form or the chunked tree, chosen inside the graph (torch.cond, an ONNX
+If), so the graph holds only ordinary ops and serves any token count. Without autograd, compile or a dispatch mode
+(inference) `bigla` calls the backend directly.
 
 `backend="auto"` resolves to "triton" for CUDA tensors when that backend is registered and triton imports, else to
 "chunk". The C++ "cuda" backend is never chosen by "auto": it runs only when asked for by name (it has not been
@@ -20,7 +22,7 @@ import torch
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 from torch.utils.flop_counter import register_flop_formula
 
-from .chunk import bigla_chunk
+from .chunk import bigla_chunk, bigla_traceable
 from .naive import bigla_naive
 
 __all__ = ["AUTO_ORDER", "Backend", "available_backends", "bigla", "register_backend", "resolve"]
@@ -206,7 +208,7 @@ def bigla(
     _check_shapes(q, k, v, g_fwd, g_bwd)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     if _exporting():
-        return bigla_chunk(q, k, v, g_fwd, g_bwd, scale, static=True)
+        return bigla_traceable(q, k, v, g_fwd, g_bwd, scale)
     name = resolve(backend, q.device)
     if _plain_inference(q, k, v, g_fwd, g_bwd):
         # the custom op's dispatch and its output copy cost about 0.07 ms per call on one CPU thread, 15% of the op

@@ -30,6 +30,14 @@ def _factors(q: torch.Tensor, k: torch.Tensor, shifted: torch.Tensor) -> tuple[t
     return q * shifted.exp(), k * shifted.neg().exp()
 
 
+def total_log_decays(
+    g_fwd: torch.Tensor, g_bwd: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Prefix sums of both gates along T, then each scan's total log-decay ([..., 1, K])."""
+    g_f, prefix_b = g_fwd.cumsum(-2), g_bwd.cumsum(-2)
+    return g_f, prefix_b, g_f[..., -1:, :], prefix_b[..., -1:, :]
+
+
 def bigla_quadratic(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_fwd: torch.Tensor, g_bwd: torch.Tensor, scale: float,
     limit: float,
@@ -40,21 +48,36 @@ def bigla_quadratic(
     to factorise safely (`limit`: the largest magnitude allowed, twice the largest exponent of a factor);
     differentiable by autograd.
     """
-    g_f = g_fwd.cumsum(-2)  # G_i = sum_{s <= i} g_fwd_s, from g_fwd_0 to the total G_T
-    prefix_b = g_bwd.cumsum(-2)
-    total_f, total_b = g_f[..., -1:, :], prefix_b[..., -1:, :]
-    if bool(torch.minimum(total_f, total_b).amin() < -limit):  # one sync
+    sums = total_log_decays(g_fwd, g_bwd)
+    if bool(torch.minimum(sums[2], sums[3]).amin() < -limit):  # one sync
         return None
+    return _quadratic(q, k, v, g_bwd, scale, *sums)
+
+
+def bigla_quadratic_unchecked(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_fwd: torch.Tensor, g_bwd: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """`bigla_quadratic` without the overflow check and with no Python branch or cached tensor, for tracing
+    (ONNX / torch.export: the caller checks the totals in the graph, see chunk.bigla_traceable)."""
+    return _quadratic(q, k, v, g_bwd, scale, *total_log_decays(g_fwd, g_bwd), traced=True)
+
+
+def _quadratic(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_bwd: torch.Tensor, scale: float, g_f: torch.Tensor,
+    prefix_b: torch.Tensor, total_f: torch.Tensor, total_b: torch.Tensor, traced: bool = False,
+) -> torch.Tensor:  # fmt: skip
     # references r: half of each direction's total, so every factor's exponent is at most half the total;
     # backward H_i = sum_{s >= i} g_bwd_s = total_b - prefix_i + g_bwd_i, so H_i - r needs no flips
     shifted_f = g_f - 0.5 * total_f
-    shifted_b = (0.5 * total_b - prefix_b).add_(g_bwd)
+    shifted_b = (0.5 * total_b - prefix_b) + g_bwd
     q = q * (0.5 * scale)  # o = (of + ob) / 2 is linear in q
     q_f, k_f = _factors(q, k, shifted_f)
     q_b, k_b = _factors(q, k, shifted_b)
-    scores = torch.matmul(q_f, k_f.transpose(-1, -2)).tril_()
+    lower = torch.matmul(q_f, k_f.transpose(-1, -2))
     upper = torch.matmul(q_b, k_b.transpose(-1, -2))
-    scores = scores.add_(upper.mul_(upper_mask(upper)))  # the diagonal counts in both; mul_: triu_ is 5x slower
+    if traced:  # out-of-place and no cached mask (T may be symbolic)
+        return torch.matmul(lower.tril() + upper.triu(), v)
+    scores = lower.tril_().add_(upper.mul_(upper_mask(upper)))  # the diagonal counts in both; triu_ is 5x slower
     return torch.matmul(scores, v)
 
 
