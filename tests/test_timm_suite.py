@@ -18,7 +18,7 @@ import timm
 TESTS = Path(__file__).parent
 MEMBER = f"timm-{timm.__version__}/tests/test_models.py"
 # The smallest model of each family whose contracts this repository implements (the whole zoo takes hours here).
-DEFAULT_MODELS = "gpsa_convit_tiny,vig_gla_tiny,vig_gla_h_tiny,msvit_tiny_patch16_224,attention_unet_encoder"
+DEFAULT_MODELS = "gpsa_convit_tiny,vig_gla_tiny,vig_gla_h_tiny,msvit_tiny_patch16_224,attention_unet_encoder,maxim_s1"
 
 
 def _pip_cache_dir() -> Path | None:

@@ -19,7 +19,7 @@ from timm.layers import Mlp, SEModule, lecun_normal_
 from torch import nn
 
 __all__ = [
-    "ConvNhwc", "ConvTransposeNhwc", "dense", "resize_nhwc", "mix_tokens",
+    "ConvNhwc", "ConvTransposeNhwc", "dense", "resize_nhwc", "split_tokens", "merge_tokens", "mix_tokens",
     "SpatialGatingUnit", "GmlpLayer", "MultiAxisGmlpBlock", "RCAB", "RDCAB",
     "SpatialGatingWeights", "CrossGatingBlock", "EncoderBlock", "DecoderBlock", "BottleneckBlock",
     "UpSampleRatio", "MultiScaleFusion", "SAM", "OutputConv",
@@ -58,7 +58,8 @@ class ConvNhwc(nn.Conv2d):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        # nn.Conv2d.forward's own call (TorchScript cannot compile super().forward)
+        return self._conv_forward(x.permute(0, 3, 1, 2), self.weight, self.bias).permute(0, 2, 3, 1)
 
 
 class ConvTransposeNhwc(nn.ConvTranspose2d):
@@ -75,43 +76,60 @@ class ConvTransposeNhwc(nn.ConvTranspose2d):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        # nn.ConvTranspose2d.forward without an output_size (TorchScript cannot compile super().forward)
+        y = F.conv_transpose2d(x.permute(0, 3, 1, 2), self.weight, self.bias, self.stride, self.padding,
+                               self.output_padding, self.groups, self.dilation)
+        return y.permute(0, 2, 3, 1)
 
 
 def resize_nhwc(x: torch.Tensor, size: Size2, antialias: bool = True) -> torch.Tensor:
     """Bilinear resize of a (B, H, W, C) tensor with half-pixel centres.
 
     With `antialias=True` a downscale uses a triangle kernel widened by the scale, as `jax.image.resize(...,
-    'bilinear')` does by default; upscaling is plain bilinear either way.
+    'bilinear')` does by default; upscaling is plain bilinear either way. A resize to the same size returns the
+    same values (weights 1 and 0; no shortcut on the size, which FX tracing could not evaluate).
     """
-    if tuple(x.shape[1:3]) == tuple(size):
-        return x
     y = F.interpolate(x.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False, antialias=antialias)
     return y.permute(0, 2, 3, 1)
 
 
-def mix_tokens(x: torch.Tensor, proj: nn.Linear, size: Size2, axis: str) -> torch.Tensor:
-    """Apply `proj` along a token axis of a (B, H, W, C) tensor (MAXIM Sec. 3.2, multi-axis gating).
+def split_tokens(x: torch.Tensor, size: Size2, axis: str) -> torch.Tensor:
+    """Move a token axis of a (B, H, W, C) tensor last (MAXIM Sec. 3.2, multi-axis gating).
 
     axis='grid': `size` is the (gh, gw) grid; tokens are the gh*gw cells at equal offsets inside the
-    (H/gh, W/gw) windows, so mixing is global and dilated. axis='block': `size` is the (fh, fw) window;
-    tokens are the fh*fw pixels of one window, so mixing is local. Token order is row-major, as in the
-    official `block_images_einops` ("n (gh fh) (gw fw) c -> n (gh gw) (fh fw) c").
+    (H/gh, W/gw) windows, so mixing them is global and dilated: returns (B, H/gh, W/gw, C, gh*gw). axis='block':
+    `size` is the (fh, fw) window; tokens are the fh*fw pixels of one window, so mixing is local: returns
+    (B, H/fh, W/fw, C, fh*fw). Token order is row-major, as in the official `block_images_einops`
+    ("n (gh fh) (gw fw) c -> n (gh gw) (fh fw) c").
     """
     b, h, w, c = x.shape
     if axis == "grid":
         gh, gw = size
         fh, fw = h // gh, w // gw
-        x = x.reshape(b, gh, fh, gw, fw, c).permute(0, 2, 4, 5, 1, 3).reshape(b, fh, fw, c, gh * gw)
-        x = proj(x).reshape(b, fh, fw, c, gh, gw).permute(0, 4, 1, 5, 2, 3)
-    elif axis == "block":
+        return x.reshape(b, gh, fh, gw, fw, c).permute(0, 2, 4, 5, 1, 3).reshape(b, fh, fw, c, gh * gw)
+    if axis == "block":
         fh, fw = size
         gh, gw = h // fh, w // fw
-        x = x.reshape(b, gh, fh, gw, fw, c).permute(0, 1, 3, 5, 2, 4).reshape(b, gh, gw, c, fh * fw)
-        x = proj(x).reshape(b, gh, gw, c, fh, fw).permute(0, 1, 4, 2, 5, 3)
-    else:
-        raise ValueError(f"axis must be 'grid' or 'block', got {axis!r}")
-    return x.reshape(b, h, w, c)
+        return x.reshape(b, gh, fh, gw, fw, c).permute(0, 1, 3, 5, 2, 4).reshape(b, gh, gw, c, fh * fw)
+    raise ValueError(f"axis must be 'grid' or 'block', got '{axis}'")
+
+
+def merge_tokens(x: torch.Tensor, size: Size2, axis: str) -> torch.Tensor:
+    """The inverse of `split_tokens`: back to (B, H, W, C)."""
+    b, p, q, c, _ = x.shape
+    if axis == "grid":  # (p, q) = (fh, fw)
+        gh, gw = size
+        return x.reshape(b, p, q, c, gh, gw).permute(0, 4, 1, 5, 2, 3).reshape(b, gh * p, gw * q, c)
+    if axis == "block":  # (p, q) = (gh, gw)
+        fh, fw = size
+        return x.reshape(b, p, q, c, fh, fw).permute(0, 1, 4, 2, 5, 3).reshape(b, p * fh, q * fw, c)
+    raise ValueError(f"axis must be 'grid' or 'block', got '{axis}'")
+
+
+def mix_tokens(x: torch.Tensor, proj: nn.Module, size: Size2, axis: str) -> torch.Tensor:
+    """Apply `proj` along a token axis of a (B, H, W, C) tensor (see `split_tokens`). The blocks call the two
+    halves around their own Dense layer instead: TorchScript cannot pass a module to a function."""
+    return merge_tokens(proj(split_tokens(x, size, axis)), size, axis)
 
 
 class SpatialGatingUnit(nn.Module):
@@ -130,7 +148,7 @@ class SpatialGatingUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, v = x.chunk(2, dim=-1)
-        v = mix_tokens(self.norm(v), self.proj, self.size, self.axis)
+        v = merge_tokens(self.proj(split_tokens(self.norm(v), self.size, self.axis)), self.size, self.axis)
         return u * (v + 1.0)
 
 
@@ -258,8 +276,8 @@ class SpatialGatingWeights(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, v = self.act(self.in_proj(self.norm(x))).chunk(2, dim=-1)
-        u = mix_tokens(u, self.grid_proj, self.grid_size, "grid")
-        v = mix_tokens(v, self.block_proj, self.block_size, "block")
+        u = merge_tokens(self.grid_proj(split_tokens(u, self.grid_size, "grid")), self.grid_size, "grid")
+        v = merge_tokens(self.block_proj(split_tokens(v, self.block_size, "block")), self.block_size, "block")
         return self.drop(self.out_proj(torch.cat([u, v], dim=-1)))
 
 
@@ -444,8 +462,11 @@ class MultiScaleFusion(nn.Module):
             for c, e in zip(in_chs, scale_exps, strict=True)
         ])
 
-    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
-        return torch.cat([up(f) for up, f in zip(self.ups, feats)], dim=-1)
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        resized = []  # TorchScript iterates a ModuleList only in a for loop, and zips it only with modules
+        for i, up in enumerate(self.ups):
+            resized.append(up(feats[i]))
+        return torch.cat(resized, dim=-1)
 
 
 class SAM(nn.Module):

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.layers import get_act_layer
+from timm.layers import get_act_layer, register_notrace_function
 from timm.models import build_model_with_cfg, generate_default_cfgs, load_state_dict, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
@@ -53,6 +53,8 @@ from ._registry import ModelFacts
 __all__ = ["MAXIM", "MaximStage", "checkpoint_filter_fn", "reflect_pad", "pad_amounts"]
 
 Size2 = tuple[int, int]
+# a stage's features for the next one, per level: encoder outputs, decoder outputs, SAM features
+StageFeatures = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
 
 
 def pad_amounts(size: int, multiple: int) -> tuple[int, int, int]:
@@ -71,21 +73,28 @@ def _reflect_pad_1d(x: torch.Tensor, before: int, after: int, dim: int) -> torch
         b, a = min(before, size - 1), min(after, size - 1)
         if size == 1:
             raise ValueError("cannot reflect-pad a dimension of size 1")
-        x = F.pad(x, (b, a, 0, 0) if dim == 3 else (0, 0, b, a), mode="reflect")
+        x = F.pad(x, [b, a, 0, 0] if dim == 3 else [0, 0, b, a], mode="reflect")
         before, after = before - b, after - a
     return x
 
 
+@register_notrace_function  # pads by the input's size: one call in timm's FX graphs, run for each input
 def reflect_pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, Size2]:
     """Reflect-pad an NCHW tensor to a multiple of `multiple` (official scheme); returns it and the (top, left) offset
     at which the original image sits."""
-    offsets = []
+    offsets: list[int] = []
     for dim in (2, 3):
         extra, before, after = pad_amounts(x.shape[dim], multiple)
         x = _reflect_pad_1d(x, 0, extra, dim)
         x = _reflect_pad_1d(x, before, after, dim)
         offsets.append(before)
     return x, (offsets[0], offsets[1])
+
+
+@torch.jit.unused  # TorchScript: never called (is_scripting() is checked first), not compiled
+def _fx_proxy(value: bool) -> bool:
+    """Whether a forward argument is an FX Proxy: symbolic tracing passes every argument as one."""
+    return isinstance(value, torch.fx.Proxy)
 
 
 class MaximStage(nn.Module):
@@ -150,53 +159,78 @@ class MaximStage(nn.Module):
         head = OutputConv if last else SAM
         self.heads = nn.ModuleList([head(dims[i], out_chans, residual, bias, **dd) for i in range(num_scales)])
 
-    def _run(self, module: nn.Module, *args: torch.Tensor | None) -> Any:
-        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
-            return checkpoint(module, *args)
-        return module(*args)
+    def _checkpointing(self) -> bool:
+        return self.grad_checkpointing and torch.is_grad_enabled()
 
     def forward_encoder(
-            self, images: list[torch.Tensor], prev: tuple[list, list, list] | None = None, max_level: int | None = None,
+            self, images: list[torch.Tensor], prev: StageFeatures | None = None, max_level: int | None = None,
     ) -> list[torch.Tensor]:
         """Encoder (and bottleneck when `max_level` is None or `depth`): returns the skip features of each level,
         then the bottleneck output, all channels-last."""
         max_level = self.depth if max_level is None else max_level
-        x_scales = []
-        for i in range(self.num_scales):
-            x = self.input_convs[i](images[i])
-            if self.input_fuse is not None:
-                x, _ = self.input_fuse[i](x, prev[2][i])
-            x_scales.append(x)
-        feats, x = [], x_scales[0]
-        for i in range(min(max_level + 1, len(self.encoders))):
-            encoder = self.encoders[i]
-            cond = None if prev is None else prev[0][i] + prev[1][i]
-            bridge = self._run(encoder, x, x_scales[i] if i < self.num_scales else None, cond)
-            feats.append(bridge)
-            if encoder.down is not None:
-                x = encoder.down(bridge)
+        x_scales: list[torch.Tensor] = []
+        for i, conv in enumerate(self.input_convs):
+            x_scales.append(conv(images[i]))
+        if self.input_fuse is not None:
+            if prev is None:
+                raise ValueError("a stage after the first needs the previous stage's features")
+            for i, fuse in enumerate(self.input_fuse):
+                x_scales[i] = fuse(x_scales[i], prev[2][i])[0]
+        feats: list[torch.Tensor] = []
+        x = x_scales[0]
+        # TorchScript indexes a ModuleList by literals only: loop over the modules, not over level numbers
+        for i, encoder in enumerate(self.encoders):
+            if i <= max_level:
+                skip = x_scales[i] if i < self.num_scales else None
+                cond = None if prev is None else prev[0][i] + prev[1][i]
+                if self._checkpointing() and not torch.jit.is_scripting():
+                    bridge = checkpoint(encoder, x, skip, cond)
+                else:
+                    bridge = encoder(x, skip, cond)
+                feats.append(bridge)
+                if encoder.down is not None:
+                    x = encoder.down(bridge)
         if max_level >= self.depth:
-            feats.append(self._run(self.bottleneck, x))
+            if self._checkpointing() and not torch.jit.is_scripting():
+                x = checkpoint(self.bottleneck, x)
+            else:
+                x = self.bottleneck(x)
+            feats.append(x)
         return feats
 
     def forward(
-            self, images: list[torch.Tensor], prev: tuple[list, list, list] | None = None,
-    ) -> tuple[list[torch.Tensor], tuple[list, list, list]]:
+            self, images: list[torch.Tensor], prev: StageFeatures | None = None,
+    ) -> tuple[list[torch.Tensor], StageFeatures]:
         """images: the input at each supervision scale (channels-last, full resolution first); prev: the previous
         stage's (encoder features, decoder features, SAM features) per level. Returns the restored image at each
-        scale (coarsest first, as the official outputs) and this stage's features for the next one."""
-        *encs, x = self.forward_encoder(images, prev)
-        skips, g = [None] * self.depth, x
-        for i in reversed(range(self.depth)):
-            skips[i], g = self.cross_gates[i](self.skip_fusions[i](encs), g)
-        decs, sams, outputs = [None] * self.depth, [None] * self.num_scales, []
-        for i in reversed(range(self.depth)):
-            x = self._run(self.decoders[i], x, self.dec_fusions[i](skips[::-1]))
-            decs[i] = x
-            if i < self.num_scales:
-                sams[i], image = self.heads[i](x, images[i])
-                outputs.append(image)
-        return outputs, (encs, decs, sams)
+        scale (coarsest first, as the official outputs) and this stage's features for the next one (no SAM
+        features after the last stage, whose heads emit images only)."""
+        feats = self.forward_encoder(images, prev)
+        encs, x = feats[:-1], feats[-1]
+        # Levels run deepest first. TorchScript indexes a ModuleList by literals only (and cannot call the modules
+        # of a reversed slice): each pass over a level's modules picks the one of the current level.
+        skips, g = list(encs), x  # every entry is replaced, as are those of `decs`
+        for level in range(self.depth - 1, -1, -1):
+            for i, (fusion, gate) in enumerate(zip(self.skip_fusions, self.cross_gates)):
+                if i == level:
+                    skips[i], g = gate(fusion(encs), g)
+        skips = skips[::-1]
+        decs, sams, outputs = list(encs), [], []
+        for level in range(self.depth - 1, -1, -1):
+            for i, (fusion, decoder) in enumerate(zip(self.dec_fusions, self.decoders)):
+                if i == level:
+                    if self._checkpointing() and not torch.jit.is_scripting():
+                        x = checkpoint(decoder, x, fusion(skips))
+                    else:
+                        x = decoder(x, fusion(skips))
+                    decs[i] = x
+            for i, head in enumerate(self.heads):
+                if i == level:
+                    sam, image = head(x, images[i])
+                    if sam is not None:
+                        sams.append(sam)
+                    outputs.append(image)
+        return outputs, (encs, decs, sams[::-1])
 
 
 class MAXIM(nn.Module):
@@ -340,13 +374,18 @@ class MAXIM(nn.Module):
     def forward_restore(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         """Run every stage on an NCHW input whose size is a multiple of `pad_multiple` (no padding). Returns
         outputs[stage][k], NCHW, with scales coarsest first: outputs[-1][-1] is the final full-resolution image."""
-        if self.pruned:
-            raise RuntimeError("the restoration path was pruned by prune_intermediate_layers()")
         h, w = x.shape[-2:]
         if h % self.pad_multiple or w % self.pad_multiple:
             raise ValueError(f"forward_restore needs H, W multiples of {self.pad_multiple}, got {h}x{w}")
+        return self._forward_stages(x)
+
+    def _forward_stages(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """forward_restore without the size check (`forward` pads first; FX could not evaluate the check)."""
+        if self.pruned:
+            raise RuntimeError("the restoration path was pruned by prune_intermediate_layers()")
         images = self._input_pyramid(x)
-        outputs, prev = [], None
+        outputs: list[list[torch.Tensor]] = []
+        prev: StageFeatures | None = None
         for stage in self.stages:
             out, prev = stage(images, prev)
             outputs.append([o.permute(0, 3, 1, 2) for o in out])
@@ -357,15 +396,17 @@ class MAXIM(nn.Module):
 
         Returns the final stage's full-resolution image (same shape as `x`), or with `return_all=True` the nested
         list outputs[stage][scale] (coarsest scale first) cropped to ceil(H / 2**s) x ceil(W / 2**s) at scale s.
+        An FX graph of this method (timm's FX feature extraction) returns the final image: `return_all` is a
+        Python switch, which symbolic tracing sees as a Proxy and does not record.
         """
         h, w = x.shape[-2:]
         padded, (top, left) = reflect_pad(x, self.pad_multiple)
-        outputs = self.forward_restore(padded)
-        if not return_all:
+        outputs = self._forward_stages(padded)
+        if (not torch.jit.is_scripting() and _fx_proxy(return_all)) or not return_all:
             return outputs[-1][-1][..., top:top + h, left:left + w]
-        cropped = []
+        cropped: list[list[torch.Tensor]] = []
         for stage_outputs in outputs:
-            row = []
+            row: list[torch.Tensor] = []
             for out in stage_outputs:
                 s = padded.shape[-1] // out.shape[-1]
                 t, l_ = top // s, left // s
