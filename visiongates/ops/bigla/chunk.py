@@ -276,8 +276,8 @@ def bigla_traceable(
     smallest_total = torch.minimum(total_f, total_b).min()
     length = smallest_total.new_ones(()) * q.shape[-2]  # a tensor: decided when the graph runs, not when traced
     short = (length <= QUADRATIC_MAX_LENGTH) & (smallest_total >= -2 * limit)
-    _, _, (chunked_gates,) = _chunked(chunk_size, torch.stack((g_fwd, g_bwd)), static=True)
-    chunks_safe = chunked_gates.sum(1).min() >= -limit  # every chunk's total, both scans
+    scanned_gates = torch.stack((g_fwd, g_bwd.flip(-2)))  # as the scans below chunk them (backward: reversed)
+    chunks_safe = _chunked(chunk_size, scanned_gates, static=True)[2][0].sum(1).min() >= -limit  # every chunk
 
     def quadratic(q, k, v, g_fwd, g_bwd):
         out = bigla_quadratic_unchecked(q, k, v, g_fwd, g_bwd, scale)
