@@ -267,7 +267,10 @@ def bigla_traceable(
     - at most QUADRATIC_MAX_LENGTH tokens, totals small enough: the short-sequence form (quadratic.py);
     - else, every chunk's total log-decay above -FACTORISE_LIMIT (a trained ViG's gates): factorised chunks;
     - else: the overflow-free tree.
-    The chunk states come from one masked N x N sum (no loop over chunks) in both chunked forms."""
+    The chunk states come from one masked N x N sum (no loop over chunks) in both chunked forms. A fixed token
+    count (a static-size export) takes the tree alone: no branches, and a third of the graph to trace."""
+    if not isinstance(q.shape[-2], torch.SymInt):  # a fixed token count (static-size export): the tree alone,
+        return bigla_chunk(q, k, v, g_fwd, g_bwd, scale, chunk_size, static=True)  # a third of the nodes to trace
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     out_dtype, dtype = v.dtype, compute_dtype(q, k, v, g_fwd, g_bwd)
     q, k, v, g_fwd, g_bwd = (t.to(dtype) for t in (q, k, v, g_fwd, g_bwd))
