@@ -4,7 +4,7 @@ The op is `torch.ops.visiongates.bigla` (torch.library custom op with a fake imp
 torch.export trace it as one node) with autograd through `torch.ops.visiongates.bigla_backward`; a backend without
 its own backward is differentiated by torch.func.vjp through its forward. During ONNX export
 (`torch.onnx.is_in_onnx_export()`) and torch.export (`torch.compiler.is_exporting()`) `bigla` instead calls
-`chunk.bigla_traceable`: the short-sequence form or the chunked tree, chosen inside the graph (torch.cond, an ONNX
+`chunk.bigla_traceable`: the short-sequence form, factorised chunks or the tree, chosen in the graph (torch.cond, ONNX
 If), so the graph holds only ordinary ops and serves any token count. Without autograd, compile or a dispatch mode
 (inference) `bigla` calls the backend directly.
 
