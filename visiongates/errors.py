@@ -22,6 +22,10 @@ class CheckpointWriteError(CheckpointError):
     """A checkpoint could not be written (disk full, permissions); the previous file is left as it was."""
 
 
+class UnknownClassesError(DataError):
+    """A data folder holds class folders that the checkpoint (or the train split) does not know."""
+
+
 class Interrupted(Exception):
     """A run stopped on a signal (SIGTERM, Ctrl-C) after saving what it could; the message names the checkpoint
     and the command that continues it. `exit_status`: 143 for SIGTERM, 130 for SIGINT (128 + signal number);

@@ -15,17 +15,35 @@ import numpy as np
 import torch
 from visiongates_runtime.images import IMAGE_EXTENSIONS, ImageDecodeError, load_rgb
 
-from visiongates.errors import DataError
+from visiongates.errors import DataError, UnknownClassesError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "DigitsDataset", "collate_skip", "sample_seed"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "DigitsDataset", "class_folders", "collate_skip", "image_files",
+           "sample_seed"]
 Transform = Callable[..., dict]
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """The augmentation seed of one sample in one epoch: the same on every resume, worker count and rank."""
     return zlib.crc32(f"{seed}:{epoch}:{index}".encode())
+
+
+def class_folders(root: str | Path) -> list[str]:
+    """The class sub-folder names of an ImageFolder root, sorted (hidden folders left out; [] if `root` is none)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files under `folder` (recursive, sorted), dangling symlinks included: reading one then fails, so it
+    is skipped and counted like any unreadable file instead of vanishing from the count."""
+    return sorted(
+        p for p in Path(folder).rglob("*")
+        if (p.is_file() or (p.is_symlink() and not p.exists())) and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
 
 
 class AugmentedDataset(torch.utils.data.Dataset):
@@ -65,19 +83,21 @@ class ImageFolderDataset(AugmentedDataset):
 
     A file that cannot be decoded (truncated, not an image, over the pixel limit `max_pixels`: see load_rgb) is
     skipped with a warning naming it, and counted by `collate_skip`; missing roots and empty class folders are
-    errors that name the folder.
+    errors that name the folder. With `classes` given (a checkpoint's), a class folder outside them is an error
+    naming it, unless `unknown_classes="leave_out"`: then its images are left out and listed in `left_out`
+    ({class: image count}), for the caller to report.
     """
 
     def __init__(
         self, root: str | Path, transform: Transform | None = None, classes: Sequence[str] | None = None, seed: int = 0,
-        max_pixels: int | None = None,
+        max_pixels: int | None = None, unknown_classes: str = "error",
     ) -> None:
         super().__init__(transform, seed)
         self.max_pixels = max_pixels
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"dataset folder '{self.root}' does not exist")
-        found = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found = class_folders(self.root)
         if classes is None:
             classes = found
         if not classes:
@@ -85,26 +105,35 @@ class ImageFolderDataset(AugmentedDataset):
         missing = [c for c in classes if c not in found]
         if missing:
             raise DataError(f"class folder(s) {missing} missing from '{self.root}' (expected classes {list(classes)})")
+        unknown = [c for c in found if c not in classes]
+        if unknown and unknown_classes != "leave_out":
+            raise UnknownClassesError(
+                f"class folder(s) {unknown} in '{self.root}' are not among the classes {list(classes)}"
+            )
+        self.left_out = {name: len(image_files(self.root / name)) for name in unknown}
         self.classes = list(classes)
         self.samples: list[Path] = []
         self.targets = []
         for label, name in enumerate(self.classes):
-            files = sorted(
-                p for p in (self.root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-            )
+            files = image_files(self.root / name)
             if not files:
                 raise DataError(f"class folder '{self.root / name}' contains no images ({', '.join(IMAGE_EXTENSIONS)})")
             self.samples += files
             self.targets += [label] * len(files)
-        self._warned: set[Path] = set()
+        self.unreadable: set[Path] = set()  # files found unreadable so far (in this process: see `readable`)
+
+    def readable(self) -> list[Path]:
+        """The samples not found unreadable: after a pass over the dataset in this process (num_workers=0), the
+        files whose images `collate_skip` kept, in order."""
+        return [p for p in self.samples if p not in self.unreadable]
 
     def _load(self, index: int) -> np.ndarray | None:
         path = self.samples[index]
         try:
             return np.asarray(load_rgb(path, self.max_pixels))
         except ImageDecodeError as exc:
-            if path not in self._warned:
-                self._warned.add(path)
+            if path not in self.unreadable:
+                self.unreadable.add(path)
                 log.warning("skipping unreadable image %s (%s)", path, str(exc).replace(f"image '{path}' ", ""))
             return None
 

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from visiongates.data import DigitsDataset, ImageFolderDataset, collate_skip, eval_transform
-from visiongates.errors import CheckpointError, check_model_name
+from visiongates.errors import CheckpointError, UnknownClassesError, check_model_name
 
 from .checkpoint import load_checkpoint, load_model_weights
 from .config import model_kwargs
@@ -34,25 +34,37 @@ def load_classifier(checkpoint: str | Path, device: str = "cpu") -> tuple[torch.
 
 def evaluate_checkpoint(
     checkpoint: str | Path, data: str, split: str = "val", output: str | Path | None = None,
-    batch_size: int = 64, workers: int = 2, device: str = "cpu",
+    batch_size: int = 64, workers: int = 2, device: str = "cpu", known_classes_only: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate on `data` ('digits' or an ImageFolder root with `split`/); writes metrics.json and confusion.png."""
+    """Evaluate on `data` ('digits' or an ImageFolder root with `split`/); writes metrics.json and confusion.png.
+
+    A class folder the checkpoint does not know is an error naming it; with `known_classes_only` its images are
+    left out instead and the result lists them (`left_out`: {class: images})."""
     model, ckpt = load_classifier(checkpoint, device)
     cfg = ckpt.get("config", {})
     size, crop_pct = cfg.get("img_size", 224), cfg.get("crop_pct", 0.875)
     data_config = ckpt.get("data_config") or {}
     norm = {k: tuple(data_config[k]) for k in ("mean", "std") if k in data_config}
     transform = eval_transform(size, crop_pct=crop_pct, **norm)
+    left_out: dict[str, int] = {}
     if data == "digits":
         dataset = DigitsDataset(split, transform)
     else:
-        dataset = ImageFolderDataset(Path(data) / split, transform, classes=ckpt["classes"])
+        try:
+            dataset = ImageFolderDataset(Path(data) / split, transform, classes=ckpt["classes"],
+                                         unknown_classes="leave_out" if known_classes_only else "error")
+        except UnknownClassesError as exc:
+            raise UnknownClassesError(f"{exc}, which checkpoint '{checkpoint}' was trained on; "
+                                      "--known-classes-only evaluates on those classes and reports what it left out"
+                                      ) from None
+        left_out = dataset.left_out
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip)
     meter, skipped = evaluate(model, loader, len(ckpt["classes"]), next(model.parameters()).device)
     result = {
         **meter.summary(),
         "images": meter.count,
         "skipped": skipped,
+        "left_out": left_out,
         "per_class_top1": dict(zip(ckpt["classes"], meter.per_class_accuracy())),
         "confusion": meter.confusion.tolist(),
     }

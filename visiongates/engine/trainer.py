@@ -37,10 +37,29 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from visiongates.data import DigitsDataset, ImageFolderDataset, collate_skip, eval_transform, train_transform
-from visiongates.errors import CheckpointError, CheckpointWriteError, Interrupted, VisionGatesError, check_model_name
+from visiongates.data import (
+    DigitsDataset,
+    ImageFolderDataset,
+    class_folders,
+    collate_skip,
+    eval_transform,
+    train_transform,
+)
+from visiongates.errors import (
+    CheckpointError,
+    CheckpointWriteError,
+    Interrupted,
+    UnknownClassesError,
+    VisionGatesError,
+    check_model_name,
+)
 
-from .checkpoint import load_checkpoint, load_model_weights, model_state_from, save_checkpoint
+from .checkpoint import (
+    load_checkpoint,
+    load_model_weights,
+    model_state_from,
+    save_checkpoint,
+)
 from .config import TrainConfig, model_kwargs
 from .distributed import DistInfo, cleanup_distributed, gather_floats, init_distributed, parameter_checksum
 from .metrics import ClassificationMeter
@@ -66,6 +85,13 @@ def build_datasets(cfg: TrainConfig, mean=None, std=None) -> tuple[Dataset, Data
             raise VisionGatesError(
                 f"'{root}' needs train/ and val/ sub-folders (ImageFolder layout); '{root / split}' is missing"
             )
+    only_train = sorted(set(class_folders(root / "train")) - set(class_folders(root / "val")))
+    only_val = sorted(set(class_folders(root / "val")) - set(class_folders(root / "train")))
+    if only_train or only_val:
+        raise UnknownClassesError(
+            f"train/ and val/ of '{root}' hold different class folders: only in train/: {only_train or 'none'}; "
+            f"only in val/: {only_val or 'none'}"
+        )
     limit = cfg.max_pixels
     train_ds = ImageFolderDataset(root / "train", train_tf, seed=cfg.seed, max_pixels=limit)
     val_ds = ImageFolderDataset(root / "val", val_tf, classes=train_ds.classes, seed=cfg.seed, max_pixels=limit)
