@@ -4,7 +4,10 @@
     visiongates-infer unet.onnx scans/ --output masks/                         # segmentation: mask PNGs
     visiongates-infer maxim.onnx noisy.png --output restored/                  # restoration: images
 
-Inputs are files, folders (every image inside, recursively) and glob patterns. A file that cannot be read is
+Inputs are files, folders (every image inside, recursively) and glob patterns. Masks and restored images keep
+each input's path below the inputs' common folder (`a/x.jpg` and `b/x.jpg` -> OUT/a/x_mask.png, OUT/b/x_mask.png;
+`x.jpg` beside `x.png` -> x_jpg_mask.png, x_png_mask.png); names that would still collide stop the run before
+anything is written. Printed results name each file as given. A file that cannot be read is
 reported on its own `error:` line and the others are still predicted; the exit status is then 1 (0 when every
 file was predicted, 2 for a bad model or no image at all).
 """
@@ -14,10 +17,12 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from .errors import DataError, VisionGatesError
@@ -31,8 +36,9 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if path.is_dir():  # dangling symlinks too: they are then reported as unreadable, not silently dropped
+            files += sorted(p for p in path.rglob("*") if (p.is_file() or (p.is_symlink() and not p.exists()))
+                            and p.suffix.lower() in IMAGE_EXTENSIONS)
         elif not path.exists() and glob.has_magic(item):
             files += [Path(p) for p in sorted(glob.glob(item, recursive=True)) if Path(p).is_file()]
         else:
@@ -56,15 +62,45 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def _describe(result: Prediction, task: str, output: Path) -> str:
-    """One line per predicted file; dense tasks also write their PNG."""
+def output_names(files: Sequence[Path], output: Path, suffix: str) -> dict[str, Path]:
+    """Where each input's PNG goes: OUT/<its folder below the inputs' common folder>/<stem>_<suffix>.png, with the
+    extension kept in the name (<stem>_<ext>_<suffix>.png) where two inputs share folder and stem. DataError
+    naming the inputs if two different files would still get one name (checked before anything is written)."""
+    folders = [os.path.abspath(f.parent) for f in files]
+    common = os.path.commonpath(folders) if folders else "."
+    relative = {str(f): Path(os.path.relpath(os.path.abspath(f), common)) for f in files}
+    stems: dict[Path, set[str]] = {}
+    for rel in relative.values():
+        stems.setdefault(rel.with_suffix(""), set()).add(rel.suffix)
+    names: dict[str, Path] = {}
+    claimed: dict[Path, str] = {}
+    for given, rel in relative.items():
+        stem = rel.stem if len(stems[rel.with_suffix("")]) == 1 else f"{rel.stem}_{rel.suffix.lstrip('.')}"
+        target = output / rel.parent / f"{stem}_{suffix}.png"
+        key = Path(os.path.normcase(os.path.abspath(target)))
+        if key in claimed and os.path.abspath(claimed[key]) != os.path.abspath(given):
+            raise DataError(f"'{claimed[key]}' and '{given}' would both be written to '{target}'; nothing was "
+                            "written (rename one, or run them separately with different --output folders)")
+        claimed[key] = given
+        names[given] = target
+    return names
+
+
+def save_image(image: np.ndarray, path: Path) -> Path:
+    """An H x W x C uint8 image as a PNG; a unit height or width stays (only a single channel axis is dropped)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+    return path
+
+
+def _describe(result: Prediction, task: str, targets: dict[str, Path]) -> str:
+    """One line per predicted file, naming it as given; dense tasks also write their PNG."""
     if task == "classification":
-        return Path(result.path).name + ": " + ", ".join(f"{label} {p:.3f}" for _, label, p in result.topk)
+        return result.path + ": " + ", ".join(f"{label} {p:.3f}" for _, label, p in result.topk)
     if task == "segmentation":
-        target = save_mask(result.mask, output / f"{Path(result.path).stem}_mask.png")
+        target = save_mask(result.mask, targets[result.path])
     else:
-        target = output / f"{Path(result.path).stem}_restored.png"
-        Image.fromarray(result.image.squeeze()).save(target)
+        target = save_image(result.image, targets[result.path])
     return f"{result.path} -> {target}"
 
 
@@ -74,7 +110,9 @@ def infer(args: argparse.Namespace) -> int:
     model = Model(args.onnx, threads=args.threads, max_pixels=args.max_pixels)
     files = expand_inputs(args.images)
     output = Path(args.output)
+    targets: dict[str, Path] = {}
     if model.info.task != "classification":
+        targets = output_names(files, output, "mask" if model.info.task == "segmentation" else "restored")
         output.mkdir(parents=True, exist_ok=True)
     failed, records = 0, []
     for result in model.iter_predict(files, topk=args.topk, batch_size=args.batch_size):
@@ -82,7 +120,7 @@ def infer(args: argparse.Namespace) -> int:
             failed += 1
             print(f"error: {result.error}", file=sys.stderr)
         else:
-            print(_describe(result, model.info.task, output), flush=True)
+            print(_describe(result, model.info.task, targets), flush=True)
         records.append({"path": result.path, "error": result.error,
                         "topk": [{"index": i, "label": label, "probability": p} for i, label, p in result.topk]})
     if args.json:
