@@ -22,7 +22,7 @@ def compare() -> int:
     from visiongates_runtime.cli import expand_inputs
 
     from visiongates.export import OnnxModel, load_source
-    from visiongates.export.compare import side_by_side, side_by_side_table
+    from visiongates.export.compare import check_same_model, side_by_side, side_by_side_table
 
     parser = argparse.ArgumentParser(description="onnxruntime and PyTorch top-1 side by side")
     parser.add_argument("onnx")
@@ -37,12 +37,16 @@ def compare() -> int:
         from visiongates.errors import DataError
 
         raise DataError("--compare compares classifiers; run without it for segmentation and restoration models")
-    torch_model, _ = load_source(args.compare, seed=args.seed)
+    torch_model, torch_info = load_source(args.compare, seed=args.seed)
+    check_same_model(model.info, torch_info, args.compare)
     rows = side_by_side(model, torch_model, expand_inputs(args.images), topk=1)
     print(side_by_side_table(rows))
-    agree = sum(a.top1 == b.top1 for a, b in rows)
-    print(f"onnxruntime and PyTorch agree on top-1 for {agree}/{len(rows)} images")
-    return 0 if agree == len(rows) else 1
+    compared = [(a, b) for a, b in rows if a.ok]
+    agree = sum(a.top1 == b.top1 for a, b in compared)
+    skipped = len(rows) - len(compared)
+    print(f"onnxruntime and PyTorch agree on top-1 for {agree}/{len(compared)} images"
+          + (f" ({skipped} unreadable skipped)" if skipped else ""))
+    return 0 if compared and agree == len(compared) else 1
 
 
 if __name__ == "__main__":

@@ -48,12 +48,14 @@ def main() -> int:
     done = quantize(source, output, args.method, args.calibration, args.calibrate_method, args.calibration_images,
                     args.ops, args.per_channel)
     calibrated = f", calibrated on {done['calibration_images']} images" if done["method"] == "static" else ""
+    if done["calibration_skipped"]:
+        calibrated += f" ({done['calibration_skipped']} unreadable skipped)"
     print(f"{done['method']} int8 ({done['why']}{calibrated}): wrote {output} "
           f"({output.stat().st_size / 2**20:.1f} MB; fp32 {source.stat().st_size / 2**20:.1f} MB)")
     if args.data:
         result = compare_int8(source, output, Path(args.data) / args.split, runs=args.runs, threads=args.threads)
         result["method"] = done["method"]
-        print(markdown_table([result], ["method", "images", "fp32_top1", "int8_top1", "top1_change",
+        print(markdown_table([result], ["method", "images", "skipped", "fp32_top1", "int8_top1", "top1_change",
                                         "predictions_changed", "fp32_ms", "int8_ms", "speedup", "fp32_mb", "int8_mb"]))
         print(json.dumps(result))
     return 0

@@ -75,7 +75,7 @@ def test_runtime_without_torch_agrees_with_pytorch_on_val(hymenoptera_onnx, tmp_
     assert done.returncode == 0 and "LEAKED" not in done.stderr, done.stderr
     runtime = {r["path"]: r["topk"][0]["index"] for r in json.loads((tmp_path / "val.json").read_text())}
     model, info = load_source(str(checkpoint))
-    logits, _, files = torch_folder_logits(model, info, data)
+    logits, _, files, _ = torch_folder_logits(model, info, data)
     agree = sum(runtime[str(f)] == int(row.argmax()) for f, row in zip(files, logits))
     print(f"runtime vs PyTorch top-1: {agree}/{len(files)}")
     assert len(runtime) == len(files) == 153 and agree >= 0.99 * len(files)

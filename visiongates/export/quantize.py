@@ -33,6 +33,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from visiongates_runtime.cli import expand_inputs
 from visiongates_runtime.model import Model
+from visiongates_runtime.session import open_session
 
 from visiongates.data import ImageFolderDataset
 from visiongates.errors import DataError, ExportError
@@ -83,7 +84,7 @@ def quiet_onnxruntime() -> Iterator[None]:
 class FolderCalibrationReader(CalibrationDataReader):
     """Calibration batches from image files (a folder, searched recursively; at most `max_images`, evenly spread over
     the sorted list), each preprocessed as the model's metadata prescribes (`visiongates_runtime.Model`, so exactly
-    what inference feeds it). Unreadable files are skipped with a warning."""
+    what inference feeds it). Unreadable files are skipped with a warning and counted (`skipped`)."""
 
     def __init__(
         self, model_path: str | Path, images: str | Path | None, max_images: int = 100, batch_size: int = 1
@@ -92,6 +93,7 @@ class FolderCalibrationReader(CalibrationDataReader):
         self.input_name = model.input_name
         self.batches: list[np.ndarray] = []
         kept = []
+        self.skipped = 0
         if images is None:  # latency benchmarks of untrained models: random N(0, 1) inputs at the export size
             rng = np.random.default_rng(0)
             kept = [rng.standard_normal(model.info.input_size).astype(np.float32) for _ in range(max_images)]
@@ -103,6 +105,7 @@ class FolderCalibrationReader(CalibrationDataReader):
                 kept.append(model.model_input(model.read(path))[0])
             except DataError as exc:
                 log.warning("calibration: skipping %s", exc)
+                self.skipped += 1
         shapes = {x.shape for x in kept}
         if not kept:
             raise DataError(f"no readable calibration image in '{images}'")
@@ -146,11 +149,12 @@ def quantize_int8(
 def quantize_static_int8(
     source: str | Path, output: str | Path, calibration: str | Path | None, calibrate_method: str = "minmax",
     max_images: int = 100, op_types: Sequence[str] | None = None,
-) -> tuple[Path, int]:
+) -> tuple[Path, int, int]:
     """Write a statically int8-quantized copy of `source` (QDQ, per-channel symmetric int8 weights, uint8
     activations with ranges calibrated on up to `max_images` files under `calibration`, or on random inputs if it is
     None, which suits latency measurements only; metadata kept).
-    calibrate_method: 'minmax', 'entropy' or 'percentile' (99.999th). Returns (path, images calibrated on)."""
+    calibrate_method: 'minmax', 'entropy' or 'percentile' (99.999th). Returns (path, images calibrated on,
+    unreadable images skipped)."""
     if calibrate_method not in CALIBRATION_METHODS:
         raise DataError(f"calibration method must be one of {sorted(CALIBRATION_METHODS)}, not '{calibrate_method}'")
     output = Path(output).resolve()  # before the chdir below
@@ -172,7 +176,7 @@ def quantize_static_int8(
         finally:
             os.chdir(cwd)
     _copy_metadata(source, output)
-    return output, reader.count
+    return output, reader.count, reader.skipped
 
 
 def quantize(
@@ -181,9 +185,11 @@ def quantize(
     per_channel: bool = False,
 ) -> dict[str, Any]:
     """int8 copy of `source` by `method` ('auto' picks by family, see `choose_method`); static needs
-    `calibration` (an image folder). Returns {'path', 'method', 'why', 'calibration_images'}."""
+    `calibration` (an image folder). Returns {'path', 'method', 'why', 'calibration_images', 'calibration_skipped'}.
+    A missing or unloadable `source` (a folder, a .pth) is an ExportError naming it, before anything is written."""
     if method not in METHODS:
         raise DataError(f"--method must be one of {METHODS}, not '{method}'")
+    open_session(source, threads=1)
     why = f"--method {method}"
     if method == "auto":
         info = Model(source, threads=1).info
@@ -191,20 +197,27 @@ def quantize(
     if method == "static":
         if calibration is None:
             raise DataError(f"static quantization needs calibration images (--calibration DIR); {why}")
-        path, count = quantize_static_int8(source, output, calibration, calibrate_method, max_images, op_types)
-        return {"path": path, "method": "static", "why": why, "calibration_images": count}
+        path, count, skipped = quantize_static_int8(source, output, calibration, calibrate_method, max_images,
+                                                    op_types)
+        return {"path": path, "method": "static", "why": why, "calibration_images": count,
+                "calibration_skipped": skipped}
     path = quantize_int8(source, output, op_types=op_types, per_channel=per_channel)
-    return {"path": path, "method": "dynamic", "why": why, "calibration_images": 0}
+    return {"path": path, "method": "dynamic", "why": why, "calibration_images": 0, "calibration_skipped": 0}
 
 
-def folder_top1(model: OnnxModel, root: str | Path, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted and true class indices of every image of an ImageFolder split (classes as the model's labels)."""
+def folder_top1(model: OnnxModel, root: str | Path, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Predicted and true class indices of every readable image of an ImageFolder split (classes as the model's
+    labels), and the unreadable files skipped (each with a warning, as training and evaluation skip them)."""
     dataset = ImageFolderDataset(root, classes=model.info.labels or None)
-    files = dataset.samples
-    predicted = np.concatenate([
-        model(model.preprocess(files[i:i + batch_size])).argmax(-1) for i in range(0, len(files), batch_size)
-    ])
-    return predicted, np.asarray(dataset.targets)
+    results = model.predict(dataset.samples, topk=1, batch_size=batch_size)
+    skipped = [r.path for r in results if not r.ok]
+    for r in results:
+        if not r.ok:
+            log.warning("skipping unreadable image %s", r.error)
+    if len(skipped) == len(results):
+        raise DataError(f"no readable image in '{root}'")
+    kept = [(r.top1, t) for r, t in zip(results, dataset.targets) if r.ok]
+    return np.asarray([p for p, _ in kept]), np.asarray([t for _, t in kept]), skipped
 
 
 def compare_int8(
@@ -218,10 +231,10 @@ def compare_int8(
     result: dict[str, Any] = {}
     predictions = {}
     for key, model in models.items():
-        predicted, targets = folder_top1(model, root)
+        predicted, targets, skipped = folder_top1(model, root)
         predictions[key] = predicted
         result[f"{key}_top1"] = float((predicted == targets).mean() * 100)
-        result["images"] = len(targets)
+        result["images"], result["skipped"] = len(targets), len(skipped)
     x = np.random.default_rng(0).standard_normal((1, *models["fp32"].info.input_size)).astype(np.float32)
     times: dict[str, list[float]] = {"fp32": [], "int8": []}
     for _ in range(2):  # alternate, so that a load spike on a shared machine hits both
