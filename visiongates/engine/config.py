@@ -180,6 +180,19 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     return parser
 
 
+def read_yaml(path: Path) -> Any:
+    """The YAML document in `path`; a syntax error is a VisionGatesError naming the file, line and column."""
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise VisionGatesError(f"config file '{path}' is not valid YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VisionGatesError(f"config file '{path}' cannot be read ({exc})") from None
+
+
 def load_config(
     args: argparse.Namespace | None = None, config_file: str | Path | None = None, **overrides: Any
 ) -> TrainConfig:
@@ -191,7 +204,7 @@ def load_config(
         path = Path(config_file)
         if not path.is_file():
             raise VisionGatesError(f"config file '{path}' does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml(path)
         if not isinstance(loaded, dict):
             raise VisionGatesError(f"config file '{path}' must hold a mapping of option: value")
         unknown = sorted(set(loaded) - known)
@@ -207,4 +220,4 @@ def load_config(
     return TrainConfig(**values)
 
 
-__all__ = ["TrainConfig", "build_parser", "load_config", "model_kwargs", "validate_config"]
+__all__ = ["TrainConfig", "build_parser", "load_config", "model_kwargs", "read_yaml", "validate_config"]

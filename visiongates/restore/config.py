@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from visiongates.engine.config import read_yaml
 from visiongates.errors import VisionGatesError
 
 __all__ = ["RestoreConfig", "load_restore_config"]
@@ -62,7 +61,7 @@ def load_restore_config(path: str | Path | None = None, **overrides: Any) -> Res
         path = Path(path)
         if not path.is_file():
             raise VisionGatesError(f"config file '{path}' does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml(path)
         if not isinstance(loaded, dict):
             raise VisionGatesError(f"config file '{path}' must hold a mapping of option: value")
         values.update(loaded)
