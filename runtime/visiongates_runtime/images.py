@@ -7,7 +7,9 @@
   on a white page), so nothing hidden under transparent pixels reaches the model.
 - I;16, I;16L, I;16B, I;16N (16-bit grey) and I (32-bit integers, which PIL uses for 16-bit data): the 0-65535 range
   scaled to 0-255 (round(v / 257)), values outside it clipped. F (32-bit float): the 0-1 range scaled to 0-255.
-The first frame of a multi-frame file (GIF, TIFF) is used; EXIF orientation is not applied (as timm's loader).
+The first frame of a multi-frame file (GIF, TIFF) is used. EXIF orientation is applied (`ImageOps.exif_transpose`:
+a phone photo stored sideways with an orientation tag comes out upright, as viewers show it), so training,
+evaluation, export checks and the runtime see the same upright pixels.
 
 Files over a pixel limit are refused before their pixels are decoded (a small PNG can declare 20000 x 20000 =
 400 M pixels): the limit is `max_pixels` if given, else the environment variable VISIONGATES_MAX_PIXELS, else
@@ -23,7 +25,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageDecodeError
 
@@ -31,6 +33,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 ENV_MAX_PIXELS = "VISIONGATES_MAX_PIXELS"
+EXIF_ORIENTATION = 0x0112
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
@@ -84,6 +87,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """`image` turned as its EXIF orientation tag says (the image itself when there is no tag, or it says 1)."""
+    if image.getexif().get(EXIF_ORIENTATION, 1) in (None, 1):
+        return image
+    return ImageOps.exif_transpose(image)
+
+
 def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
     """The image file at `path` as an 8-bit RGB PIL image; ImageDecodeError if it cannot be (see the module doc)."""
     path = Path(path)
@@ -100,7 +110,7 @@ def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
                     f"{ENV_MAX_PIXELS}"
                 )
             image.load()
-            return to_rgb(image)
+            return to_rgb(upright(image))
     except ImageDecodeError:
         raise
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError,

@@ -14,6 +14,8 @@ def open_session(path: str | Path, threads: int | None = None) -> ort.InferenceS
     """A CPU InferenceSession with full graph optimisation; `threads`: intra-op threads (None: onnxruntime's
     default, one per physical core)."""
     path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"'{path}' is a folder, not an ONNX file")
     if not path.is_file():
         raise ExportError(f"ONNX file '{path}' does not exist")
     options = ort.SessionOptions()

@@ -35,9 +35,22 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files (`.<name>.<random>.tmp`) that a process killed mid-write by `save_checkpoint`
+    left in `folder`; returns them. Run at the start of a run, before anything writes there."""
+    stale = sorted(p for p in Path(folder).glob(".*.pth.*.tmp") if p.is_file())
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint with `weights_only=True` (no code runs from the file); errors name the file and problem."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.pth"))
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise CheckpointError(f"checkpoint '{path}' is a folder, not a checkpoint file{hint}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
     try:

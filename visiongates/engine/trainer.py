@@ -58,6 +58,7 @@ from .checkpoint import (
     load_checkpoint,
     load_model_weights,
     model_state_from,
+    remove_stale_temporaries,
     save_checkpoint,
 )
 from .config import TrainConfig, model_kwargs
@@ -561,6 +562,8 @@ def build_job(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Job:
     output = Path(cfg.output)
     if info.is_main:
         output.mkdir(parents=True, exist_ok=True)
+        for stale in remove_stale_temporaries(output):  # a run killed (kill -9) while writing a checkpoint
+            log.info("removed %s, left by an interrupted checkpoint write", stale)
     train_ds, val_ds = build_datasets(cfg)
     classes = list(train_ds.classes)
     model = build_model(cfg, len(classes), device)

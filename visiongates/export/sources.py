@@ -22,9 +22,10 @@ CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 
 
 def is_checkpoint(source: str) -> bool:
-    """True when `source` names a checkpoint file (an existing file, or a path with a checkpoint suffix)."""
+    """True when `source` names a checkpoint file (an existing file, or a path with a checkpoint suffix), or a
+    folder that is not also a registry name (loading it then says it is a folder)."""
     path = Path(source)
-    return path.suffix.lower() in CHECKPOINT_SUFFIXES or path.is_file()
+    return path.suffix.lower() in CHECKPOINT_SUFFIXES or path.is_file() or (path.is_dir() and not timm.is_model(source))
 
 
 def task_of(model_name: str) -> str:
