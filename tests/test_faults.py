@@ -487,3 +487,249 @@ def test_resume_command_replaces_the_resume_option(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert resume_command(("--resume", "auto"), ["tools/train.py"]).startswith("torchrun --nproc_per_node 2 ")
+
+
+# ------------------------------------------------------------------- bad input across the tools (issue 28)
+def _copy_tree(source: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(source, target)
+    return target
+
+
+def _truncated_png(path: Path) -> Path:
+    Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:60])
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(folder, tmp_path_factory) -> dict[str, Path]:
+    """A tiny tools/train.py run (resnet18, 32 px, 1 epoch of 3 steps) and its ONNX export. Its output folder
+    starts with the temporary file a `kill -9` during a checkpoint write leaves behind (see the test below)."""
+    from visiongates.engine import load_config
+    from visiongates.engine.trainer import train
+    from visiongates.export import export_source
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    run.mkdir()
+    stale = run / ".last.pth.k9x2c1.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    train(load_config(model="resnet18", data=str(folder), img_size=32, batch_size=8, max_steps_per_epoch=3,
+                      epochs=1, workers=0, progress=False, output=str(run)))
+    onnx_path = export_source(str(run / "best.pth"), run / "best.onnx").path
+    return {"run": run, "best": run / "best.pth", "onnx": onnx_path, "stale": stale}
+
+
+def test_stale_checkpoint_temporaries_are_removed_on_the_next_start(trained):
+    assert not trained["stale"].exists()
+    assert not list(trained["run"].glob(".*.tmp")) and (trained["run"] / "last.pth").is_file()
+
+
+def test_eval_unknown_class_folder_is_an_error_or_left_out_on_request(folder, trained, tmp_path, monkeypatch, capsys):
+    data = _copy_tree(folder, tmp_path / "data")
+    _copy_tree(data / "val" / "class0", data / "val" / "wasps")
+    code, out, err = run_tool("tools/eval.py", trained["best"], "--data", data, "--workers", "0",
+                              monkeypatch=monkeypatch, capsys=capsys)
+    line = one_error_line(err)
+    assert code == 2 and "['wasps']" in line and "--known-classes-only" in line and not out
+    code, out, err = run_tool("tools/eval.py", trained["best"], "--data", data, "--workers", "0",
+                              "--known-classes-only", "--output", tmp_path / "eval", monkeypatch=monkeypatch,
+                              capsys=capsys)
+    assert code == 0, err[-3000:]
+    assert "on 12 images" in out and "left out unknown class folder(s) (wasps: 4 images)" in out
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["left_out"] == {"wasps": 4}
+
+
+def test_train_and_val_class_sets_must_match(folder, tiny, tmp_path, monkeypatch, capsys):
+    data = _copy_tree(folder, tmp_path / "data")
+    _copy_tree(data / "val" / "class0", data / "val" / "wasps")
+    _copy_tree(data / "train" / "class0", data / "train" / "bees")
+    args = [a if a != str(folder) else str(data) for a in tiny]
+    code, _, err = run_tool("tools/train.py", *args, "--output", tmp_path / "run", monkeypatch=monkeypatch,
+                            capsys=capsys)
+    assert code == 2 and one_error_line(err) == (
+        f"error: train/ and val/ of '{data}' hold different class folders: only in train/: ['bees']; "
+        "only in val/: ['wasps']")
+    assert not (tmp_path / "run" / "last.pth").exists()
+
+
+def test_unreadable_images_are_skipped_and_counted_by_validate_onnx(folder, trained, tmp_path, monkeypatch,
+                                                                     capsys):
+    data = _copy_tree(folder, tmp_path / "data")
+    _truncated_png(data / "val" / "class1" / "cut.png")
+    code, out, err = run_tool("export/validate_onnx.py", trained["onnx"], "--data", data,
+                              monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err[-3000:]
+    result = json.loads(out[out.index("{"):])
+    assert result["images"] == 12 and result["top1_agree"] == 12 and result["skipped"] == 1
+    assert result["skipped_files"] == [str(data / "val" / "class1" / "cut.png")]
+
+
+def test_unreadable_images_are_skipped_and_counted_by_quantize_onnx(folder, trained, tmp_path, monkeypatch, capsys):
+    data = _copy_tree(folder, tmp_path / "data")
+    _truncated_png(data / "val" / "class1" / "cut.png")
+    _truncated_png(data / "train" / "class2" / "cut.png")
+    output = tmp_path / "int8.onnx"
+    code, out, err = run_tool("export/quantize_onnx.py", trained["onnx"], "--method", "static", "--calibration",
+                              data / "train", "--calibration-images", "8", "--data", data, "--runs", "2",
+                              "--output", output, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["images"] == 12 and result["skipped"] == 1 and output.is_file()
+    code, out, err = run_tool("export/quantize_onnx.py", trained["onnx"], "--method", "static", "--calibration",
+                              data / "train", "--output", output, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and "calibrated on 48 images (1 unreadable skipped)" in out, out + err[-3000:]
+
+
+def test_compare_skips_unreadable_images_and_refuses_another_model(trained, tmp_path, monkeypatch, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((40, 40, 3), 60 + 80 * i, np.uint8)).save(images / f"{i}.png")
+    _truncated_png(images / "cut.png")
+    code, out, err = run_tool("export/infer_onnx.py", trained["onnx"], images, "--compare", trained["best"],
+                              monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, out + err[-3000:]
+    assert "agree on top-1 for 2/2 images (1 unreadable skipped)" in out
+    assert f"{images / 'cut.png'}" in out and "skipped" in out  # named as given, in the table
+    code, out, err = run_tool("export/infer_onnx.py", trained["onnx"], images, "--compare", "resnet34",
+                              monkeypatch=monkeypatch, capsys=capsys)
+    line = one_error_line(err)
+    assert code == 2 and "'resnet34' is not the model this .onnx file was exported from" in line and not out
+
+
+@pytest.fixture(scope="module")
+def dense_models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny segmentation and restoration graphs with visiongates metadata (as tests/test_runtime.py builds)."""
+    from test_runtime import IMAGENET, TinyDense
+
+    from visiongates.export import ExportSpec, ModelInfo, export_onnx
+
+    out = tmp_path_factory.mktemp("dense")
+    torch.manual_seed(0)
+    models = {
+        "segmentation": (TinyDense(3), ModelInfo("segmentation", "tiny_seg", (3, 32, 32), labels=["a", "b", "c"],
+                                                 **IMAGENET), ExportSpec(size_multiple=32)),
+        "restoration": (TinyDense(3, sigmoid=True), ModelInfo("restoration", "tiny_restore", (3, 32, 32),
+                                                              mean=(0.0,) * 3, std=(1.0,) * 3),
+                        ExportSpec(size_multiple=16, pad="reflect", min_size=16)),
+    }
+    return {task: export_onnx(model.eval(), info, out / f"{task}.onnx", spec=spec).path
+            for task, (model, info, spec) in models.items()}
+
+
+@pytest.mark.parametrize(("task", "suffix"), [("restoration", "restored"), ("segmentation", "mask")])
+def test_infer_outputs_never_collide(dense_models, task, suffix, tmp_path, monkeypatch, capsys):
+    from visiongates_runtime.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("a/x.jpg", "b/x.jpg", "b/x.png"):
+        Path(name).parent.mkdir(exist_ok=True)
+        Image.fromarray(np.random.default_rng(len(name)).integers(0, 256, (20, 30, 3), np.uint8)).save(name)
+    code = main([str(dense_models[task]), "a/x.jpg", "b/x.jpg", "b/x.png", "--output", "out"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    written = sorted(str(p.relative_to("out")) for p in Path("out").rglob("*.png"))
+    assert written == [f"a/x_{suffix}.png", f"b/x_jpg_{suffix}.png", f"b/x_png_{suffix}.png"]
+    assert out.splitlines() == [f"a/x.jpg -> out/a/x_{suffix}.png", f"b/x.jpg -> out/b/x_jpg_{suffix}.png",
+                                f"b/x.png -> out/b/x_png_{suffix}.png"]
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save("b/x_jpg.png")  # would take b/x.jpg's output name
+    code = main([str(dense_models[task]), "b/x.jpg", "b/x.png", "b/x_jpg.png", "--output", "out2"])
+    out, err = capsys.readouterr()
+    assert code == 2 and not Path("out2").exists() and not out
+    assert one_error_line(err) == (f"error: 'b/x.jpg' and 'b/x_jpg.png' would both be written to "
+                                   f"'out2/x_jpg_{suffix}.png'; nothing was written (rename one, or run them "
+                                   "separately with different --output folders)")
+
+
+@pytest.mark.parametrize("shape", [(1, 9), (9, 1), (1, 1)])
+def test_restored_image_of_a_unit_height_or_width_keeps_its_shape(dense_models, shape, tmp_path, capsys):
+    from visiongates_runtime.cli import main
+
+    Image.fromarray(np.full((*shape, 3), 90, np.uint8)).save(tmp_path / "thin.png")
+    code = main([str(dense_models["restoration"]), str(tmp_path / "thin.png"), "--output", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    restored = np.asarray(Image.open(tmp_path / "out" / "thin_restored.png"))
+    assert restored.shape == (*shape, 3)
+
+
+def test_classification_results_name_files_as_given(trained, tmp_path, monkeypatch, capsys):
+    from visiongates_runtime.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("a/x.png", "b/x.png"):
+        Path(name).parent.mkdir(exist_ok=True)
+        Image.fromarray(np.full((40, 40, 3), 100, np.uint8)).save(name)
+    assert main([str(trained["onnx"]), "a/x.png", "b/x.png", "--topk", "1"]) == 0
+    assert [line.split(": ")[0] for line in capsys.readouterr().out.splitlines()] == ["a/x.png", "b/x.png"]
+
+
+@pytest.mark.parametrize(("tool", "message"), [
+    ("model.pth", "'{p}' is not a loadable ONNX model ("),
+    ("absent.onnx", "ONNX file '{p}' does not exist"),
+    ("folder", "'{p}' is a folder, not an ONNX file"),
+])
+def test_quantize_onnx_bad_model_file_is_one_line(tool, message, tmp_path, monkeypatch, capsys):
+    path = tmp_path / tool
+    if tool == "model.pth":
+        torch.save({"model": {"w": torch.zeros(2)}}, path)
+    elif tool == "folder":
+        path.mkdir()
+    code, _, err = run_tool("export/quantize_onnx.py", path, "--output", tmp_path / "int8.onnx",
+                            monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and one_error_line(err).startswith(f"error: {message.format(p=path)}")
+    assert not (tmp_path / "int8.onnx").exists()
+
+
+@pytest.mark.parametrize("tool", ["tools/train.py", "tools/train_restore.py"])
+def test_config_yaml_syntax_error_is_one_line(tool, tmp_path, monkeypatch, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model: [resnet18\nlr: 0.1\n")
+    code, _, err = run_tool(tool, "--config", config, "--output", tmp_path / "run", monkeypatch=monkeypatch,
+                            capsys=capsys)
+    assert code == 2 and one_error_line(err).startswith(
+        f"error: config file '{config}' is not valid YAML at line 2, column 3: ")
+
+
+def test_a_folder_where_a_checkpoint_is_expected_says_so(trained, tmp_path, monkeypatch, capsys):
+    run = trained["run"]
+    for tool, args in (("tools/eval.py", [run]), ("export/export_onnx.py", [run, "--output", tmp_path / "m.onnx"]),
+                       ("export/validate_onnx.py", [trained["onnx"], "--source", run])):
+        code, _, err = run_tool(tool, *args, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 2 and one_error_line(err) == (
+            f"error: checkpoint '{run}' is a folder, not a checkpoint file (it holds best.pth, last.pth)"), tool
+    code, _, err = run_tool("export/validate_onnx.py", run, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and one_error_line(err) == f"error: '{run}' is a folder, not an ONNX file"
+
+
+def test_dangling_symlink_in_a_class_folder_is_skipped_and_counted(folder, tmp_path):
+    from visiongates.data import ImageFolderDataset, collate_skip, eval_transform
+
+    data = _copy_tree(folder / "val", tmp_path / "val")
+    (data / "class1" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    dataset = ImageFolderDataset(data, eval_transform(32))
+    assert len(dataset) == 13
+    images, labels, skipped = collate_skip([dataset[i] for i in range(len(dataset))])
+    assert skipped == 1 and len(labels) == 12 and dataset.unreadable == {data / "class1" / "gone.png"}
+
+
+def test_exif_orientation_is_applied_by_the_one_decoder(tmp_path):
+    """A 30 x 20 (W x H) JPEG tagged 'rotate 90 clockwise' (orientation 6) is 20 x 30 upright: the same in the
+    training dataset, the runtime's reader and the decoder they share."""
+    from visiongates_runtime.images import load_array, load_rgb
+
+    from visiongates.data import ImageFolderDataset
+
+    (tmp_path / "cls").mkdir()
+    pixels = np.zeros((20, 30, 3), np.uint8)
+    pixels[:, :10] = 255  # white on the left: after turning, white on top
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "cls" / "phone.jpg", exif=exif.tobytes(), quality=95)
+    assert load_rgb(tmp_path / "cls" / "phone.jpg").size == (20, 30)
+    array = load_array(tmp_path / "cls" / "phone.jpg")
+    assert array.shape == (30, 20, 3) and array[:8].mean() > 200 and array[-8:].mean() < 50
+    item, _ = ImageFolderDataset(tmp_path)[0]
+    assert item.shape == (30, 20, 3)

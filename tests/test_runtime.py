@@ -157,7 +157,7 @@ def test_max_pixels_refuses_a_bomb_and_predicts_the_others(tiny_models, tmp_path
     assert done.returncode == 1 and "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "bomb.png' is 100x100 = 10,000 pixels, over the limit of 5,000" in errors[0]
-    assert [line.split(":")[0] for line in done.stdout.splitlines()] == [f.name for f in good]
+    assert [line.split(": ")[0] for line in done.stdout.splitlines()] == [str(f) for f in good]
 
 
 def test_runtime_cli_errors_are_one_line(tiny_models, tmp_path):
