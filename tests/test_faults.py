@@ -733,3 +733,23 @@ def test_exif_orientation_is_applied_by_the_one_decoder(tmp_path):
     assert array.shape == (30, 20, 3) and array[:8].mean() > 200 and array[-8:].mean() < 50
     item, _ = ImageFolderDataset(tmp_path)[0]
     assert item.shape == (30, 20, 3)
+
+
+def test_wrong_file_types_are_named_in_one_line(trained, tmp_path, monkeypatch, capsys):
+    """An ONNX file or a text file where a checkpoint is expected, and a folder for tools/convert_checkpoint.py."""
+    onnx_path, text = trained["onnx"], tmp_path / "notes.pth"
+    text.write_text("not a checkpoint")
+    (tmp_path / "folder").mkdir()
+    cases = [
+        ("tools/eval.py", [onnx_path],
+         f"'{onnx_path}' is an ONNX file, not a PyTorch checkpoint (export/ tools read it)"),
+        ("tools/eval.py", [text], f"'{text}' is not a PyTorch checkpoint (neither the zip archive torch.save writes "
+                                  "nor a pickle of tensors)"),
+        ("export/export_onnx.py", [onnx_path],
+         f"'{onnx_path}' is an ONNX file; give the checkpoint or registry name it was exported from"),
+        ("tools/convert_checkpoint.py", [tmp_path / "folder", "--model", "resnet18"],
+         f"checkpoint '{tmp_path / 'folder'}' is a folder, not a checkpoint file"),
+    ]
+    for tool, args, message in cases:
+        code, _, err = run_tool(tool, *args, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 2 and one_error_line(err) == f"error: {message}", (tool, err[-2000:])

@@ -24,6 +24,7 @@ import timm
 import torch
 from timm.models import load_state_dict, split_model_name_tag
 
+from visiongates.engine.checkpoint import check_checkpoint_path
 from visiongates.errors import CheckpointError, check_model_name
 from visiongates.models._helpers import check_state_dict
 
@@ -70,9 +71,7 @@ class ConversionReport:
 def read_source(path: str | Path) -> dict[str, Any]:
     """The tensors of a checkpoint file as timm's pretrained loader reads them: a Flax `.npz` as its flattened tree
     (numpy arrays), anything else with timm's `load_state_dict` (safetensors, or torch with weights_only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' does not exist")
+    path = check_checkpoint_path(path)
     try:
         if path.suffix == ".npz":
             from visiongates.convert.maxim_flax import load_flax_npz

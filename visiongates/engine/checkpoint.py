@@ -44,8 +44,8 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     return stale
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint with `weights_only=True` (no code runs from the file); errors name the file and problem."""
+def check_checkpoint_path(path: str | os.PathLike) -> Path:
+    """`path` as a Path if it is a file; else a CheckpointError saying it does not exist or is a folder."""
     path = Path(path)
     if path.is_dir():
         inside = sorted(p.name for p in path.glob("*.pth"))
@@ -53,11 +53,26 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint '{path}' is a folder, not a checkpoint file{hint}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint with `weights_only=True` (no code runs from the file); errors name the file and problem."""
+    path = check_checkpoint_path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, ValueError) as exc:
         text = str(exc)
         reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        with open(path, "rb") as f:
+            head = f.read(2)
+        torch_file = head == b"PK" or head[:1] == b"\x80"  # the zip archive torch.save writes, or a pickle
+        if not torch_file and path.suffix.lower() == ".onnx":
+            raise CheckpointError(f"'{path}' is an ONNX file, not a PyTorch checkpoint (export/ tools read it)"
+                                  ) from None
+        if not torch_file:
+            raise CheckpointError(f"'{path}' is not a PyTorch checkpoint (neither the zip archive torch.save writes "
+                                  "nor a pickle of tensors)") from None
         if "Weights only load failed" in text or "Unsupported global" in text:
             detail = next((line.strip() for line in text.splitlines() if "Unsupported global" in line), reason)
             raise CheckpointError(

@@ -109,6 +109,8 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ModelInfo]:
 
 def load_source(source: str, seed: int = 0) -> tuple[nn.Module, ModelInfo]:
     """A checkpoint path or a registry name, as (model in eval mode, ModelInfo)."""
+    if Path(source).suffix.lower() == ".onnx":
+        raise CheckpointError(f"'{source}' is an ONNX file; give the checkpoint or registry name it was exported from")
     return model_from_checkpoint(source) if is_checkpoint(source) else model_from_registry(source, seed=seed)
 
 
