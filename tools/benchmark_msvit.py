@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--img-size", type=int, help="default: the checkpoint's training size (else 224)")
     parser.add_argument("--limit", type=int, help="use the first N images only")
-    parser.add_argument("--latency-images", type=int, default=60, help="images timed for latency")
+    parser.add_argument("--latency-images", type=int, default=60,
+                        help="images timed for latency (0: count MACs only, no timing)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16, help="batch size of the padded-batch GMACs row")
     parser.add_argument("--threads", type=int, default=1)
@@ -77,7 +78,7 @@ def main() -> None:
     print(f"{result['images']} images of {args.data}/{args.split} at {size}x{size}, {args.threads} thread(s), "
           f"latency over {result['latency_images']} images x {args.reps} reps, models alternated")
     print(markdown_table(result))
-    latency = result["latency"]
+    latency = result["latency"] if args.latency_images > 0 else {}
     print("latency b1, median of every forward (ms): " + ", ".join(
         f"{name} {value['median_ms']:.2f} (p90 {value['p90_ms']:.2f})" for name, value in latency.items()))
     if args.json:
