@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--fit-gate-target", type=float,
                         help="first fit the gate to this share with the batch-shaping loss alone, on <data>/train")
     parser.add_argument("--fit-epochs", type=int, default=20)
+    parser.add_argument("--fine-regions", type=int, nargs="+",
+                        help="only count MACs of --model with the gate forced to keep N regions fine, for each N")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -50,6 +52,18 @@ def main() -> None:
     from visiongates.models.msvit import to_plain_vit
 
     torch.set_num_threads(args.threads)
+    if args.fine_regions:
+        from visiongates.engine.dynamic_compute import count_macs, macs_by_fine_regions
+
+        size = args.img_size or 224
+        model = timm.create_model(args.model, img_size=size).eval()
+        vit = count_macs(to_plain_vit(model).eval(), torch.zeros(1, 3, size, size)) / 1e9
+        print(f"{args.model} at {size}x{size}, batch 1, dropped-token path; the all-fine ViT: {vit:.4f} GMACs")
+        print("| fine regions | fine share | tokens | GMACs | vs ViT |\n|---:|---:|---:|---:|---:|")
+        for row in macs_by_fine_regions(model, size, args.fine_regions):
+            print(f"| {row['fine_regions']} | {row['fine_share']:.3f} | {row['tokens']} | {row['gmacs']:.4f} "
+                  f"| {row['gmacs'] / vit:.2f}x |")
+        return
     cfg, classes, model = {}, None, None
     if args.checkpoint:
         model, ckpt = load_classifier(args.checkpoint)
