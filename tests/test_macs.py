@@ -69,3 +69,18 @@ def test_cbam_paper_gmacs_are_the_stride_on_1x1_layout(name, paper):
     model = timm.create_model(name, device="meta").eval()
     assert count_macs(model, x) / 1e9 > paper + 0.2
     assert round(count_macs(_stride_on_1x1(model), x) / 1e9, 3) == paper
+
+
+def test_msvit_macs_by_fine_regions():
+    """MSViT's operating points (docs/benchmarks.md): tokens 1 + 49 + 3 n, MACs falling with n, all fine a little
+    above the plain ViT (the gate MLP), 16 of 49 regions fine about 0.47x the ViT."""
+    from visiongates.engine.dynamic_compute import macs_by_fine_regions
+    from visiongates.models.msvit import to_plain_vit
+
+    torch.manual_seed(0)
+    model = timm.create_model("msvit_tiny_patch16_224").eval()
+    vit = count_macs(to_plain_vit(model).eval(), torch.zeros(1, 3, 224, 224)) / 1e9
+    rows = macs_by_fine_regions(model, 224, [49, 16, 0])
+    assert [row["tokens"] for row in rows] == [197, 98, 50]
+    assert vit < rows[0]["gmacs"] < 1.01 * vit and rows[0]["gmacs"] > rows[1]["gmacs"] > rows[2]["gmacs"]
+    assert round(rows[1]["gmacs"] / vit, 2) == 0.47
