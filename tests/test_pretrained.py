@@ -82,9 +82,12 @@ def test_sources_are_the_publishers_ids():
 
 def test_cbam_weights_are_a_documented_manual_download():
     cfg = timm.models.get_pretrained_cfg("cbam_resnet50")
-    assert cfg.tag == "jongchan_in1k" and not cfg.has_weights and "dropbox.com" in cfg.notes[0]
-    with pytest.raises(RuntimeError, match="manual download of RESNET50_CBAM_new_name_wrap.pth"):
+    assert cfg.tag == "jongchan_in1k" and not cfg.has_weights
+    # the official README's current link (its 2022-09-12 revision), not the dead Dropbox share it replaced
+    assert "drive.google.com/file/d/1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO" in cfg.notes[0]
+    with pytest.raises(RuntimeError, match="manual download of the ResNet50\\+CBAM checkpoint") as error:
         timm.create_model("cbam_resnet50", pretrained=True)
+    assert "drive.google.com" in str(error.value) and "dropbox" not in str(error.value).lower()
 
 
 # ----------------------------------------------------------------------- offline: publisher layout -> timm loader

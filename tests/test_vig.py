@@ -12,14 +12,15 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import visiongates.models  # noqa: F401  registers the models
+from visiongates.flops import EXTRA_FORMULAS
 from visiongates.layers.bigla_attn import BiGlaAttention
 from visiongates.models.vig_gla import checkpoint_filter_fn, model_facts
 
 PLAIN = ["vig_gla_tiny", "vig_gla_small", "vig_gla_base"]
 HIER = ["vig_gla_h_tiny", "vig_gla_h_small", "vig_gla_h_base"]
-# the docs/models.md figures, written out so that the facts table itself is checked
+# the docs/models.md figures, written out so that the facts table itself is checked (GMACs: counted here)
 PAPER_PARAMS_M = dict(zip(PLAIN + HIER, (5.83, 22.62, 89.02, 28.60, 50.05, 88.90)))
-PAPER_GMACS = dict(zip(PLAIN + HIER, (1.17, 4.48, 17.55, 4.49, 8.75, 15.56)))
+DOCS_GMACS = dict(zip(PLAIN + HIER, (1.168, 4.481, 17.547, 4.494, 8.751, 15.557)))
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -27,9 +28,10 @@ def count_params(model: torch.nn.Module) -> int:
 
 
 def measured_gmacs(name: str, size: tuple[int, int] = (224, 224)) -> tuple[float, float]:
-    """(all MACs, MACs without the SwiGLU down-projections) in billions, counted on the meta device."""
+    """(all MACs, MACs without the SwiGLU down-projections) in billions, counted on the meta device with
+    visiongates.flops' formulas."""
     model = timm.create_model(name, device="meta").eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    with FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS) as counter, torch.no_grad():
         model(torch.empty(1, 3, *size, device="meta"))
     counts = counter.get_flop_counts()
     down = sum(
@@ -41,16 +43,19 @@ def measured_gmacs(name: str, size: tuple[int, int] = (224, 224)) -> tuple[float
 
 
 @pytest.mark.parametrize("name", PLAIN + HIER)
-def test_params_and_macs_match_the_paper(name):
+def test_params_and_macs_match_the_docs(name):
     facts = model_facts[name]
-    assert (facts.params_m, facts.gmacs) == (PAPER_PARAMS_M[name], PAPER_GMACS[name])
+    assert (facts.params_m, facts.gmacs) == (PAPER_PARAMS_M[name], DOCS_GMACS[name])
     params_m = count_params(timm.create_model(name, device="meta")) / 1e6
     assert math.isclose(params_m, facts.params_m, rel_tol=0.005), params_m
     gmacs, without_down_proj = measured_gmacs(name)
-    assert math.isclose(gmacs, facts.gmacs, rel_tol=0.005), gmacs  # every op, BiGLA as 2 K V MACs / token / dir
-    assert without_down_proj < 0.85 * gmacs  # how the paper's smaller figures arise (ViG-S: about 3.5G)
+    assert math.isclose(gmacs, facts.gmacs, rel_tol=1e-3), gmacs  # every op, BiGLA as 2 K V MACs / token / dir
     if name == "vig_gla_small":
-        assert round(without_down_proj, 1) == 3.6
+        # The paper's smaller plain-ViG figures (ViG-S about 3.5G): the official plain ViG runs its SwiGLU
+        # down-projection inside fla's fused swiglu_linear (a custom autograd function), which a tracing counter
+        # such as fvcore does not see. Without it ViG-S counts 3.56G. ViG-H's official MLP uses a plain nn.Linear
+        # fc2, so this explanation does not apply there and no such figure is asserted for ViG-H.
+        assert round(without_down_proj, 2) == 3.56
 
 
 @pytest.mark.parametrize(

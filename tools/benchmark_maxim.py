@@ -7,7 +7,8 @@
 Each model is timed with `warmup` untimed forwards then `reps` timed ones (median reported), batch 1, under
 torch.inference_mode. Wall-clock and process CPU time are both reported: on a shared, oversubscribed machine the
 CPU time of a 1-thread run is the better estimate of the latency on an idle core. GMACs are counted by
-torch.utils.flop_counter (convolutions and matmuls).
+visiongates.flops (multiply-accumulates of convolutions and matrix products; the official "GFLOPs" also count
+elementwise operations and are 2.19-2.32x these).
 """
 
 from __future__ import annotations
@@ -26,15 +27,15 @@ from visiongates.cli import run_cli
 def measure(name: str, size: int, warmup: int, reps: int) -> dict:
     """Median latency (s), latency per megapixel (s/MP) and GMACs of one model at one square size."""
     import timm
-    from torch.utils.flop_counter import FlopCounterMode
+
+    from visiongates.flops import count_macs
 
     torch.manual_seed(0)
     model = timm.create_model(name).eval()
     x = torch.rand(1, 3, size, size)
     times, cpu_times = [], []
+    macs = count_macs(model, x)
     with torch.inference_mode():
-        with FlopCounterMode(display=False) as counter:
-            model(x)
         for i in range(warmup + reps):
             start, cpu_start = time.perf_counter(), time.process_time()
             model(x)
@@ -44,7 +45,7 @@ def measure(name: str, size: int, warmup: int, reps: int) -> dict:
     latency, cpu = statistics.median(times), statistics.median(cpu_times)
     megapixels = size * size / 1e6
     return dict(model=name, size=size, params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                gmacs=counter.get_total_flops() / 2e9, latency_s=latency, s_per_mp=latency / megapixels,
+                gmacs=macs / 1e9, latency_s=latency, s_per_mp=latency / megapixels,
                 cpu_s=cpu, cpu_s_per_mp=cpu / megapixels, min_s=min(times), reps=reps,
                 threads=torch.get_num_threads(), load_avg=os.getloadavg()[0])
 

@@ -27,13 +27,16 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--img-size", type=int, help="default: the checkpoint's training size (else 224)")
     parser.add_argument("--limit", type=int, help="use the first N images only")
-    parser.add_argument("--latency-images", type=int, default=60, help="images timed for latency")
+    parser.add_argument("--latency-images", type=int, default=60,
+                        help="images timed for latency (0: count MACs only, no timing)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16, help="batch size of the padded-batch GMACs row")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--fit-gate-target", type=float,
                         help="first fit the gate to this share with the batch-shaping loss alone, on <data>/train")
     parser.add_argument("--fit-epochs", type=int, default=20)
+    parser.add_argument("--fine-regions", type=int, nargs="+",
+                        help="only count MACs of --model with the gate forced to keep N regions fine, for each N")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -49,6 +52,18 @@ def main() -> None:
     from visiongates.models.msvit import to_plain_vit
 
     torch.set_num_threads(args.threads)
+    if args.fine_regions:
+        from visiongates.engine.dynamic_compute import count_macs, macs_by_fine_regions
+
+        size = args.img_size or 224
+        model = timm.create_model(args.model, img_size=size).eval()
+        vit = count_macs(to_plain_vit(model).eval(), torch.zeros(1, 3, size, size)) / 1e9
+        print(f"{args.model} at {size}x{size}, batch 1, dropped-token path; the all-fine ViT: {vit:.4f} GMACs")
+        print("| fine regions | fine share | tokens | GMACs | vs ViT |\n|---:|---:|---:|---:|---:|")
+        for row in macs_by_fine_regions(model, size, args.fine_regions):
+            print(f"| {row['fine_regions']} | {row['fine_share']:.3f} | {row['tokens']} | {row['gmacs']:.4f} "
+                  f"| {row['gmacs'] / vit:.2f}x |")
+        return
     cfg, classes, model = {}, None, None
     if args.checkpoint:
         model, ckpt = load_classifier(args.checkpoint)
@@ -77,7 +92,7 @@ def main() -> None:
     print(f"{result['images']} images of {args.data}/{args.split} at {size}x{size}, {args.threads} thread(s), "
           f"latency over {result['latency_images']} images x {args.reps} reps, models alternated")
     print(markdown_table(result))
-    latency = result["latency"]
+    latency = result["latency"] if args.latency_images > 0 else {}
     print("latency b1, median of every forward (ms): " + ", ".join(
         f"{name} {value['median_ms']:.2f} (p90 {value['p90_ms']:.2f})" for name, value in latency.items()))
     if args.json:

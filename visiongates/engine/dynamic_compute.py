@@ -1,10 +1,10 @@
 """Compute and latency of input-dependent models (MSViT) measured over real images, against a static twin.
 
-MACs come from torch.utils.flop_counter.FlopCounterMode (FLOPs / 2; convolutions, matmuls and attention), counted
-image by image because the token count depends on the image. Latency is batch-1 wall time with the models measured
-alternately image by image, so that a busy machine slows both alike; reported: the median over images of each
-image's fastest wall-clock repetition, and the median CPU time of the forward (with one intra-op thread, the time on
-an idle core).
+MACs come from visiongates.flops.count_macs (FlopCounterMode FLOPs / 2: convolutions, matrix products and
+attention, the CPU attention kernel included), counted image by image because the token count depends on the image.
+Latency is batch-1 wall time with the models measured alternately image by image, so that a busy machine slows both
+alike; reported: the median over images of each image's fastest wall-clock repetition, and the median CPU time of
+the forward (with one intra-op thread, the time on an idle core). `latency_images=0` counts MACs only.
 """
 
 from __future__ import annotations
@@ -15,24 +15,43 @@ from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+
+from visiongates.flops import count_macs
 
 __all__ = [
-    "count_macs", "macs_per_image", "interleaved_latency", "gate_statistics", "compare_with_static", "markdown_table",
+    "count_macs", "macs_per_image", "macs_by_fine_regions", "interleaved_latency", "gate_statistics",
+    "compare_with_static", "markdown_table",
 ]
-
-
-@torch.no_grad()
-def count_macs(model: nn.Module, x: torch.Tensor) -> float:
-    """Multiply-accumulates of one forward of `model` on `x` (FlopCounterMode FLOPs / 2)."""
-    with FlopCounterMode(display=False) as counter:
-        model(x)
-    return counter.get_total_flops() / 2
 
 
 def macs_per_image(model: nn.Module, images: Iterable[torch.Tensor]) -> list[float]:
     """MACs of a batch-1 forward for each image [C, H, W]."""
     return [count_macs(model, image[None]) for image in images]
+
+
+@torch.no_grad()
+def macs_by_fine_regions(model: nn.Module, size: int, fine_regions: Iterable[int]) -> list[dict[str, float]]:
+    """Batch-1 MACs of MSViT `model` (dropped-token path) on a `size` x `size` image whose gate keeps `n` regions
+    fine, for each n of `fine_regions`: the gate runs (and is counted), then its decision is replaced by n fine
+    regions. MACs depend on n alone, not on which regions or on the weights."""
+    from visiongates.layers.scale_gate import GateDecision
+
+    x, decide, rows = torch.zeros(1, 3, size, size), model.decide_scales, []
+    for n in fine_regions:
+        def forced(images: torch.Tensor, n: int = n) -> GateDecision:
+            mask = torch.zeros_like(decide(images).mask)
+            mask.view(-1)[:n] = 1.0
+            return GateDecision(torch.logit(mask, eps=1e-6), mask, mask)
+
+        model.decide_scales = forced
+        try:
+            macs = count_macs(model, x)
+        finally:
+            del model.decide_scales
+        regions = (size // model.patch // 2) ** 2  # each coarse region is 1 token, each fine one 4
+        rows.append({"fine_regions": n, "fine_share": n / regions, "tokens": 1 + regions + 3 * n,
+                     "gmacs": macs / 1e9})
+    return rows
 
 
 @torch.inference_mode()
@@ -106,7 +125,9 @@ def compare_with_static(
     dynamic_macs = macs_per_image(model, images)
     static_macs = count_macs(static, images[0][None])  # the same for every image of one size
     batched_macs = [count_macs(model, x) / len(x) for x, _ in batches]
-    latency = interleaved_latency({"static": static, "dynamic": model}, images[:latency_images], reps=reps)
+    latency = {name: {"best_ms": float("nan"), "cpu_ms": float("nan")} for name in ("static", "dynamic")}
+    if latency_images > 0:
+        latency = interleaved_latency({"static": static, "dynamic": model}, images[:latency_images], reps=reps)
     static_row = {"top1": 100.0 * static_correct / len(images), "fine_share": 1.0, "tokens": 1.0 + cells,
                   "gmacs": static_macs / 1e9, "latency_ms": latency["static"]["best_ms"],
                   "cpu_ms": latency["static"]["cpu_ms"]}

@@ -15,7 +15,9 @@ class ModelFacts:
     `model_facts = {name: ModelFacts(...)}` table beside its `default_cfgs` (timm's cfgs take no extra fields).
 
     params_m: parameters in millions; params_tol: relative tolerance the conformance suite allows;
-    gmacs: multiply-accumulates in billions at the default input size; source: where the figures come from.
+    gmacs: multiply-accumulates in billions at the default input size, always counted here by
+    `visiongates.flops.count_model_gmacs` (None only where compute depends on the image); source: where the figures
+    come from; published: the publisher's own compute figure where it differs from `gmacs`, and why.
     """
 
     params_m: float
@@ -23,6 +25,7 @@ class ModelFacts:
     gmacs: float | None = None
     params_tol: float = 0.005
     task: str = "classification"
+    published: str = ""
 
 # timm families that visiongates lists in its zoo without redefining them.
 TIMM_FAMILIES = {"seresnet": ["seresnet18", "seresnet34", "seresnet50", "seresnet101", "seresnet152"]}
@@ -94,12 +97,13 @@ TABLE_START, TABLE_END = "<!-- model-table:start -->", "<!-- model-table:end -->
 
 
 def model_table_markdown() -> str:
-    """The README's zoo table: every model, its measured parameter count, the recorded figures with sources, and
-    its pretrained weights (from the model file's `default_cfgs`)."""
+    """The README's zoo table: every model, its measured parameter count, the recorded figures with sources (GMACs
+    as counted by `visiongates.flops`, beside the publisher's figure where it differs), and its pretrained weights
+    (from the model file's `default_cfgs`)."""
     lines = [
-        "| model | family | task | params (M), measured | params (M), recorded | GMACs, recorded | source "
-        "| weights (tag, license) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | family | task | params (M), measured | params (M), recorded | GMACs, counted | published compute "
+        "| source | weights (tag, license) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in model_table_rows():
         model = timm.create_model(row["name"], device="meta")
@@ -109,7 +113,7 @@ def model_table_markdown() -> str:
         source = row.get("source", "timm's own model (not redefined here)")
         lines.append(
             f"| `{row['name']}` | {row['family']} | {row.get('task', 'classification')} | {measured:.2f} "
-            f"| {recorded} | {gmacs} | {source} | {weights_cell(row['name'])} |"
+            f"| {recorded} | {gmacs} | {row.get('published', '')} | {source} | {weights_cell(row['name'])} |"
         )
     return "\n".join(lines)
 

@@ -239,7 +239,7 @@ default_cfgs = generate_default_cfgs({
     "attention_unet_encoder_base": _cfg(),
 })
 
-_MEASURED = ("measured here (torch FlopCounterMode, 256x256, 1000-class head); the paper gives only whole-network "
+_MEASURED = ("measured here (GMACs: visiongates.flops, 256x256, 1000-class head); the paper gives only whole-network "
              "3D figures (see the module docstring)")
 model_facts = {
     "attention_unet_encoder": ModelFacts(1.437752, _MEASURED, 1.086, task="segmentation encoder"),

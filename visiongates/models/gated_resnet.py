@@ -90,35 +90,42 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
-_CBAM_TABLE4 = (
-    "params: CBAM paper Tab. 4 (R50 also in docs/models.md); GMACs: R50 from the paper (its counter gives 3.86 G where "
-    "torch counts 4.10 G), others measured here"
-)
-_MEASURED = "measured here with torch FlopCounterMode at 224x224 (no published figure)"
+# GMACs of every variant are counted here (visiongates.flops, meta device, 224x224: `python tools/count_macs.py`).
+# The CBAM paper's Tab. 4 gives 3.864 / 7.581 GFLOPs (multiply-accumulates) for R50 / R101 + CBAM: that network puts
+# each downsampling bottleneck's stride on its first 1x1 conv (as the original ResNet); the official code
+# (Jongchan/attention-module MODELS/model_resnet.py) and timm, hence this model and the released weights, put it on
+# the 3x3 conv, which computes the 3x3 at full resolution: 4.096 / 7.813. Moving the stride to the 1x1 gives exactly
+# 3.8644 / 7.5814 (tests/test_macs.py), so the gap is the stride placement, not the counter.
+_CBAM_TABLE4 = "params: CBAM paper Tab. 4 (R50 also in docs/models.md); GMACs counted here (visiongates.flops)"
+_STRIDE = "GMACs (paper Tab. 4) with the stride on the bottleneck's 1x1 conv; the official code strides the 3x3"
+_MEASURED = "measured here at 224x224 (GMACs: visiongates.flops, deformable convs included); no published figure"
 # The official CBAM repository (Jongchan/attention-module, README "Resume with checkpoints") publishes one ImageNet
-# checkpoint, ResNet50+CBAM (ACC@1 77.622), as a Dropbox share page rather than a direct URL: the tag names it, and
-# loading takes the downloaded file (`pretrained_cfg_overlay=dict(file=...)`). The link could not be checked here.
-_CBAM_DROPBOX = "https://www.dropbox.com/s/bt6zty02h9ibufi/RESNET50_CBAM_new_name_wrap.pth?dl=0"
+# checkpoint, ResNet50+CBAM (ACC@1 77.622), as a Google Drive share page rather than a direct URL: the tag names it,
+# and loading takes the downloaded file (`pretrained_cfg_overlay=dict(file=...)`). The README's revision of 2022-09-12
+# (commit 459efad) replaced the original Dropbox share of RESNET50_CBAM_new_name_wrap.pth, which no longer resolves,
+# with this Drive file; the link could not be opened from this project's machines.
+_CBAM_DRIVE = "https://drive.google.com/file/d/1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO/view?usp=sharing"
 default_cfgs = generate_default_cfgs({
     **{f"cbam_resnet{depth}": _cfg(paper_ids="arXiv:1807.06521") for depth in (18, 34, 101, 152)},
     "cbam_resnet50.jongchan_in1k": _cfg(
         paper_ids="arXiv:1807.06521", origin_url="https://github.com/Jongchan/attention-module",
         description="official ResNet50+CBAM ImageNet-1k checkpoint, top-1 77.622 (Jongchan/attention-module README)",
-        notes=(f"manual download of RESNET50_CBAM_new_name_wrap.pth from {_CBAM_DROPBOX} (a Dropbox share page, no "
-               "direct URL); then pretrained=True, pretrained_cfg_overlay=dict(file=PATH)",),
+        notes=(f"manual download of the ResNet50+CBAM checkpoint from {_CBAM_DRIVE} (a Google Drive share page "
+               "linked from the official README, no direct URL); then pretrained=True, "
+               "pretrained_cfg_overlay=dict(file=PATH)",),
     ),
     **{f"das_resnet{depth}": _cfg(paper_ids="arXiv:2311.12091") for depth in (18, 34, 50, 101)},
 })
 model_facts = {
-    "cbam_resnet18": ModelFacts(11.78, _CBAM_TABLE4, 1.82),
-    "cbam_resnet34": ModelFacts(21.96, _CBAM_TABLE4, 3.664),
-    "cbam_resnet50": ModelFacts(28.09, _CBAM_TABLE4, 3.864, params_tol=0.01),
-    "cbam_resnet101": ModelFacts(49.33, _CBAM_TABLE4, 7.813),
+    "cbam_resnet18": ModelFacts(11.78, _CBAM_TABLE4, 1.815),
+    "cbam_resnet34": ModelFacts(21.96, _CBAM_TABLE4, 3.665),
+    "cbam_resnet50": ModelFacts(28.09, _CBAM_TABLE4, 4.096, params_tol=0.01, published=f"3.864 {_STRIDE}"),
+    "cbam_resnet101": ModelFacts(49.33, _CBAM_TABLE4, 7.813, published=f"7.581 {_STRIDE}"),
     "cbam_resnet152": ModelFacts(66.827, _MEASURED, 11.529),
-    "das_resnet18": ModelFacts(12.156, _MEASURED, 1.832),
-    "das_resnet34": ModelFacts(22.264, _MEASURED, 3.681),
-    "das_resnet50": ModelFacts(32.645, _MEASURED, 4.236),
-    "das_resnet101": ModelFacts(51.637, _MEASURED, 7.948),
+    "das_resnet18": ModelFacts(12.156, _MEASURED, 1.889),
+    "das_resnet34": ModelFacts(22.264, _MEASURED, 3.739),
+    "das_resnet50": ModelFacts(32.645, _MEASURED, 5.161),
+    "das_resnet101": ModelFacts(51.637, _MEASURED, 8.873),
 }
 
 

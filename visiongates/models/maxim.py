@@ -545,20 +545,26 @@ default_cfgs = generate_default_cfgs({
     "maxim_2s.enhancement_fivek": _released("Enhancement/FiveK", "retouching, MIT-Adobe FiveK", 26.15, 0.945),
 })
 
-# The official GFLOPs (93.16 / 206.74 / 320.32 / 308.50 / 675.26 / 1042.01 at 256x256) count every operation (about
-# 2.2x the multiply-accumulates: 40.1 GMACs measured for S-1 at 256x256), so no GMAC figure is recorded.
-_OFFICIAL = "official maxim/models/maxim.py Model() comments (exact counts, 1 supervision scale)"
-_README = ("official README (22.2M, 14.1M: the exact sizes 22,212,795 and 14,176,178 truncated to one decimal, "
-           "hence the 0.6% tolerance)")
+# GMACs are counted here (visiongates.flops at 256x256: multiply-accumulates of convolutions and dense layers). The
+# official "GFLOPs" (93.16 / 206.74 / 320.32 / 308.50 / 675.26 / 1042.01 for S-1/2/3, M-1/2/3 at 256x256, in the same
+# Model() comments) are 2.32 / 2.30 / 2.29 / 2.21 / 2.19 / 2.19x these: a different convention (a count of
+# operations, elementwise ones included, not of multiply-accumulates), not a different network. None is published
+# for the 3-scale task models.
+_OFFICIAL = ("params: official maxim/models/maxim.py Model() comments (exact counts, 1 supervision scale); GMACs "
+             "counted here at 256x256")
+_README = ("params: official README (22.2M, 14.1M: the exact sizes 22,212,795 and 14,176,178 truncated to one "
+           "decimal, hence the 0.6% tolerance); GMACs counted here at 256x256")
+_GFLOPS = "{} GFLOPs at 256x256 (official Model() comments), {}x the MACs here: an operation count, elementwise ops too"
 model_facts = {
-    "maxim_s1": ModelFacts(6.108515, _OFFICIAL, task="restoration"),
-    "maxim_s2": ModelFacts(13.35383, _OFFICIAL, task="restoration"),
-    "maxim_s3": ModelFacts(20.599145, _OFFICIAL, task="restoration"),
-    "maxim_m1": ModelFacts(19.361219, _OFFICIAL, task="restoration"),
-    "maxim_m2": ModelFacts(40.83911, _OFFICIAL, task="restoration"),
-    "maxim_m3": ModelFacts(62.317001, _OFFICIAL, task="restoration"),
-    "maxim_3s": ModelFacts(22.2, _README, params_tol=0.006, task="restoration"),
-    "maxim_2s": ModelFacts(14.1, _README, params_tol=0.006, task="restoration"),
+    "maxim_s1": ModelFacts(6.108515, _OFFICIAL, 40.077, task="restoration", published=_GFLOPS.format(93.16, 2.32)),
+    "maxim_s2": ModelFacts(13.35383, _OFFICIAL, 90.075, task="restoration", published=_GFLOPS.format(206.74, 2.30)),
+    "maxim_s3": ModelFacts(20.599145, _OFFICIAL, 140.073, task="restoration", published=_GFLOPS.format(320.32, 2.29)),
+    "maxim_m1": ModelFacts(19.361219, _OFFICIAL, 139.813, task="restoration", published=_GFLOPS.format(308.50, 2.21)),
+    "maxim_m2": ModelFacts(40.83911, _OFFICIAL, 308.194, task="restoration", published=_GFLOPS.format(675.26, 2.19)),
+    "maxim_m3": ModelFacts(62.317001, _OFFICIAL, 476.575, task="restoration",
+                           published=_GFLOPS.format(1042.01, 2.19)),
+    "maxim_3s": ModelFacts(22.2, _README, 149.406, params_tol=0.006, task="restoration"),
+    "maxim_2s": ModelFacts(14.1, _README, 94.851, params_tol=0.006, task="restoration"),
 }
 
 

@@ -560,17 +560,21 @@ default_cfgs = generate_default_cfgs({
     f"vig_gla_h_base.{_OFFICIAL_TAG}": _hustvl("vig_h_b_84p2acc.pth", 84.2),
 })
 
-# Published size of each variant (docs/models.md; GMACs count every op, BiGLA as 2 K V MACs per token, head and
-# direction). The paper's own, smaller GFLOPs leave out the SwiGLU down-projection (fused swiglu_linear, which
-# their counter could not see).
-_PAPER = "ViG paper / official code (docs/models.md)"
+# Parameters: the official code's sizes (docs/models.md). GMACs: counted here (visiongates.flops, 224x224: every
+# convolution and matrix product, BiGLA as 2 K V MACs per token, head and direction). The paper's FLOPs for plain
+# ViG are smaller (ViG-S about 3.5 G against 4.48 here) because the official plain ViG computes its SwiGLU
+# down-projection inside fla's fused `swiglu_linear`, a custom autograd function that a tracing counter (fvcore)
+# does not see: without it we count 3.56 G for ViG-S (tests/test_vig.py). That does not apply to ViG-H, whose
+# official MLP (vig_h.py gMlp) calls a plain nn.Linear `fc2`, visible to any counter; ViG-H's figures here have not
+# been compared with the paper's.
+_PAPER = "params: ViG official code (docs/models.md); GMACs counted here (visiongates.flops)"
 model_facts = {
-    "vig_gla_tiny": ModelFacts(5.83, _PAPER, 1.17),
-    "vig_gla_small": ModelFacts(22.62, _PAPER, 4.48),
-    "vig_gla_base": ModelFacts(89.02, _PAPER, 17.55),
-    "vig_gla_h_tiny": ModelFacts(28.60, _PAPER, 4.49),
-    "vig_gla_h_small": ModelFacts(50.05, _PAPER, 8.75),
-    "vig_gla_h_base": ModelFacts(88.90, _PAPER, 15.56),
+    "vig_gla_tiny": ModelFacts(5.83, _PAPER, 1.168),
+    "vig_gla_small": ModelFacts(22.62, _PAPER, 4.481),
+    "vig_gla_base": ModelFacts(89.02, _PAPER, 17.547),
+    "vig_gla_h_tiny": ModelFacts(28.60, _PAPER, 4.494),
+    "vig_gla_h_small": ModelFacts(50.05, _PAPER, 8.751),
+    "vig_gla_h_base": ModelFacts(88.90, _PAPER, 15.557),
 }
 
 
