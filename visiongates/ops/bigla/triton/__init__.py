@@ -17,6 +17,7 @@ import functools
 import importlib.util
 import os
 import warnings
+from dataclasses import dataclass
 from types import ModuleType
 
 import torch
@@ -24,10 +25,16 @@ import torch
 from ..chunk import bigla_chunk
 from ..dispatch import register_backend
 
-__all__ = ["BLOCK_T", "HEAD_DIMS", "backward", "forward", "interpreting", "is_available", "launch_config"]
+__all__ = ["BLOCK_T", "FACTORISE_LIMIT", "HEAD_DIMS", "backward", "forward", "interpreting", "is_available",
+           "launch_config"]
 
-BLOCK_T = 16  # tokens per chunk: the smallest tl.dot tile; the exact intra-chunk weights are [BLOCK_T, BLOCK_T, K]
+# tokens per chunk (the intra-chunk products are [BT, BT] tensor-core tiles): fp16 / bf16 dots, and fp32 ones, whose
+# 3xTF32 splitting needs three times the registers (the largest chunks that compile without spills, aot.py)
+BLOCK_T = {"half": 32, "fp32": 16}
 HEAD_DIMS = {"K": (16, 32, 64), "V": (32, 64, 128)}  # what the kernels are compiled and tested for
+# Largest total log2-decay of a chunk (per channel) for the factorised intra-chunk product: its factors reach
+# 2^limit, within range for fp32 / bf16 operands at 48 and for fp16 (max 65504 = 2^16) at 8; past it, the exact tree.
+FACTORISE_LIMIT = {torch.float32: 48.0, torch.bfloat16: 48.0, torch.float16: 8.0}
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _warned: set[str] = set()
 
@@ -62,22 +69,34 @@ def _kernels() -> ModuleType:
 
 def launch_config(kernel: str, dot_fp32: bool) -> dict[str, int]:
     """num_warps / num_stages that compile without register spills for ViG's head dims (checked by aot.py): 8 warps
-    (4 spill in the bf16 forward on sm_90 and in every backward), and no software pipelining of the fp32 backward's
-    loads (its 3xTF32 dots leave no registers for prefetched tiles)."""
-    stages = 1 if kernel == "bigla_bwd_kernel" and dot_fp32 else 3
-    return {"num_warps": 8, "num_stages": stages}
+    spread the [BT, BT] tiles over enough registers; no software pipelining (nothing loops over loads but the state
+    kernel, whose loads are small)."""
+    return {"num_warps": 8, "num_stages": 1}
 
 
-def _dot_mode(*tensors: torch.Tensor) -> tuple[bool, object]:
-    """(DOT_FP32, DOT_DTYPE): exact fp32 dots unless q, k, v share a half dtype (bf16 in fp32 under the interpreter)."""
-    import triton.language as tl
+@dataclass(frozen=True)
+class DotMode:
+    """How the kernels' dots run: exact fp32 (3xTF32 on a GPU), or on operands rounded to a half dtype, natively
+    (GPU) or as exact fp32 products of the rounded operands (`round_dots`, the interpreter: what a tensor core
+    computes, which the interpreter's own bf16 dot does not; triton issue 11584)."""
 
+    dot_fp32: bool
+    dtype: torch.dtype  # the operands' dtype, also the dtype the chunk states are stored in
+    round_dots: bool
+
+    def constants(self) -> dict[str, object]:
+        import triton.language as tl
+
+        dot_dtype = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}[self.dtype]
+        return {"DOT_FP32": self.dot_fp32, "DOT_DTYPE": dot_dtype, "ROUND_DOTS": self.round_dots}
+
+
+def dot_mode(*tensors: torch.Tensor) -> DotMode:
+    """Exact fp32 dots unless q, k, v share a half dtype (the gates may be fp32: ViG's training mix)."""
     dtypes = {t.dtype for t in tensors}
-    if dtypes == {torch.float16}:
-        return False, tl.float16
-    if dtypes == {torch.bfloat16} and not interpreting():
-        return False, tl.bfloat16
-    return True, tl.float32
+    if len(dtypes) == 1 and (dtype := dtypes.pop()) in (torch.float16, torch.bfloat16):
+        return DotMode(False, dtype, interpreting())
+    return DotMode(True, torch.float32, False)
 
 
 def _runs_here(q, k, v, g_fwd, g_bwd) -> bool:
@@ -106,6 +125,39 @@ def _strides(*tensors: torch.Tensor) -> list[int]:
     return [s for t in tensors for s in t.stride()[:3]]
 
 
+def _launch(kernel: str, grid: tuple[int, ...], mode: DotMode, *args, **constants) -> None:
+    getattr(_kernels(), kernel)[grid](
+        *args, **constants, **mode.constants(), **launch_config(kernel, mode.dot_fp32)
+    )
+
+
+def chunk_constants(mode: DotMode) -> dict[str, int]:
+    """The chunk size BT of a dot mode and its log2."""
+    size = BLOCK_T["fp32" if mode.dot_fp32 else "half"]
+    return {"BT": size, "LOG2_BT": size.bit_length() - 1}
+
+
+def _states(q, k, v, g_fwd, g_bwd, grad_out, half_scale: float, mode: DotMode) -> tuple[torch.Tensor, ...]:
+    """Both scans' chunk states h [B * H, 2, num_chunks, K, V] and the chunks whose span passes the factorisation
+    limit, flags [B * H, 2, num_chunks] (int8); with grad_out also the states' gradients dh (as h) and each chunk's
+    gate gradient from the tokens after it, beyond [B * H, 2, num_chunks, K] (fp32)."""
+    batch, heads, length, dim_k = q.shape
+    dim_v = v.shape[-1]
+    block = chunk_constants(mode)["BT"]
+    num_chunks = -(-length // block)
+    h = torch.empty(batch * heads, 2, num_chunks, dim_k, dim_v, dtype=mode.dtype, device=q.device)
+    flags = torch.empty(batch * heads, 2, num_chunks, dtype=torch.int8, device=q.device)
+    dh = torch.empty_like(h) if grad_out is not None else h
+    beyond = torch.empty(h.shape[:-1], dtype=torch.float32, device=q.device) if grad_out is not None else h
+    do = grad_out if grad_out is not None else v  # not read without WITH_GRAD
+    _launch(
+        "bigla_state_kernel", (batch * heads, 2), mode,
+        q, k, v, g_fwd, g_bwd, do, h, dh, beyond, flags, *_strides(q, k, v, g_fwd, g_bwd, do), length, heads,
+        half_scale, WITH_GRAD=grad_out is not None, LIMIT=FACTORISE_LIMIT[mode.dtype], K=dim_k, V=dim_v, BT=block,
+    )  # fmt: skip
+    return h, flags, dh, beyond
+
+
 def forward(q, k, v, g_fwd, g_bwd, scale: float) -> torch.Tensor:
     """o = scale / 2 * (forward scan + backward scan), [B, H, T, V] in v's dtype (see visiongates.ops.bigla)."""
     if not _runs_here(q, k, v, g_fwd, g_bwd):
@@ -113,35 +165,38 @@ def forward(q, k, v, g_fwd, g_bwd, scale: float) -> torch.Tensor:
     inputs = [_unit_stride(t) for t in (q, k, v, g_fwd, g_bwd)]
     batch, heads, length, dim_k = q.shape
     dim_v = v.shape[-1]
+    mode = dot_mode(q, k, v)
+    h, flags, _, _ = _states(*inputs, None, 0.5 * scale, mode)
     out = torch.empty(batch, heads, length, dim_v, dtype=v.dtype, device=v.device)
-    dot_fp32, dot_dtype = _dot_mode(q, k, v)
-    config = launch_config("bigla_fwd_kernel", dot_fp32)
-    _kernels().bigla_fwd_kernel[(batch * heads,)](
-        *inputs, out, *_strides(*inputs), length, heads, 0.5 * scale,
-        K=dim_k, V=dim_v, BT=BLOCK_T, DOT_FP32=dot_fp32, DOT_DTYPE=dot_dtype, **config,
-    )  # fmt: skip
+    for exact in (False, True):  # the factorised chunks, then the flagged ones (a program each, most return at once)
+        _launch(
+            "bigla_fwd_kernel", (batch * heads, h.shape[2]), mode,
+            *inputs, h, flags, out, *_strides(*inputs), length, heads, 0.5 * scale,
+            EXACT=exact, K=dim_k, V=dim_v, **chunk_constants(mode),
+        )  # fmt: skip
     return out
 
 
 def backward(grad_out, q, k, v, g_fwd, g_bwd, scale: float):
-    """(dq, dk, dv, dg_fwd, dg_bwd), each in its input's dtype; computed in fp32 buffers."""
+    """(dq, dk, dv, dg_fwd, dg_bwd), each in its input's dtype."""
     if not _runs_here(q, k, v, g_fwd, g_bwd):
         _, pullback = torch.func.vjp(lambda *x: bigla_chunk(*x, scale), q, k, v, g_fwd, g_bwd)
         return pullback(grad_out.to(v.dtype))
     inputs = [_unit_stride(t) for t in (q, k, v, g_fwd, g_bwd, grad_out)]
     batch, heads, length, dim_k = q.shape
     dim_v = v.shape[-1]
-    fp32 = dict(dtype=torch.float32, device=q.device)
-    dq, dk = torch.empty(batch, heads, length, dim_k, **fp32), torch.empty(batch, heads, length, dim_k, **fp32)
-    dv = torch.empty(batch, heads, length, dim_v, **fp32)
-    dg_fwd, dg_bwd = torch.empty(batch, heads, length, dim_k, **fp32), torch.empty(batch, heads, length, dim_k, **fp32)
-    dot_fp32, dot_dtype = _dot_mode(q, k, v)
-    config = launch_config("bigla_bwd_kernel", dot_fp32)
-    _kernels().bigla_bwd_kernel[(batch * heads,)](
-        *inputs, dq, dk, dv, dg_fwd, dg_bwd, *_strides(*inputs), length, heads, 0.5 * scale,
-        K=dim_k, V=dim_v, BT=BLOCK_T, DOT_FP32=dot_fp32, DOT_DTYPE=dot_dtype, **config,
-    )  # fmt: skip
-    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), dg_fwd.to(g_fwd.dtype), dg_bwd.to(g_bwd.dtype)
-
+    mode = dot_mode(q, k, v)
+    h, flags, dh, beyond = _states(*inputs, 0.5 * scale, mode)
+    dv, dg_fwd, dg_bwd = (torch.empty(batch, heads, length, t.shape[-1], dtype=t.dtype, device=q.device)
+                          for t in (v, g_fwd, g_bwd))  # fmt: skip
+    dq2, dk2 = (torch.empty(2, batch, heads, length, dim_k, dtype=torch.float32, device=q.device) for _ in range(2))
+    q_, k_, _, gf_, gb_, do_ = inputs
+    for exact in (False, True):
+        constants = {"EXACT": exact, "K": dim_k, "V": dim_v, **chunk_constants(mode)}
+        _launch("bigla_bwd_dqk_kernel", (batch * heads, h.shape[2], 2), mode, *inputs, h, dh, beyond, flags, dq2,
+                dk2, dg_fwd, dg_bwd, *_strides(*inputs), length, heads, 0.5 * scale, **constants)  # fmt: skip
+        _launch("bigla_bwd_dv_kernel", (batch * heads, h.shape[2]), mode, q_, k_, gf_, gb_, do_, dh, flags, dv,
+                *_strides(q_, k_, gf_, gb_, do_), length, heads, 0.5 * scale, **constants)  # fmt: skip
+    return dq2.sum(0).to(q.dtype), dk2.sum(0).to(k.dtype), dv, dg_fwd, dg_bwd
 
 register_backend("triton", forward, backward, device_types=("cuda", "cpu"), is_available=is_available)
