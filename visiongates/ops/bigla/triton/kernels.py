@@ -43,7 +43,7 @@ LOG2E = tl.constexpr(1.4426950408889634)
 def _round(x, DOT_DTYPE: tl.constexpr):
     """fp32 x rounded to DOT_DTYPE to nearest even, as a GPU converts it, kept in fp32. bf16 by its bits: the
     interpreter's own bf16 cast truncates."""
-    if DOT_DTYPE == tl.bfloat16:
+    if tl.bfloat16 == DOT_DTYPE:
         bits = x.to(tl.uint32, bitcast=True)
         bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
         return bits.to(tl.float32, bitcast=True)
