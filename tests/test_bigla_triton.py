@@ -283,6 +283,32 @@ def test_aot_compiles_without_spills(kernel):
     assert all(0 < v.registers <= 255 for v in variants)
 
 
+# ---- the static performance model (sm_90 SASS; no GPU needed)
+
+# warp-instructions per token and head measured on 2026-12-07 with triton 3.8 (docs/bigla.md): a guard against growth
+MODEL_WARP_INSTRUCTIONS = {"forward": 478, "forward + backward": 2031}
+
+
+def test_static_model_counts_tensor_core_kernels():
+    """The model compiles the kernels for sm_90, counts their SASS per token and head and predicts H100 times: the
+    factorised passes run their products on tensor cores (HMMA), and neither pass grows past today's count by more
+    than 10%. In a subprocess without TRITON_INTERPRET (see the AOT test)."""
+    from visiongates.benchmarks import bigla_model
+    from visiongates.benchmarks.timing import format_table
+
+    env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
+    code = "import json; from visiongates.benchmarks import bigla_model as m; print(json.dumps(m.model_rows()))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    print("\n" + format_table(rows, bigla_model.COLUMNS))
+    assert len(rows) == 3 * len(bigla_model.SHAPES)
+    for row in rows:
+        assert row["mma"] > 0 and row["bytes"] >= row["min_bytes"] and row["predicted_us"] > 0
+        if row["pass"] in MODEL_WARP_INSTRUCTIONS:
+            assert row["warp_instr"] <= 1.1 * MODEL_WARP_INSTRUCTIONS[row["pass"]], row
+
+
 # ---- on a GPU only: ViG's shapes at full length (the interpreter would take minutes)
 
 GPU_GRID = [(196, 2, 3), (1000, 1, 2), (4096, 1, 1)]  # (T, B, H)

@@ -2,13 +2,16 @@
 
 1. Each Triton kernel x dtype x ViG head dims compiled for sm_80 and sm_90 without a GPU: registers, spill bytes and
    shared memory from ptxas's own report (visiongates.ops.bigla.triton.aot); exit status 1 if any variant spills or
-   needs more shared memory than its architecture allows.
+   needs more shared memory than its architecture allows. Then the static performance model (any machine):
+   warp-instructions per token and head by SASS class, HBM bytes by design and predicted H100 times
+   (visiongates.benchmarks.bigla_model).
 2. With a CUDA GPU: forward and forward + backward time of the "triton" backend (and "cuda" with --with-cuda), the
    "chunk" backend and fla's chunk_gla once per direction (when fla-core is importable), for ViG-T/S/B at B = 128,
    T = 196 and ViG-T/S at T = 4096 (bf16, K = 32, V = 64), beside the HBM roofline and the bandwidth achieved; then
    one ViG-S training step per backend. Without a GPU it says so and measures nothing.
 
-    python tools/benchmark_bigla_gpu.py [--skip-aot] [--with-cuda] [--repeats 30] [--train-batch 128] [--json out.json]
+    python tools/benchmark_bigla_gpu.py [--skip-aot] [--skip-model] [--with-cuda] [--repeats 30] [--train-batch 128]
+                                        [--json out.json]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import visiongates  # noqa: E402,F401  (registers the timm models)
 from visiongates.benchmarks import bigla_gpu as bench  # noqa: E402
+from visiongates.benchmarks import bigla_model  # noqa: E402
 from visiongates.benchmarks.timing import format_table  # noqa: E402
 from visiongates.ops.bigla.triton import aot  # noqa: E402
 
@@ -31,6 +35,7 @@ from visiongates.ops.bigla.triton import aot  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-aot", action="store_true", help="skip the ahead-of-time compile table")
+    parser.add_argument("--skip-model", action="store_true", help="skip the static performance model's table")
     parser.add_argument("--with-cuda", action="store_true", help="also time the C++ 'cuda' backend (builds it)")
     parser.add_argument("--repeats", type=int, default=30, help="timed blocks per measurement (at most)")
     parser.add_argument("--train-batch", type=int, default=128, help="ViG-S training-step batch; 0 skips it")
@@ -45,6 +50,12 @@ def main() -> int:
             print(f"error: {failure}", file=sys.stderr)
             status = 1
         results["aot"] = [vars(v) for v in variants]
+    if not args.skip_model:
+        rows = bigla_model.model_rows()
+        print("\nStatic performance model (sm_90 SASS of the triton backend, bf16 q/k/v + fp32 gates, K=32, V=64, "
+              "B=128; per token and head; predicted H100 time = max(issue, memory), docs/bigla.md):\n")  # fmt: skip
+        print(format_table(rows, bigla_model.COLUMNS))
+        results["model"] = rows
     if not torch.cuda.is_available():
         print("\nno CUDA GPU is visible: the kernels' timing table was not measured", file=sys.stderr)
     else:

@@ -106,9 +106,10 @@ def _ptxas_report(log: str) -> tuple[int, int, int, int]:
     return registers, *spills, number(r"(\d+) bytes smem")
 
 
-def compile_kernel(kernel: str, dtype: str, K: int, V: int, arch: int, exact: bool = False):
+def compile_kernel(kernel: str, dtype: str, K: int, V: int, arch: int, exact: bool = False, with_grad: bool = True):
     """(triton's compiled kernel, ptxas -v log) of one variant for `arch` (80 or 90); `exact` picks the chunk
-    kernels' exact pass (the tree) instead of the factorised one."""
+    kernels' exact pass (the tree) instead of the factorised one, `with_grad` the state kernel's backward variant
+    (the forward one is a part of it)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -124,7 +125,7 @@ def compile_kernel(kernel: str, dtype: str, K: int, V: int, arch: int, exact: bo
     mode = DotMode(data == "fp32", torch_dtype, False)
     constants = {"K": K, "V": V, **mode.constants()}
     if kernel == "bigla_state_kernel":
-        constants.update(BT=chunk_constants(mode)["BT"], WITH_GRAD=True, LIMIT=FACTORISE_LIMIT[torch_dtype])
+        constants.update(BT=chunk_constants(mode)["BT"], WITH_GRAD=with_grad, LIMIT=FACTORISE_LIMIT[torch_dtype])
     else:
         constants.update(chunk_constants(mode), EXACT=exact)
     source = ASTSource(

@@ -1,0 +1,201 @@
+"""A static performance model of the BiGLA Triton kernels: what they cost per token and head, read off their sm_90
+SASS without a GPU (docs/bigla.md, "A static performance model").
+
+Each kernel is compiled ahead of time (`visiongates.ops.bigla.triton.aot`) and disassembled with the `nvdisasm`
+that triton ships. Instructions are counted per class. The chunk kernels run straight-line code per program (their
+tree loops are unrolled), so a program issues its static count once per warp; the state kernel's loop bodies (found
+as backward branches) run once per chunk. Warp-instructions per token and head are then
+
+    chunk kernels: instructions x warps / BT          state kernel: sum of loop bodies x warps / BT
+
+(the exact passes, which a trained ViG never takes, count only the flag check every program makes before it
+returns). HBM bytes per token and head are counted by design from what each kernel reads and writes. The predicted
+H100 time of a shape is max(issue time, memory time): issue time = warp-instructions / (4 per clock per SM x 132
+SMs x 1.755 GHz), every instruction one issue slot (tensor-core instructions included); memory time = bytes /
+3.0 TB/s (docs/bigla.md's figures).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SMS, CLOCK_HZ, ISSUE_PER_CLOCK, HBM_BYTES_PER_S = 132, 1.755e9, 4, 3.0e12  # H100 SXM (docs/bigla.md)
+CLASSES = {
+    "mma": ("HMMA", "HGMMA", "IMMA"),
+    "shfl": ("SHFL",),
+    "mufu": ("MUFU",),
+    "fp32": ("FFMA", "FMUL", "FADD", "FSEL", "FMNMX", "FSETP", "FSET"),
+    "global": ("LDG", "STG", "LDGSTS", "RED", "ATOM", "ATOMG"),
+    "shared": ("LDS", "STS", "LDSM", "STSM"),
+    "barrier": ("BAR",),
+}
+SHAPES = (("ViG-S", 6, 196), ("ViG-T", 3, 4096))  # (model, heads, tokens) at B = 128, K = 32, V = 64
+_INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]*)(\S*)\s*(.*)$")
+_LABEL = re.compile(r"^(\.L_x_\d+):")
+_TARGET = re.compile(r"`\((\.L_x_\d+)\)")
+
+
+@dataclass(frozen=True)
+class Sass:
+    """A kernel's instructions (opcode and operands, NOPs left out) and its loops as (first, last) indices."""
+
+    opcodes: tuple[str, ...]
+    loops: tuple[tuple[int, int], ...]
+
+    @staticmethod
+    def parse(text: str) -> Sass:
+        opcodes, labels, branches = [], {}, []
+        for line in text.splitlines():
+            if label := _LABEL.match(line):
+                labels[label.group(1)] = len(opcodes)
+            elif found := _INSTRUCTION.match(line):
+                opcode = found.group(1)
+                if opcode == "NOP":
+                    continue
+                if opcode == "BRA" and (target := _TARGET.search(found.group(3))):
+                    branches.append((len(opcodes), target.group(1)))
+                opcodes.append(opcode)
+        loops = tuple((labels[t], i) for i, t in branches if t in labels and labels[t] < i)
+        return Sass(tuple(opcodes), loops)
+
+    def classes(self, first: int = 0, last: int | None = None) -> dict[str, int]:
+        counts = dict.fromkeys([*CLASSES, "other"], 0)
+        for opcode in self.opcodes[first : None if last is None else last + 1]:
+            name = next((c for c, prefixes in CLASSES.items() if opcode in prefixes), "other")
+            counts[name] += 1
+        return counts
+
+    def prologue(self) -> int:
+        """Instructions up to the first exit or branch: what a program issues when it returns at once."""
+        return next((i + 1 for i, op in enumerate(self.opcodes) if op in ("EXIT", "BRA")), len(self.opcodes))
+
+
+def disassemble(cubin: bytes) -> str:
+    import triton
+
+    nvdisasm = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "nvdisasm"
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as file:
+        file.write(cubin)
+        file.flush()
+        return subprocess.run([str(nvdisasm), "-c", file.name], capture_output=True, text=True, check=True).stdout
+
+
+@dataclass
+class Cost:
+    """Warp-instructions per token and head by class, and HBM bytes per token and head."""
+
+    instructions: dict[str, float] = field(default_factory=lambda: dict.fromkeys([*CLASSES, "other"], 0.0))
+    bytes: float = 0.0
+
+    def add(self, counts: dict[str, int], scale: float) -> None:
+        for name, count in counts.items():
+            self.instructions[name] += count * scale
+
+    @property
+    def total(self) -> float:
+        return sum(self.instructions.values())
+
+
+def _sass(kernel: str, dtype: str, K: int, V: int, exact: bool = False, with_grad: bool = True) -> Sass:
+    from visiongates.ops.bigla.triton import aot
+
+    compiled, _ = aot.compile_kernel(kernel, dtype, K, V, 90, exact=exact, with_grad=with_grad)
+    return Sass.parse(disassemble(compiled.asm["cubin"]))
+
+
+def kernel_costs(dtype: str = "bf16+fp32g", K: int = 32, V: int = 64) -> dict[str, Cost]:
+    """{"forward", "backward"}: the model's cost per token and head of one call at ViG's head dims."""
+    from visiongates.ops.bigla.triton import BLOCK_T, aot, launch_config
+
+    data, gates = aot.DTYPES[dtype]
+    element = {"fp32": 4, "fp16": 2, "bf16": 2}
+    e, eg = element[data], element[gates]
+    block = BLOCK_T["fp32" if data == "fp32" else "half"]
+    state = K * V * e / block  # one chunk state per token (states travel in the dots' operand dtype)
+    warps = launch_config("bigla_fwd_kernel", data == "fp32")["num_warps"]
+    per_token = warps / block
+
+    def loops(sass: Sass) -> dict[str, int]:
+        total = dict.fromkeys([*CLASSES, "other"], 0)
+        for first, last in sass.loops:
+            for name, count in sass.classes(first, last).items():
+                total[name] += count
+        return total
+
+    forward = Cost()
+    forward.add(loops(_sass("bigla_state_kernel", dtype, K, V, with_grad=False)), per_token)
+    forward.add(_sass("bigla_fwd_kernel", dtype, K, V).classes(), per_token)
+    forward.add({"other": _sass("bigla_fwd_kernel", dtype, K, V, exact=True).prologue()}, per_token)
+    # state kernel: each scan reads k, v and its gates, writes its states; forward: q, k, v, both gates, both states
+    # in, o out
+    forward.bytes = 2 * ((K + V) * e + K * eg) + 2 * state + (2 * K + V) * e + 2 * K * eg + 2 * state + V * e
+
+    backward = Cost()
+    backward.add(loops(_sass("bigla_state_kernel", dtype, K, V, with_grad=True)), per_token)
+    for kernel in ("bigla_bwd_dqk_kernel", "bigla_bwd_dv_kernel"):
+        backward.add(_sass(kernel, dtype, K, V).classes(), per_token)
+        backward.add({"other": _sass(kernel, dtype, K, V, exact=True).prologue()}, per_token)
+    backward.bytes = (
+        2 * ((K + V) * e + K * eg) + 2 * state  # state kernel, the walk forward: k, v, gates in; h out
+        + 2 * ((K + V) * e + K * eg) + 2 * state + 2 * state + 2 * K * 4 / block  # back: q, dO, gates, h; dh, beyond
+        + 2 * ((2 * K + 2 * V) * e + K * eg + 2 * state + 2 * K * 4 + K * eg)  # dq / dk per scan; fp32 halves, dg
+        + (2 * K + V) * e + 2 * K * eg + 2 * state + V * e  # dv: q, k, dO, gates, dh in; dv out
+        + 2 * 2 * K * 4 + 2 * K * e  # the caller's sum of the fp32 halves of dq and dk
+    )  # fmt: skip
+    return {"forward": forward, "backward": backward}
+
+
+def min_bytes(dtype: str = "bf16+fp32g", K: int = 32, V: int = 64, backward: bool = False) -> float:
+    """Single-pass minimum per token and head: every input read once, every output written once."""
+    from visiongates.ops.bigla.triton import aot
+
+    data, gates = aot.DTYPES[dtype]
+    e, eg = {"fp32": 4, "fp16": 2, "bf16": 2}[data], {"fp32": 4, "fp16": 2, "bf16": 2}[gates]
+    forward = (2 * K + V) * e + 2 * K * eg + V * e
+    return forward + ((2 * K + 2 * V) * e + 2 * K * eg + (2 * K + V) * e + 2 * K * eg if backward else 0)
+
+
+def predicted_us(cost: Cost, tokens: int) -> tuple[float, float]:
+    """(issue time, memory time) in µs for `tokens` token-head pairs on an H100."""
+    issue = cost.total * tokens / (ISSUE_PER_CLOCK * SMS * CLOCK_HZ) * 1e6
+    return issue, cost.bytes * tokens / HBM_BYTES_PER_S * 1e6
+
+
+def model_rows(dtype: str = "bf16+fp32g", batch: int = 128) -> list[dict[str, object]]:
+    """One row per (shape, pass): warp-instructions and bytes per token and head, and the predicted H100 time."""
+    from visiongates.ops.bigla.triton import BLOCK_T, aot
+
+    costs = kernel_costs(dtype)
+    both = Cost(bytes=costs["forward"].bytes + costs["backward"].bytes)
+    both.add(costs["forward"].instructions, 1.0)
+    both.add(costs["backward"].instructions, 1.0)
+    costs["forward + backward"] = both
+    rows = []
+    for model, heads, length in SHAPES:
+        block = BLOCK_T["fp32" if aot.DTYPES[dtype][0] == "fp32" else "half"]
+        padded = -(-length // block) * block  # the last chunk is computed whole
+        for name, cost in costs.items():
+            issue, memory = predicted_us(cost, batch * heads * padded)
+            minimum = min_bytes(dtype, backward=name != "forward") * batch * heads * length / HBM_BYTES_PER_S * 1e6
+            rows.append({
+                "shape": f"{model} T={length}", "pass": name, "warp_instr": cost.total,
+                "mma": cost.instructions["mma"], "shfl": cost.instructions["shfl"], "mufu": cost.instructions["mufu"],
+                "fp32": cost.instructions["fp32"], "ldst": cost.instructions["global"] + cost.instructions["shared"],
+                "bytes": cost.bytes, "min_bytes": min_bytes(dtype, backward=name != "forward"),
+                "issue_us": issue, "memory_us": memory, "predicted_us": max(issue, memory),
+                "roofline": minimum / max(issue, memory),
+            })  # fmt: skip
+    return rows
+
+
+COLUMNS = [
+    ("shape", "shape", "s"), ("pass", "pass", "s"), ("warp_instr", "warp-instr / token-head", ".0f"),
+    ("mma", "MMA", ".1f"), ("shfl", "SHFL", ".1f"), ("mufu", "MUFU", ".1f"), ("fp32", "FP32 ALU", ".0f"),
+    ("ldst", "LD/ST", ".0f"), ("bytes", "HBM B / token-head", ".0f"), ("min_bytes", "single-pass min B", ".0f"),
+    ("issue_us", "issue µs", ".1f"), ("memory_us", "memory µs", ".1f"), ("predicted_us", "predicted µs", ".1f"),
+    ("roofline", "of roofline", ".0%"),
+]  # fmt: skip
