@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -307,6 +308,24 @@ def test_static_model_counts_tensor_core_kernels():
         assert row["mma"] > 0 and row["bytes"] >= row["min_bytes"] and row["predicted_us"] > 0
         if row["pass"] in MODEL_WARP_INSTRUCTIONS:
             assert row["warp_instr"] <= 1.1 * MODEL_WARP_INSTRUCTIONS[row["pass"]], row
+
+
+def test_gpu_check_fits_one_lent_call(tmp_path):
+    """tools/gpu_check.sh shares a 540 s budget among its stages (a lent GPU call stops at 600 s): every timeout is
+    the smaller of the stage's deadline and what is left. Run with a 12 s budget here, it ends within it (give or
+    take the 1 s floor of stages started late) and writes one summary line per stage."""
+    script = Path(__file__).resolve().parents[1] / "tools" / "gpu_check.sh"
+    text = script.read_text()
+    assert "BUDGET=${BUDGET:-540}" in text
+    timeouts = [line for line in text.splitlines() if "timeout " in line and not line.lstrip().startswith("#")]
+    assert timeouts and all('timeout "$(deadline ' in line for line in timeouts), timeouts
+    env = {**os.environ, "OUT": str(tmp_path), "BUDGET": "12", "PYTHON": sys.executable}
+    env.pop("TRITON_INTERPRET", None)
+    started = time.monotonic()
+    subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 12 + 5 * 2
+    stages = [line.split()[0] for line in (tmp_path / "summary.txt").read_text().splitlines()]
+    assert stages == ["env", "tests-triton", "bench", "sanitizer", "cuda"]
 
 
 # ---- on a GPU only: ViG's shapes at full length (the interpreter would take minutes)

@@ -40,6 +40,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=30, help="timed blocks per measurement (at most)")
     parser.add_argument("--train-batch", type=int, default=128, help="ViG-S training-step batch; 0 skips it")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument("--jsonl", type=Path, default=None,
+                        help="append each measured row here as soon as it is measured (one JSON object a line)")
     args = parser.parse_args()
     status, results = 0, {}
     if not args.skip_aot:
@@ -61,10 +63,17 @@ def main() -> int:
     else:
         backends = ["triton", *(["cuda"] if args.with_cuda else [])]
         device = f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}"
-        rows = bench.op_rows(backends, args.repeats)
+        def record(row: dict) -> None:
+            if args.jsonl:
+                with args.jsonl.open("a") as file:
+                    file.write(json.dumps(row) + "\n")
+
+        record({"device": device})
+        rows = bench.op_rows(backends, args.repeats, on_row=record)
         train = {}
         for backend in [*backends, "chunk"] if args.train_batch else ():
             train[backend] = bench.train_step_ms(backend, args.train_batch, max(5, args.repeats // 3))
+            record({"train_step_ms": {backend: train[backend]}, "batch": args.train_batch})
             torch.cuda.empty_cache()
         print(f"\nBiGLA on {device}: bf16, B={bench.BATCH}, K={bench.K}, V={bench.V}; microseconds per call (median); "
               f"bound = minimum bytes at {bench.hbm_bytes_per_s() / 1e12:.1f} TB/s; "

@@ -122,9 +122,10 @@ def time_op(op: Callable, sets: list[list[torch.Tensor]], repeats: int) -> tuple
     return cuda_time_ms(fwd, repeats) * 1e3, cuda_time_ms(fwd_bwd, repeats) * 1e3
 
 
-def op_rows(backends: list[str], repeats: int = 30) -> list[dict]:
+def op_rows(backends: list[str], repeats: int = 30, on_row: Callable[[dict], None] | None = None) -> list[dict]:
     """One row per shape: times of each backend, "chunk" and fla (None when absent), bounds, bandwidth of the first
-    backend, and each backend's largest difference from "chunk" (relative to the output's largest magnitude)."""
+    backend, and each backend's largest difference from "chunk" (relative to the output's largest magnitude).
+    `on_row` gets each row as soon as it is measured (a run cut short keeps what it measured)."""
     fla = fla_both_directions()
     bandwidth = hbm_bytes_per_s()
     rows = []
@@ -150,6 +151,8 @@ def op_rows(backends: list[str], repeats: int = 30) -> list[dict]:
         if fla is not None:
             row[f"{first}_vs_fla_fb"] = row["fla_fb_us"] / row[f"{first}_fb_us"]
         rows.append(row)
+        if on_row is not None:
+            on_row(row)
         del sets
         torch.cuda.empty_cache()
     return rows
