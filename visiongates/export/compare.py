@@ -22,14 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def check_same_model(onnx_info: ModelInfo, torch_info: ModelInfo, source: str) -> None:
-    """DataError unless `source` (the PyTorch side) is the architecture, classes and input size of the .onnx file:
-    comparing two different models would report a disagreement on every image instead of saying why."""
-    ours = (onnx_info.model_name, list(onnx_info.labels), tuple(onnx_info.input_size))
-    theirs = (torch_info.model_name, list(torch_info.labels), tuple(torch_info.input_size))
+    """DataError unless `source` (the PyTorch side) is the architecture and classes of the .onnx file: comparing two
+    different models would report a disagreement on every image instead of saying why. The input size may differ
+    (weights trained at one size and exported at another are one model; both sides run on the .onnx file's input)."""
+    ours = (onnx_info.model_name, list(onnx_info.labels))
+    theirs = (torch_info.model_name, list(torch_info.labels))
     if ours != theirs:
-        def describe(name: str, labels: list[str], size: tuple[int, ...]) -> str:
+        def describe(name: str, labels: list[str]) -> str:
             shown = ", ".join(labels[:6]) + (", ..." if len(labels) > 6 else "")
-            return f"{name} at {'x'.join(map(str, size))} with {len(labels)} classes ({shown})"
+            return f"{name} with {len(labels)} classes ({shown})"
 
         raise DataError(f"'{source}' is not the model this .onnx file was exported from: the file holds "
                         f"{describe(*ours)}, '{source}' {describe(*theirs)}")

@@ -33,9 +33,10 @@ KERNELS = ("bigla_state_kernel", *CHUNK_KERNELS, *(f"{name}[exact]" for name in 
 DTYPES = {"fp32": ("fp32", "fp32"), "fp16": ("fp16", "fp16"), "bf16": ("bf16", "bf16"), "bf16+fp32g": ("bf16", "fp32")}
 # Spill bytes (stores + loads) a variant may have. Every kernel on the path a trained ViG takes (the state kernel and
 # the factorised passes) has none; the exact pass of dq / dk, which only chunks whose total decay passes the
-# factorisation limit take, spills 40-208 B at K = 32 (80 B for the bf16 training mix on sm_90) for every chunk size
-# and warp count tried (docs/bigla.md): allowed up to this bound, which still fails on any growth.
-SPILL_ALLOWANCE = {"bigla_bwd_dqk_kernel[exact]": 256}
+# factorisation limit take, spills at K = 32 (56-168 B for half precision, 320 / 412 B for fp32 on sm_80 / sm_90
+# under triton 3.8) for every chunk size and warp count tried (docs/bigla.md): allowed up to this bound, which still
+# fails on any growth past it.
+SPILL_ALLOWANCE = {"bigla_bwd_dqk_kernel[exact]": 448}
 # largest shared memory one block may opt into (bytes): A100 (sm_80) 163 KiB, H100 / H200 (sm_90) 227 KiB
 SMEM_LIMIT = {80: 163 * 1024, 90: 227 * 1024}
 _DATA = ("q", "k", "v", "do", "o", "dq", "dk", "dv")
