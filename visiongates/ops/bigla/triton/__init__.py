@@ -1,4 +1,8 @@
-"""The BiGLA "triton" backend: one fused forward and one fused backward Triton kernel (kernels.py).
+"""The BiGLA "triton" backend: a state kernel and chunk-parallel tensor-core kernels (kernels.py, docs/bigla.md).
+
+forward: the state kernel, then the forward kernel's factorised and exact passes; backward: the state kernel with
+its gradient walk, then the dq / dk / dg and dv kernels' two passes each, and the sum of dq's and dk's two fp32
+halves (one per scan).
 
 Importing this module registers the backend and imports nothing heavy; triton and the kernels are imported on first
 use. CUDA tensors run the compiled kernels. CPU tensors run the same kernels in Triton's interpreter when
@@ -6,9 +10,11 @@ TRITON_INTERPRET=1 was set before the first use (how the test suite executes the
 otherwise. Inputs the kernels were not built and tested for (head dims outside `HEAD_DIMS`, fp64, T = 0) go to the
 "chunk" backend, with one warning per case.
 
-Precision (see kernels.py): fp32 inputs take exact fp32 dots (no TF32); fp16 / bf16 inputs round the dot operands
-to their dtype and accumulate in fp32; cumulative gates, exponents and states are always fp32. Under the
-interpreter bf16 dots run in fp32 (the interpreter multiplies bf16 bit patterns wrongly: triton issue 11584).
+Precision (see kernels.py): fp32 inputs take 3xTF32 dots (about fp32; exact fp32 in the interpreter); fp16 / bf16
+q, k, v (gates in their dtype or fp32) round the dot operands to that dtype and accumulate in fp32; cumulative gates
+and exponents are fp32, states fp32 in registers. Under the interpreter, half-precision dots run as exact fp32
+products of operands rounded to nearest even (ROUND_DOTS), which is what a tensor core computes (the interpreter's
+own bf16 dot multiplies bit patterns wrongly, triton issue 11584, and its bf16 cast truncates).
 """
 
 from __future__ import annotations
