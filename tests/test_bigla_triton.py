@@ -298,7 +298,10 @@ def test_static_model_counts_tensor_core_kernels():
     from visiongates.benchmarks.timing import format_table
 
     env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
-    code = "import json; from visiongates.benchmarks import bigla_model as m; print(json.dumps(m.model_rows()))"
+    code = (
+        "import json; from visiongates.benchmarks import bigla_model as m; "
+        "print(json.dumps(m.model_rows(fla=False)))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout.strip().splitlines()[-1])
@@ -308,6 +311,43 @@ def test_static_model_counts_tensor_core_kernels():
         assert row["mma"] > 0 and row["bytes"] >= row["min_bytes"] and row["predicted_us"] > 0
         if row["pass"] in MODEL_WARP_INSTRUCTIONS:
             assert row["warp_instr"] <= 1.1 * MODEL_WARP_INSTRUCTIONS[row["pass"]], row
+
+
+_FLA_CHECK = """
+import json, math
+from visiongates.benchmarks import fla_model as f
+B, T, H = 2, 196, 3
+forward, backward = f.record_chunk_gla(B, T, H, 32, 64)
+programs = {}
+for launch in forward + backward:
+    rows = f._programs(launch, T)
+    assert sum(count for count, _ in rows) == launch.programs(), launch.name
+    if launch.name == "chunk_gla_fwd_A_kernel_intra_sub_intra":
+        programs["intra_rows"] = sum(count * trips[0] for count, trips in rows if trips is not None)
+costs = f.chunk_gla_costs(B, T, H, every_config=False)
+print(json.dumps({"programs": programs, "kernels": costs["kernels"],
+                  "forward": costs["forward"].instructions, "backward": costs["backward"].instructions,
+                  "bytes": [costs["forward"].bytes, costs["backward"].bytes]}))
+"""
+
+
+def test_fla_chunk_gla_in_the_model():
+    """fla's chunk_gla as the model sees it (visiongates/benchmarks/fla_model.py): its wrappers run on CPU tensors
+    with triton's launches recorded, each kernel compiled for sm_90 (first configuration only here; the tool takes
+    the cheapest of all). The program accounting adds up to each launch's grid, the intra-sub-chunk kernel's row loop
+    visits every token once, and fla's tensor-core kernels show up as MMA instructions."""
+    pytest.importorskip("fla", reason="fla-core (requirements/dev.txt) is not installed")
+    env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
+    result = subprocess.run([sys.executable, "-c", _FLA_CHECK], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["programs"]["intra_rows"] == 2 * 196 * 3  # B x T x H: each token's row once
+    names = [(name, kernel) for name, kernel, _, _ in found["kernels"]]
+    assert ("forward", "chunk_fwd_kernel_h") in names and ("backward", "chunk_bwd_kernel_dh") in names
+    assert len([n for n in names if n[0] == "forward"]) == 5 and len(names) == 11
+    for pass_ in ("forward", "backward"):
+        assert found[pass_]["mma"] > 0 and sum(found[pass_].values()) > 100
+    assert min(found["bytes"]) > 640  # above our single-pass minimum per token and head
 
 
 def test_gpu_check_fits_one_lent_call(tmp_path):

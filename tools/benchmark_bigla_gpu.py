@@ -4,7 +4,8 @@
    shared memory from ptxas's own report (visiongates.ops.bigla.triton.aot); exit status 1 if any variant spills or
    needs more shared memory than its architecture allows. Then the static performance model (any machine):
    warp-instructions per token and head by SASS class, HBM bytes by design and predicted H100 times
-   (visiongates.benchmarks.bigla_model).
+   (visiongates.benchmarks.bigla_model), beside fla's chunk_gla run once per direction, its kernels recorded and
+   compiled the same way (visiongates.benchmarks.fla_model; when fla-core is importable; minutes the first time).
 2. With a CUDA GPU: forward and forward + backward time of the "triton" backend (and "cuda" with --with-cuda), the
    "chunk" backend and fla's chunk_gla once per direction (when fla-core is importable), for ViG-T/S/B at B = 128,
    T = 196 and ViG-T/S at T = 4096 (bf16, K = 32, V = 64), beside the HBM roofline and the bandwidth achieved; then
@@ -55,7 +56,8 @@ def main() -> int:
     if not args.skip_model:
         rows = bigla_model.model_rows()
         print("\nStatic performance model (sm_90 SASS of the triton backend, bf16 q/k/v + fp32 gates, K=32, V=64, "
-              "B=128; per token and head; predicted H100 time = max(issue, memory), docs/bigla.md):\n")  # fmt: skip
+              "B=128; per token and head; predicted H100 time = max(issue, memory); fla x2 = fla's chunk_gla once per "
+              "direction, counted the same way; docs/bigla.md):\n")  # fmt: skip
         print(format_table(rows, bigla_model.COLUMNS))
         results["model"] = rows
     if not torch.cuda.is_available():

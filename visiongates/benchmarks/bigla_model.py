@@ -165,30 +165,57 @@ def predicted_us(cost: Cost, tokens: int) -> tuple[float, float]:
     return issue, cost.bytes * tokens / HBM_BYTES_PER_S * 1e6
 
 
-def model_rows(dtype: str = "bf16+fp32g", batch: int = 128) -> list[dict[str, object]]:
-    """One row per (shape, pass): warp-instructions and bytes per token and head, and the predicted H100 time."""
-    from visiongates.ops.bigla.triton import BLOCK_T, aot
-
-    costs = kernel_costs(dtype)
+def _both(costs: dict[str, Cost]) -> Cost:
     both = Cost(bytes=costs["forward"].bytes + costs["backward"].bytes)
     both.add(costs["forward"].instructions, 1.0)
     both.add(costs["backward"].instructions, 1.0)
-    costs["forward + backward"] = both
+    return both
+
+
+def fla_available() -> bool:
+    try:
+        import fla  # noqa: F401  (fla-core, requirements/dev.txt)
+    except ImportError:
+        return False
+    return True
+
+
+def model_rows(dtype: str = "bf16+fp32g", batch: int = 128, fla: bool = True) -> list[dict[str, object]]:
+    """One row per (shape, pass): warp-instructions and bytes per token and head, and the predicted H100 time; with
+    `fla` (and fla-core importable), the same for fla's chunk_gla run once per direction (`fla_model`), bf16 q, k, v
+    with fp32 gates only."""
+    from visiongates.ops.bigla.triton import BLOCK_T, aot
+
+    costs = kernel_costs(dtype)
+    costs["forward + backward"] = _both(costs)
+    with_fla = fla and fla_available() and dtype == "bf16+fp32g"
     rows = []
     for model, heads, length in SHAPES:
         block = BLOCK_T["fp32" if aot.DTYPES[dtype][0] == "fp32" else "half"]
         padded = -(-length // block) * block  # the last chunk is computed whole
+        if with_fla:
+            from . import fla_model
+
+            fla_costs = fla_model.chunk_gla_costs(batch, length, heads)
+            fla_costs["forward + backward"] = _both(fla_costs)
         for name, cost in costs.items():
             issue, memory = predicted_us(cost, batch * heads * padded)
             minimum = min_bytes(dtype, backward=name != "forward") * batch * heads * length / HBM_BYTES_PER_S * 1e6
-            rows.append({
+            row = {
                 "shape": f"{model} T={length}", "pass": name, "warp_instr": cost.total,
                 "mma": cost.instructions["mma"], "shfl": cost.instructions["shfl"], "mufu": cost.instructions["mufu"],
                 "fp32": cost.instructions["fp32"], "ldst": cost.instructions["global"] + cost.instructions["shared"],
                 "bytes": cost.bytes, "min_bytes": min_bytes(dtype, backward=name != "forward"),
                 "issue_us": issue, "memory_us": memory, "predicted_us": max(issue, memory),
                 "roofline": minimum / max(issue, memory),
-            })  # fmt: skip
+                "fla_warp_instr": None, "fla_bytes": None, "fla_us": None, "fla_ratio": None,
+            }  # fmt: skip
+            if with_fla:
+                fla_cost = fla_costs[name]
+                fla_us = max(predicted_us(fla_cost, batch * heads * length))
+                row.update(fla_warp_instr=fla_cost.total, fla_bytes=fla_cost.bytes, fla_us=fla_us)
+                row["fla_ratio"] = fla_us / row["predicted_us"]
+            rows.append(row)
     return rows
 
 
@@ -197,5 +224,6 @@ COLUMNS = [
     ("mma", "MMA", ".1f"), ("shfl", "SHFL", ".1f"), ("mufu", "MUFU", ".1f"), ("fp32", "FP32 ALU", ".0f"),
     ("ldst", "LD/ST", ".0f"), ("bytes", "HBM B / token-head", ".0f"), ("min_bytes", "single-pass min B", ".0f"),
     ("issue_us", "issue µs", ".1f"), ("memory_us", "memory µs", ".1f"), ("predicted_us", "predicted µs", ".1f"),
-    ("roofline", "of roofline", ".0%"),
+    ("roofline", "of roofline", ".0%"), ("fla_warp_instr", "fla x2 warp-instr", ".0f"),
+    ("fla_bytes", "fla x2 B", ".0f"), ("fla_us", "fla x2 predicted µs", ".1f"), ("fla_ratio", "fla x2 / ours", ".2f"),
 ]  # fmt: skip
