@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import visiongates.models.maxim as maxim
-from visiongates.convert.maxim_flax import convert_flax_params, load_flax_npz
+from visiongates.models.maxim_flax import convert_flax_params, load_flax_npz
 from visiongates.layers.maxim_blocks import ConvNhwc, ConvTransposeNhwc, resize_nhwc
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from visiongates.data import DigitsDataset, ImageFolderDataset, collate_skip, eval_transform
-from visiongates.errors import CheckpointError, UnknownClassesError, check_model_name
+from visiongates.errors import CheckpointError, UnknownClassesError
+from visiongates.models import check_model_name
 
 from .checkpoint import load_checkpoint, load_model_weights
 from .config import model_kwargs

@@ -51,8 +51,8 @@ from visiongates.errors import (
     Interrupted,
     UnknownClassesError,
     VisionGatesError,
-    check_model_name,
 )
+from visiongates.models import check_model_name
 
 from .checkpoint import (
     load_checkpoint,

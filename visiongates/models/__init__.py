@@ -8,4 +8,4 @@ from . import (
     msvit,  # noqa: F401  MSViT (gated mixed-scale tokenization)
     vig_gla,  # noqa: F401  ViG (bidirectional gated linear attention)
 )
-from ._registry import family_modules, list_models, model_table_rows  # noqa: F401
+from ._registry import check_model_name, family_modules, list_models, model_table_rows  # noqa: F401
