@@ -17,8 +17,8 @@ from types import ModuleType
 
 import torch
 
-from .. import register_backend
 from ..chunk import bigla_chunk
+from ..registry import register_backend
 
 __all__ = ["backward", "extension", "forward", "head_dims", "is_available"]
 

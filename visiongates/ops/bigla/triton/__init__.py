@@ -29,7 +29,7 @@ from types import ModuleType
 import torch
 
 from ..chunk import bigla_chunk
-from ..dispatch import register_backend
+from ..registry import register_backend
 
 __all__ = ["BLOCK_T", "FACTORISE_LIMIT", "HEAD_DIMS", "backward", "forward", "interpreting", "is_available",
            "launch_config"]
