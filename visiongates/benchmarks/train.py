@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import timm
 import torch
 from timm.optim import create_optimizer_v2
 
-from .config import TrainConfig
-from .trainer import train
+from visiongates.engine.config import TrainConfig
+from visiongates.engine.trainer import train
+
+from .timing import measure_one
 
 
 def bare_loop_images_per_second(cfg: TrainConfig, num_classes: int, steps: int, warmup: int = 2) -> float:
@@ -22,14 +24,15 @@ def bare_loop_images_per_second(cfg: TrainConfig, num_classes: int, steps: int, 
     images = torch.randn(cfg.batch_size, 3, cfg.img_size, cfg.img_size)
     labels = torch.randint(0, num_classes, (cfg.batch_size,))
     loss_fn = torch.nn.CrossEntropyLoss()
-    for step in range(warmup + steps):
-        if step == warmup:
-            start = time.perf_counter()
+
+    def step() -> None:
         loss = loss_fn(model(images), labels)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return cfg.batch_size * steps / (time.perf_counter() - start)
+
+    timing = measure_one(step, reps=steps, warmup=warmup)
+    return cfg.batch_size * 1e3 / statistics.fmean(timing.wall_ms)
 
 
 def compare_training_throughput(cfg: TrainConfig, steps: int = 20) -> dict[str, float]:
