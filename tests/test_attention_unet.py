@@ -10,7 +10,8 @@ import timm
 import torch
 
 import visiongates  # noqa: F401  registers the models
-from visiongates.data.segmentation_toy import CoinSegmentationDataset, Cutout, _paste, coin_cutouts
+from visiongates.data.coins_coco import Cutout
+from visiongates.data.segmentation_toy import CoinSegmentationDataset, _paste, grey_coins
 from visiongates.layers.attention_gate import AttentionGate, forced_gates
 from visiongates.layers.attention_unet_decoder import AttentionUNetDecoder, default_gate_levels
 from visiongates.models.attention_unet import create_attention_unet
@@ -189,8 +190,9 @@ def test_encoder_is_a_timm_backbone():
 # --- the coins set ---------------------------------------------------------------------------------------------
 
 def test_coin_cutouts_and_exact_paste():
-    coins = coin_cutouts()
+    coins = grey_coins()
     assert len(coins) == 24 and all(c.mask.any() and c.image.shape == c.mask.shape for c in coins)
+    assert all(c.image.dtype == np.float32 and c.image.min() >= 0 and c.image.max() <= 1 for c in coins)
     canvas, labels = np.zeros((20, 20), np.float32), np.zeros((20, 20), np.uint8)
     piece = Cutout(np.full((6, 6), 0.7, np.float32), np.eye(6, dtype=bool))
     _paste(canvas, labels, piece, 1, np.random.default_rng(0))
