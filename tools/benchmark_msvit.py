@@ -48,7 +48,7 @@ def main() -> None:
     import visiongates  # noqa: F401  registers the models
     from visiongates.benchmarks.msvit import compare_with_static, comparison_table, fit_gate_to_target
     from visiongates.benchmarks.table import markdown_table
-    from visiongates.data import DigitsDataset, ImageFolderDataset, collate_skip, eval_transform
+    from visiongates.data import build_dataset, collate_skip, eval_transform
     from visiongates.engine.evaluate import load_classifier
     from visiongates.models.msvit import to_plain_vit
 
@@ -70,16 +70,12 @@ def main() -> None:
         cfg, classes = ckpt.get("config", {}), ckpt["classes"]
     size = args.img_size or cfg.get("img_size", 224)
     transform = eval_transform(size, crop_pct=cfg.get("crop_pct", 0.875))
-    if args.data == "digits":
-        dataset = DigitsDataset(args.split, transform)
-    else:
-        dataset = ImageFolderDataset(f"{args.data}/{args.split}", transform, classes=classes)
+    dataset = build_dataset(args.data, args.split, transform, classes=classes)
     if model is None:
         torch.manual_seed(0)
         model = timm.create_model(args.model, num_classes=len(dataset.classes)).eval()
     if args.fit_gate_target is not None:
-        train_set = DigitsDataset("train", transform) if args.data == "digits" else ImageFolderDataset(
-            f"{args.data}/train", transform, classes=dataset.classes)
+        train_set = build_dataset(args.data, "train", transform, classes=dataset.classes)
         fitted = fit_gate_to_target(model, DataLoader(train_set, batch_size=32, collate_fn=collate_skip),
                                     args.fit_gate_target, epochs=args.fit_epochs)
         print(f"gate fitted to {args.fit_gate_target} with the batch-shaping loss alone on {args.data}/train "

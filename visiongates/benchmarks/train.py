@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-from pathlib import Path
 
 import timm
 import torch
 from timm.optim import create_optimizer_v2
 
+from visiongates.data import build_dataset
 from visiongates.engine.config import TrainConfig
 from visiongates.engine.trainer import train
 
@@ -41,6 +41,6 @@ def compare_training_throughput(cfg: TrainConfig, steps: int = 20) -> dict[str, 
         run = TrainConfig(**{**cfg.to_dict(), "output": out, "epochs": 1, "warmup_epochs": 0,
                              "max_steps_per_epoch": steps, "progress": False})
         trainer_ips = train(run)["train_images_per_second"]
-    num_classes = 10 if cfg.data == "digits" else sum(p.is_dir() for p in Path(cfg.data, "train").iterdir())
+    num_classes = len(build_dataset(cfg.data, "train").classes)
     bare_ips = bare_loop_images_per_second(cfg, num_classes, steps)
     return {"train_py_images_per_s": trainer_ips, "bare_loop_images_per_s": bare_ips, "ratio": trainer_ips / bare_ips}
