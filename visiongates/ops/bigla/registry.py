@@ -4,12 +4,14 @@ half-initialised package."""
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Backend", "available_backends", "register_backend"]
+__all__ = ["Backend", "available_backends", "register_backend", "warn_once"]
 
 Grads = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 ForwardFn = Callable[..., torch.Tensor]  # (q, k, v, g_fwd, g_bwd, scale) -> o
@@ -48,3 +50,9 @@ def available_backends(device_type: str | None = None) -> list[str]:
         for name, b in _BACKENDS.items()
         if device_type is None or (device_type in b.device_types and b.is_available())
     ]
+
+
+@functools.cache
+def warn_once(message: str, stacklevel: int = 3) -> None:
+    """Warn with `message` the first time only (a backend handing inputs it cannot take to "chunk" says so once)."""
+    warnings.warn(message, stacklevel=stacklevel)
