@@ -261,7 +261,8 @@ def test_compare_gates_table(tmp_path):
 def test_short_training_run_segments_held_out_coins(tmp_path):
     """One shortened seed of the documented experiment (300 -> 150 steps, ~70 s on one busy core).
 
-    Measured: held-out Dice 0.770 at 150 steps (seed 0); the full 300-step runs reach 0.846 +- 0.016 over 3 seeds.
+    Measured: held-out Dice 0.800 at 150 steps (seed 0); the full 300-step runs reached 0.846 +- 0.016 over 3 seeds
+    (docs/benchmarks.md).
     The bar leaves room for other CPUs' floating-point differences, not for a model that fails to learn.
     """
     cfg = load_seg_config(output=str(tmp_path / "run"), gate="grid", steps=150, progress=False)
