@@ -40,6 +40,7 @@ test-fast: setup-all
 
 lint: setup-all
 	$(VENV)/bin/ruff check visiongates tools export tests runtime
+	PYTHONPATH=.:runtime $(VENV)/bin/lint-imports  # the import contracts in pyproject.toml
 	$(VENV)/bin/ruff format --check $(FORMATTED)
 
 model-table: setup

@@ -26,8 +26,9 @@ def main() -> int:
     import torch
 
     import visiongates
+    from visiongates.benchmarks.table import markdown_table
     from visiongates.errors import VisionGatesError
-    from visiongates.export.benchmark import benchmark_models, markdown_table, one_per_family
+    from visiongates.export.benchmark import benchmark_models, one_per_family
     from visiongates.export.quantize import compare_int8, quantize
     from visiongates.export.sources import task_of
 

@@ -23,7 +23,7 @@ from visiongates.cli import run_cli
 def main() -> int:
     import torch
 
-    from visiongates.export.benchmark import markdown_table
+    from visiongates.benchmarks.table import markdown_table
     from visiongates.export.quantize import CALIBRATION_METHODS, METHODS, compare_int8, quantize
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])

@@ -13,7 +13,7 @@ import timm
 import torch
 from timm.models import FeatureInfo
 
-from visiongates.models._registry import model_facts
+from visiongates.models import model_facts
 
 TARGET_SIZE = 96  # small inputs keep the suite fast on 2 CPU cores
 

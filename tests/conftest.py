@@ -54,3 +54,11 @@ def _release_memory():
     gc.collect()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """A classifier, a segmentation model and a restoration model, exported with visiongates metadata."""
+    from tiny_onnx import export_tiny_models
+
+    return export_tiny_models(tmp_path_factory.mktemp("tiny_runtime"))

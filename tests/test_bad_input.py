@@ -11,7 +11,8 @@ import torch
 
 from visiongates.data import ImageFolderDataset, collate_skip, eval_transform
 from visiongates.engine.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
-from visiongates.errors import CheckpointError, DataError, UnknownModelError, check_model_name
+from visiongates.errors import CheckpointError, DataError, UnknownModelError
+from visiongates.models import check_model_name
 
 REPO = Path(__file__).resolve().parents[1]
 

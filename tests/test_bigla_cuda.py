@@ -18,6 +18,7 @@ import visiongates.ops.bigla as bigla_pkg
 import visiongates.ops.bigla.cuda as bigla_cuda
 from visiongates.ops.bigla import bigla, bigla_naive, dispatch
 from visiongates.ops.bigla.cuda import build, emulate
+from visiongates.ops.bigla.registry import warn_once
 
 NAMES = ("q", "k", "v", "g_fwd", "g_bwd")
 
@@ -108,7 +109,7 @@ def test_failed_build_warns_once_and_falls_back_to_chunk(monkeypatch):
     monkeypatch.setattr(build, "build", broken_build)
     monkeypatch.setattr(build, "device_archs", lambda: ("9.0",))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(bigla_cuda, "_warned", set())
+    warn_once.cache_clear()
     bigla_cuda.extension.cache_clear()
     try:
         with pytest.warns(UserWarning, match="nvcc exploded.*'chunk'"):

@@ -295,7 +295,7 @@ def test_static_model_counts_tensor_core_kernels():
     factorised passes run their products on tensor cores (HMMA), and neither pass grows past today's count by more
     than 10%. In a subprocess without TRITON_INTERPRET (see the AOT test)."""
     from visiongates.benchmarks import bigla_model
-    from visiongates.benchmarks.timing import format_table
+    from visiongates.benchmarks.table import markdown_table
 
     env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
     code = (
@@ -305,7 +305,7 @@ def test_static_model_counts_tensor_core_kernels():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout.strip().splitlines()[-1])
-    print("\n" + format_table(rows, bigla_model.COLUMNS))
+    print("\n" + markdown_table(rows, bigla_model.COLUMNS))
     assert len(rows) == 3 * len(bigla_model.SHAPES)
     for row in rows:
         assert row["mma"] > 0 and row["bytes"] >= row["min_bytes"] and row["predicted_us"] > 0

@@ -5,7 +5,7 @@ import torch
 from conformance import CHECKS
 
 import visiongates
-from visiongates.models._registry import model_facts
+from visiongates.models import model_facts
 
 BIG_MODEL_PARAMS_M = 60  # models above this size run in the slow pass only
 

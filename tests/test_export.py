@@ -30,7 +30,7 @@ from visiongates.export.families import family_of
 from visiongates.export.parity import check_parity, parity_shapes, within_tolerance
 from visiongates.export.runtime import open_session
 from visiongates.export.sources import model_from_registry
-from visiongates.models._registry import model_facts
+from visiongates.models import model_facts
 
 TOLERANCE = 1e-4
 EXPORT_ALL = os.environ.get("VISIONGATES_EXPORT_ALL") == "1"
@@ -234,7 +234,8 @@ def test_export_source_from_registry_records_seed_for_validation(tmp_path):
 
 @pytest.mark.slow
 def test_latency_benchmark_table(tmp_path):
-    from visiongates.export.benchmark import benchmark_models, markdown_table
+    from visiongates.benchmarks.table import markdown_table
+    from visiongates.export.benchmark import benchmark_models
 
     rows = benchmark_models(["cbam_resnet18"], img_size=64, workdir=tmp_path, warmup=1, runs=4)
     table = markdown_table(rows)

@@ -599,35 +599,15 @@ def test_compare_skips_unreadable_images_and_refuses_another_model(trained, tmp_
     assert code == 2 and "'resnet34' is not the model this .onnx file was exported from" in line and not out
 
 
-@pytest.fixture(scope="module")
-def dense_models(tmp_path_factory) -> dict[str, Path]:
-    """Tiny segmentation and restoration graphs with visiongates metadata (as tests/test_runtime.py builds)."""
-    from test_runtime import IMAGENET, TinyDense
-
-    from visiongates.export import ExportSpec, ModelInfo, export_onnx
-
-    out = tmp_path_factory.mktemp("dense")
-    torch.manual_seed(0)
-    models = {
-        "segmentation": (TinyDense(3), ModelInfo("segmentation", "tiny_seg", (3, 32, 32), labels=["a", "b", "c"],
-                                                 **IMAGENET), ExportSpec(size_multiple=32)),
-        "restoration": (TinyDense(3, sigmoid=True), ModelInfo("restoration", "tiny_restore", (3, 32, 32),
-                                                              mean=(0.0,) * 3, std=(1.0,) * 3),
-                        ExportSpec(size_multiple=16, pad="reflect", min_size=16)),
-    }
-    return {task: export_onnx(model.eval(), info, out / f"{task}.onnx", spec=spec).path
-            for task, (model, info, spec) in models.items()}
-
-
 @pytest.mark.parametrize(("task", "suffix"), [("restoration", "restored"), ("segmentation", "mask")])
-def test_infer_outputs_never_collide(dense_models, task, suffix, tmp_path, monkeypatch, capsys):
+def test_infer_outputs_never_collide(tiny_models, task, suffix, tmp_path, monkeypatch, capsys):
     from visiongates_runtime.cli import main
 
     monkeypatch.chdir(tmp_path)
     for name in ("a/x.jpg", "b/x.jpg", "b/x.png"):
         Path(name).parent.mkdir(exist_ok=True)
         Image.fromarray(np.random.default_rng(len(name)).integers(0, 256, (20, 30, 3), np.uint8)).save(name)
-    code = main([str(dense_models[task]), "a/x.jpg", "b/x.jpg", "b/x.png", "--output", "out"])
+    code = main([str(tiny_models[task]), "a/x.jpg", "b/x.jpg", "b/x.png", "--output", "out"])
     out, err = capsys.readouterr()
     assert code == 0, err
     written = sorted(str(p.relative_to("out")) for p in Path("out").rglob("*.png"))
@@ -635,7 +615,7 @@ def test_infer_outputs_never_collide(dense_models, task, suffix, tmp_path, monke
     assert out.splitlines() == [f"a/x.jpg -> out/a/x_{suffix}.png", f"b/x.jpg -> out/b/x_jpg_{suffix}.png",
                                 f"b/x.png -> out/b/x_png_{suffix}.png"]
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save("b/x_jpg.png")  # would take b/x.jpg's output name
-    code = main([str(dense_models[task]), "b/x.jpg", "b/x.png", "b/x_jpg.png", "--output", "out2"])
+    code = main([str(tiny_models[task]), "b/x.jpg", "b/x.png", "b/x_jpg.png", "--output", "out2"])
     out, err = capsys.readouterr()
     assert code == 2 and not Path("out2").exists() and not out
     assert one_error_line(err) == (f"error: 'b/x.jpg' and 'b/x_jpg.png' would both be written to "
@@ -644,11 +624,11 @@ def test_infer_outputs_never_collide(dense_models, task, suffix, tmp_path, monke
 
 
 @pytest.mark.parametrize("shape", [(1, 9), (9, 1), (1, 1)])
-def test_restored_image_of_a_unit_height_or_width_keeps_its_shape(dense_models, shape, tmp_path, capsys):
+def test_restored_image_of_a_unit_height_or_width_keeps_its_shape(tiny_models, shape, tmp_path, capsys):
     from visiongates_runtime.cli import main
 
     Image.fromarray(np.full((*shape, 3), 90, np.uint8)).save(tmp_path / "thin.png")
-    code = main([str(dense_models["restoration"]), str(tmp_path / "thin.png"), "--output", str(tmp_path / "out")])
+    code = main([str(tiny_models["restoration"]), str(tmp_path / "thin.png"), "--output", str(tmp_path / "out")])
     assert code == 0, capsys.readouterr().err
     restored = np.asarray(Image.open(tmp_path / "out" / "thin_restored.png"))
     assert restored.shape == (*shape, 3)

@@ -11,7 +11,7 @@ import torch
 
 import visiongates  # noqa: F401  registers the models
 from visiongates.flops import count_macs, count_model_gmacs
-from visiongates.models._registry import list_models, model_facts
+from visiongates.models import list_models, model_facts
 
 # model_facts records GMACs rounded to 3 decimals (>= 1 GMAC everywhere), so a recount must agree to 0.1%.
 GMACS_REL_TOL = 1e-3
@@ -74,7 +74,7 @@ def test_cbam_paper_gmacs_are_the_stride_on_1x1_layout(name, paper):
 def test_msvit_macs_by_fine_regions():
     """MSViT's operating points (docs/benchmarks.md): tokens 1 + 49 + 3 n, MACs falling with n, all fine a little
     above the plain ViT (the gate MLP), 16 of 49 regions fine about 0.47x the ViT."""
-    from visiongates.engine.dynamic_compute import macs_by_fine_regions
+    from visiongates.benchmarks.msvit import macs_by_fine_regions
     from visiongates.models.msvit import to_plain_vit
 
     torch.manual_seed(0)

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 import visiongates.models.maxim as maxim
-from visiongates.convert.maxim_flax import convert_flax_params, load_flax_npz
 from visiongates.layers.maxim_blocks import ConvNhwc, ConvTransposeNhwc, resize_nhwc
+from visiongates.models.maxim_flax import convert_flax_params, load_flax_npz
 
 REPO = Path(__file__).resolve().parents[1]
 # exact counts printed in the official maxim/models/maxim.py (1 supervision scale)

@@ -417,9 +417,9 @@ def test_short_training_on_digits_reaches_the_target_share(tmp_path):
     points of it."""
     from torch.utils.data import DataLoader
 
+    from visiongates.benchmarks.msvit import gate_statistics
     from visiongates.data import DigitsDataset, collate_skip, eval_transform
     from visiongates.engine import load_config
-    from visiongates.engine.dynamic_compute import gate_statistics
     from visiongates.engine.evaluate import load_classifier
     from visiongates.engine.trainer import train
 
@@ -445,8 +445,7 @@ def test_short_training_on_digits_reaches_the_target_share(tmp_path):
 
 def test_gate_fit_and_compute_comparison_used_by_the_benchmark():
     """tools/benchmark_msvit.py's pieces: gBaS-only gate fitting reaches the share; the comparison's figures agree."""
-    from visiongates.engine.dynamic_compute import compare_with_static, markdown_table
-    from visiongates.engine.gate_fit import fit_gate_to_target
+    from visiongates.benchmarks.msvit import compare_with_static, comparison_table, fit_gate_to_target
     from visiongates.models.msvit import to_plain_vit
 
     torch.manual_seed(0)
@@ -461,4 +460,4 @@ def test_gate_fit_and_compute_comparison_used_by_the_benchmark():
     assert static["tokens"] == 17 and static["fine_share"] == 1.0
     assert dynamic["tokens"] == pytest.approx(1 + 16 - 3 * 4 * (1 - dynamic["fine_share"]))  # 4x4 cells, 4 regions
     assert dynamic["gmacs"] < static["gmacs"] and dynamic["gmacs"] <= result["batched_gmacs"]
-    assert "MSViT, dropped tokens" in markdown_table(result)
+    assert "MSViT, dropped tokens" in comparison_table(result)

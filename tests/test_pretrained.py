@@ -17,9 +17,9 @@ from test_maxim import _official_tree as maxim_official_tree
 from test_vig import official_attention, official_state_dict
 
 import visiongates  # noqa: F401
+from visiongates.checkpoint import check_state_dict
 from visiongates.convert.checkpoint import convert_checkpoint
 from visiongates.layers.bigla_attn import BiGlaAttention
-from visiongates.models._helpers import check_state_dict
 from visiongates.models.msvit import to_plain_vit
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from torchvision.datasets import ImageFolder
 import visiongates  # noqa: F401
 from visiongates.data import ImageFolderDataset, write_sample_photos
 from visiongates.errors import DataError
-from visiongates.models._registry import replace_model_table
+from visiongates.models import replace_model_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

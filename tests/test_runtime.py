@@ -12,19 +12,17 @@ import cv2
 import numpy as np
 import onnx
 import pytest
-import torch
 from PIL import Image
 from runtime_blocker import INFER, blocked_outputs, run_blocked
-from torch import nn
+from tiny_onnx import IMAGENET
 from visiongates_runtime.preprocess import classification_input
 from visiongates_runtime.resize import resize_linear, resize_nearest
 
 from visiongates.data import eval_transform
-from visiongates.export import ExportSpec, ModelInfo, OnnxModel, export_onnx
+from visiongates.export import ModelInfo, OnnxModel
 from visiongates.export.quantize import choose_method, quantize
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
 
 # --- preprocessing: numpy == OpenCV / albumentations ---------------------------------------------------------------
@@ -54,44 +52,6 @@ def test_classification_input_equals_the_validation_transform(size, crop_pct):
 
 
 # --- the command line without the training stack ------------------------------------------------------------------
-
-class TinyClassifier(nn.Sequential):
-    def __init__(self):
-        super().__init__(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(8, 4))
-
-
-class TinyDense(nn.Module):
-    """Per-pixel output through a stride-2 bottleneck (so sizes must be even multiples), `out` channels."""
-
-    def __init__(self, out: int, sigmoid: bool = False):
-        super().__init__()
-        self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.up = nn.ConvTranspose2d(8, out, 2, stride=2)
-        self.sigmoid = sigmoid
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.up(torch.relu(self.down(x)))
-        return torch.sigmoid(y) if self.sigmoid else y
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    """A classifier, a segmentation model and a restoration model, exported with visiongates metadata."""
-    out = tmp_path_factory.mktemp("tiny_runtime")
-    torch.manual_seed(0)
-    models = {
-        "classification": (TinyClassifier(), ModelInfo("classification", "tiny_cnn", (3, 32, 32), crop_pct=0.875,
-                                                       labels=["ant", "bee", "cat", "dog"], **IMAGENET), None),
-        "segmentation": (TinyDense(3), ModelInfo("segmentation", "tiny_seg", (3, 32, 32), labels=["a", "b", "c"],
-                                                 **IMAGENET), ExportSpec(size_multiple=32)),
-        "restoration": (TinyDense(3, sigmoid=True), ModelInfo("restoration", "tiny_restore", (3, 32, 32),
-                                                              mean=(0.0,) * 3, std=(1.0,) * 3),
-                        ExportSpec(size_multiple=16, pad="reflect", min_size=16)),
-    }
-    return {task: export_onnx(model.eval(), info, out / f"{task}.onnx", spec=spec).path
-            for task, (model, info, spec) in models.items()}
-
 
 def write_mixed_images(folder: Path) -> tuple[list[Path], list[Path]]:
     """(readable files in many PIL modes and sizes, unreadable ones: a text file and a truncated PNG)."""

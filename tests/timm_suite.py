@@ -22,7 +22,7 @@ import os
 import timm
 
 import visiongates
-from visiongates.models._registry import TIMM_FAMILIES
+from visiongates.models import TIMM_FAMILIES
 
 # timm's own models listed in the zoo (seresnet*) are covered by timm's CI; run only the models visiongates defines.
 _TIMM_OWN = {name for names in TIMM_FAMILIES.values() for name in names}

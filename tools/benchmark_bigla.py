@@ -11,7 +11,8 @@ import argparse
 import torch
 
 from visiongates.benchmarks.bigla import memory_rows, speed_rows
-from visiongates.benchmarks.timing import format_table
+from visiongates.benchmarks.table import markdown_table
+from visiongates.cli import run_cli
 
 
 def main() -> None:
@@ -31,16 +32,16 @@ def main() -> None:
     naive_reps = max(1, args.reps // 2)
     print(f"BiGLA fp32, B={args.batch} H={args.heads} K={args.dim_k} V={args.dim_v}, "
           f"{torch.get_num_threads()} thread(s), best of {args.reps} (naive: best of {naive_reps})\n")  # fmt: skip
-    print(format_table(speed_rows(args.lengths, reps=args.reps, **shape), [
+    print(markdown_table(speed_rows(args.lengths, reps=args.reps, **shape), [
         ("T", "T", "d"), ("naive_ms", "naive ms", ".2f"), ("chunk_ms", "chunk ms", ".3f"),
         ("speedup", "naive / chunk", ".1f"),
     ]))  # fmt: skip
     print("\nPeak heap growth of the chunked backend (glibc mallinfo2, sampled after every op)\n")
-    print(format_table(memory_rows(args.memory_lengths, **shape), [
+    print(markdown_table(memory_rows(args.memory_lengths, **shape), [
         ("T", "T", "d"), ("length_ratio", "T ratio", ".1f"), ("forward_mb", "forward MiB", ".1f"),
         ("forward_ratio", "ratio", ".2f"), ("fwd_bwd_mb", "fwd+bwd MiB", ".1f"), ("fwd_bwd_ratio", "ratio", ".2f"),
     ]))  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import visiongates  # noqa: E402,F401  (registers the timm models)
 from visiongates.benchmarks import bigla_gpu as bench  # noqa: E402
 from visiongates.benchmarks import bigla_model  # noqa: E402
-from visiongates.benchmarks.timing import format_table  # noqa: E402
+from visiongates.benchmarks.table import markdown_table  # noqa: E402
+from visiongates.cli import run_cli  # noqa: E402
 from visiongates.ops.bigla.triton import aot  # noqa: E402
 
 
@@ -58,7 +59,7 @@ def main() -> int:
         print("\nStatic performance model (sm_90 SASS of the triton backend, bf16 q/k/v + fp32 gates, K=32, V=64, "
               "B=128; per token and head; predicted H100 time = max(issue, memory); fla x2 = fla's chunk_gla once per "
               "direction, counted the same way; docs/bigla.md):\n")  # fmt: skip
-        print(format_table(rows, bigla_model.COLUMNS))
+        print(markdown_table(rows, bigla_model.COLUMNS))
         results["model"] = rows
     if not torch.cuda.is_available():
         print("\nno CUDA GPU is visible: the kernels' timing table was not measured", file=sys.stderr)
@@ -80,7 +81,7 @@ def main() -> int:
         print(f"\nBiGLA on {device}: bf16, B={bench.BATCH}, K={bench.K}, V={bench.V}; microseconds per call (median); "
               f"bound = minimum bytes at {bench.hbm_bytes_per_s() / 1e12:.1f} TB/s; "
               "'X vs chunk' = max |diff| / max |out|\n")  # fmt: skip
-        print(format_table(rows, bench.op_columns(backends)))
+        print(markdown_table(rows, bench.op_columns(backends)))
         if train:
             steps = "; ".join(f"{b} {ms:.1f} ms ({args.train_batch / ms * 1e3:.0f} img/s)" for b, ms in train.items())
             print(f"\nViG-S training step (B={args.train_batch}, 224x224, bf16 autocast, AdamW): {steps}")
@@ -91,4 +92,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

@@ -4,11 +4,12 @@ Model: a tools/train.py MSViT checkpoint, or a fresh --model whose gate --fit-ga
 the batch-shaping loss alone (its top-1 is then chance; compute and latency are what it measures). Figures: top-1
 and share of regions kept fine over the split; tokens and GMACs per image (batch 1, FlopCounterMode, averaged over
 the images; and per image in padded batches); batch-1 latency, the two models timed alternately image by image
-(wall: median over images of the best of --reps; CPU: median thread CPU time, one thread = an idle core). The
+(wall: median over images of the best of --reps; CPU: median process CPU time, one thread = an idle core). The
 all-fine ViT is timm's VisionTransformer holding the MSViT backbone weights (`msvit.to_plain_vit`).
 
     .venv/bin/python tools/benchmark_msvit.py --checkpoint runs/digits_msvit_30/last.pth --data digits
-    .venv/bin/python tools/benchmark_msvit.py --data ../shared/data/hymenoptera_data --fit-gate-target 0.3
+    .venv/bin/python tools/write_sample_photos.py --output data/photos   # an ImageFolder with train/ and val/
+    .venv/bin/python tools/benchmark_msvit.py --data data/photos --fit-gate-target 0.3
 """
 
 from __future__ import annotations
@@ -45,24 +46,23 @@ def main() -> None:
     from torch.utils.data import DataLoader, Subset
 
     import visiongates  # noqa: F401  registers the models
-    from visiongates.data import DigitsDataset, ImageFolderDataset, collate_skip, eval_transform
-    from visiongates.engine.dynamic_compute import compare_with_static, markdown_table
+    from visiongates.benchmarks.msvit import compare_with_static, comparison_table, fit_gate_to_target
+    from visiongates.benchmarks.table import markdown_table
+    from visiongates.data import build_dataset, collate_skip, eval_transform
     from visiongates.engine.evaluate import load_classifier
-    from visiongates.engine.gate_fit import fit_gate_to_target
     from visiongates.models.msvit import to_plain_vit
 
     torch.set_num_threads(args.threads)
     if args.fine_regions:
-        from visiongates.engine.dynamic_compute import count_macs, macs_by_fine_regions
+        from visiongates.benchmarks.msvit import count_macs, macs_by_fine_regions
 
         size = args.img_size or 224
         model = timm.create_model(args.model, img_size=size).eval()
         vit = count_macs(to_plain_vit(model).eval(), torch.zeros(1, 3, size, size)) / 1e9
         print(f"{args.model} at {size}x{size}, batch 1, dropped-token path; the all-fine ViT: {vit:.4f} GMACs")
-        print("| fine regions | fine share | tokens | GMACs | vs ViT |\n|---:|---:|---:|---:|---:|")
-        for row in macs_by_fine_regions(model, size, args.fine_regions):
-            print(f"| {row['fine_regions']} | {row['fine_share']:.3f} | {row['tokens']} | {row['gmacs']:.4f} "
-                  f"| {row['gmacs'] / vit:.2f}x |")
+        rows = [{**row, "vs_vit": row["gmacs"] / vit} for row in macs_by_fine_regions(model, size, args.fine_regions)]
+        print(markdown_table(rows, [("fine_regions", "fine regions", "d"), ("fine_share", "fine share", ".3f"),
+                                    ("tokens", "tokens", ""), ("gmacs", "GMACs", ".4f"), ("vs_vit", "vs ViT", ".2f")]))
         return
     cfg, classes, model = {}, None, None
     if args.checkpoint:
@@ -70,16 +70,12 @@ def main() -> None:
         cfg, classes = ckpt.get("config", {}), ckpt["classes"]
     size = args.img_size or cfg.get("img_size", 224)
     transform = eval_transform(size, crop_pct=cfg.get("crop_pct", 0.875))
-    if args.data == "digits":
-        dataset = DigitsDataset(args.split, transform)
-    else:
-        dataset = ImageFolderDataset(f"{args.data}/{args.split}", transform, classes=classes)
+    dataset = build_dataset(args.data, args.split, transform, classes=classes)
     if model is None:
         torch.manual_seed(0)
         model = timm.create_model(args.model, num_classes=len(dataset.classes)).eval()
     if args.fit_gate_target is not None:
-        train_set = DigitsDataset("train", transform) if args.data == "digits" else ImageFolderDataset(
-            f"{args.data}/train", transform, classes=dataset.classes)
+        train_set = build_dataset(args.data, "train", transform, classes=dataset.classes)
         fitted = fit_gate_to_target(model, DataLoader(train_set, batch_size=32, collate_fn=collate_skip),
                                     args.fit_gate_target, epochs=args.fit_epochs)
         print(f"gate fitted to {args.fit_gate_target} with the batch-shaping loss alone on {args.data}/train "
@@ -91,7 +87,7 @@ def main() -> None:
     result = compare_with_static(model, to_plain_vit(model).eval(), loader, args.latency_images, args.reps)
     print(f"{result['images']} images of {args.data}/{args.split} at {size}x{size}, {args.threads} thread(s), "
           f"latency over {result['latency_images']} images x {args.reps} reps, models alternated")
-    print(markdown_table(result))
+    print(comparison_table(result))
     latency = result["latency"] if args.latency_images > 0 else {}
     print("latency b1, median of every forward (ms): " + ", ".join(
         f"{name} {value['median_ms']:.2f} (p90 {value['p90_ms']:.2f})" for name, value in latency.items()))

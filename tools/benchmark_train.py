@@ -12,8 +12,9 @@ def main() -> None:
 
     import torch
 
+    from visiongates.benchmarks.table import markdown_table
+    from visiongates.benchmarks.train import compare_training_throughput
     from visiongates.engine import build_parser, load_config
-    from visiongates.engine.benchmark import compare_training_throughput
 
     parser = build_parser(__doc__.splitlines()[1])
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps timed in each setting")
@@ -23,9 +24,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cfg = load_config(argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in ("steps", "threads")}))
     result = compare_training_throughput(cfg, steps=args.steps)
-    print(f"| model | batch | img | tools/train.py img/s | bare loop img/s | ratio |\n|---|---|---|---|---|---|\n"
-          f"| {cfg.model} | {cfg.batch_size} | {cfg.img_size} | {result['train_py_images_per_s']:.1f} "
-          f"| {result['bare_loop_images_per_s']:.1f} | {result['ratio']:.2f} |")
+    row = {"model": cfg.model, "batch": cfg.batch_size, "img": cfg.img_size, **result}
+    print(markdown_table([row], ["model", "batch", "img", ("train_py_images_per_s", "tools/train.py img/s", ".1f"),
+                                 ("bare_loop_images_per_s", "bare loop img/s", ".1f"), ("ratio", "ratio", ".2f")]))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ import argparse
 import timm
 import torch
 
-from visiongates.benchmarks.timing import format_table
+from visiongates.benchmarks.table import markdown_table
 from visiongates.benchmarks.vig import latency_rows, module_profile
+from visiongates.cli import run_cli
 
 
 def main() -> None:
@@ -44,15 +45,15 @@ def main() -> None:
     if args.onnx_sizes:
         columns += [("ort_vig_ms", "ORT ViG ms", ".1f"), ("ort_baseline_ms", "ORT baseline ms", ".1f"),
                     ("ort_baseline_over_vig", "ORT baseline / ViG", ".2f")]  # fmt: skip
-    print(format_table(rows, columns))
+    print(markdown_table(rows, columns))
     if args.profile:
         for size in args.sizes:
             model = timm.create_model(args.model, img_size=size).eval()
             total, shares = module_profile(model, torch.randn(args.batch, 3, size, size), reps=max(args.reps, 5))
             print(f"\n{args.model} at {size} px: median {total:.1f} ms; share of the forward pass per part:")
-            print(format_table([dict(part=k, share=100 * v) for k, v in shares if v >= 0.005],
+            print(markdown_table([dict(part=k, share=100 * v) for k, v in shares if v >= 0.005],
                                [("part", "part", "s"), ("share", "%", ".1f")]))  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

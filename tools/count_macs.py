@@ -14,7 +14,7 @@ from visiongates.cli import run_cli
 def main() -> None:
     import visiongates  # noqa: F401  registers the models
     from visiongates.flops import count_macs, count_model_gmacs, input_size_of
-    from visiongates.models._registry import list_models, model_facts
+    from visiongates.models import list_models, model_facts
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="timm model names (default: every visiongates model)")

@@ -9,7 +9,7 @@ from visiongates.cli import run_cli
 
 def main() -> None:
     import visiongates  # noqa: F401
-    from visiongates.models._registry import model_table_markdown, replace_model_table
+    from visiongates.models import model_table_markdown, replace_model_table
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", type=Path, help="README to update between the model-table markers")

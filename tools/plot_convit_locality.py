@@ -8,6 +8,7 @@ import timm
 import torch
 
 import visiongates  # noqa: F401  registers the models
+from visiongates.cli import run_cli
 from visiongates.models.gpsa_convit import checkpoint_filter_fn
 from visiongates.viz.locality import plot_locality
 
@@ -33,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -23,7 +23,7 @@ def main() -> None:
 
     import torch
 
-    from visiongates.data import DigitsDataset, ImageFolderDataset, eval_transform
+    from visiongates.data import build_dataset, eval_transform
     from visiongates.engine.evaluate import load_classifier
     from visiongates.viz.msvit_scales import plot_scales
 
@@ -32,10 +32,7 @@ def main() -> None:
     data_config = ckpt.get("data_config") or {}
     mean, std = data_config.get("mean", (0.485, 0.456, 0.406)), data_config.get("std", (0.229, 0.224, 0.225))
     transform = eval_transform(cfg.get("img_size", 224), crop_pct=cfg.get("crop_pct", 0.875), mean=mean, std=std)
-    if args.data == "digits":
-        dataset = DigitsDataset(args.split, transform)
-    else:
-        dataset = ImageFolderDataset(f"{args.data}/{args.split}", transform, classes=classes)
+    dataset = build_dataset(args.data, args.split, transform, classes=classes)
     picks = torch.linspace(0, len(dataset) - 1, min(args.num, len(dataset))).round().long().tolist()
     samples = [dataset[i] for i in picks]
     samples = [s for s in samples if s is not None]

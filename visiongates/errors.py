@@ -5,10 +5,6 @@ Command-line tools catch `VisionGatesError` and print its message; library calle
 
 from __future__ import annotations
 
-import difflib
-
-import timm
-
 # the base class, data and export errors live in the torch-free runtime package (runtime/visiongates_runtime), so
 # that the runtime and the training stack raise and catch the same classes
 from visiongates_runtime.errors import DataError, ExportError, ImageDecodeError, VisionGatesError  # noqa: F401
@@ -39,17 +35,6 @@ class Interrupted(Exception):
 
 class UnknownModelError(VisionGatesError, ValueError):
     """A model name that neither timm nor visiongates registers."""
-
-
-def check_model_name(name: str) -> str:
-    """Return `name` if timm knows it (visiongates models included); otherwise raise with the closest names."""
-    import visiongates  # noqa: F401  (registers our models with timm)
-
-    if timm.is_model(name):
-        return name
-    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-    hint = f" Did you mean: {', '.join(close)}?" if close else " See `timm.list_models()` for the known names."
-    raise UnknownModelError(f"unknown model '{name}'.{hint}")
 
 
 class OpsetError(ExportError, ValueError):

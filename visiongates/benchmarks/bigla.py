@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from visiongates.ops.bigla import bigla_chunk, bigla_naive
 
-from .timing import best_time_ms, peak_heap_bytes
+from .timing import measure_one, peak_heap_bytes
 
 
 def make_inputs(length: int, batch: int = 1, heads: int = 3, dim_k: int = 32, dim_v: int = 64, seed: int = 0,
@@ -28,8 +28,8 @@ def speed_rows(lengths: Sequence[int] = (196, 1024, 4096), reps: int = 5, **shap
     for length in lengths:
         inputs = make_inputs(length, **shape)
         with torch.inference_mode():
-            chunk_ms = best_time_ms(lambda x=inputs: bigla_chunk(*x), reps=reps, warmup=2)
-            naive_ms = best_time_ms(lambda x=inputs: bigla_naive(*x), reps=max(1, reps // 2), warmup=1)
+            chunk_ms = measure_one(lambda x=inputs: bigla_chunk(*x), reps=reps, warmup=2).best_ms
+            naive_ms = measure_one(lambda x=inputs: bigla_naive(*x), reps=max(1, reps // 2), warmup=1).best_ms
         rows.append(dict(T=length, naive_ms=naive_ms, chunk_ms=chunk_ms, speedup=naive_ms / chunk_ms))
     return rows
 

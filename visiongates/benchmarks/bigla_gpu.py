@@ -10,13 +10,14 @@ input copies that a small shape is not served from L2.
 from __future__ import annotations
 
 import inspect
-import statistics
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from visiongates.ops.bigla import bigla
+
+from .timing import cuda_time_ms
 
 K, V, BATCH = 32, 64, 128
 HBM_BYTES_PER_S = 3.0e12  # docs/bigla.md's H100 figure (a device-to-device copy measures about that)
@@ -51,30 +52,6 @@ def min_bytes(heads: int, length: int, backward: bool, batch: int = BATCH, elem:
 
 def bound_us(heads: int, length: int, backward: bool, bytes_per_s: float = HBM_BYTES_PER_S) -> float:
     return min_bytes(heads, length, backward) / bytes_per_s * 1e6
-
-
-def cuda_time_ms(fn: Callable[[int], object], repeats: int = 30, warmup: int = 3) -> float:
-    """Median ms per call of fn(i) (i counts calls), CUDA events around blocks of back-to-back calls (>= ~2 ms each,
-    so the host runs ahead of short kernels), at most ~1.5 s of timed work."""
-    for i in range(warmup):
-        fn(i)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn(0)
-    end.record()
-    end.synchronize()
-    once = max(start.elapsed_time(end), 1e-3)
-    inner = max(1, min(20, int(2.0 / once)))
-    repeats = max(3, min(repeats, int(1500 / (inner * once))))
-    times = []
-    for r in range(repeats):
-        start.record()
-        for j in range(inner):
-            fn(r * inner + j)
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / inner)
-    return statistics.median(times)
 
 
 def make_sets(heads: int, length: int, copies: int, seed: int = 0) -> list[list[torch.Tensor]]:

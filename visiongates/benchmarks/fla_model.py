@@ -5,7 +5,7 @@ fla-core's Python wrappers are run on CPU tensors with triton's launch replaced 
 records one launch per configuration left after fla's own pruning, `JITFunction.run` records the arguments instead
 of launching. Each recorded launch is then specialised and compiled exactly as triton would for an sm_90 device
 (`create_function_from_signature` + `_pack_args`, then `triton.compile`), and its SASS counted with the same parser
-as ours (`bigla_model.Sass`).
+as ours (`sass.Sass`).
 
 What a program issues: its straight-line instructions once, each loop body (a backward branch in the SASS) as many
 times as the loop runs. The loops left in the SASS are the ones whose trip count is known only at run time; their
@@ -127,7 +127,7 @@ def launch_sass(launch: Launch, arch: int = 90, _cache: dict = {}):  # noqa: B00
     from triton.compiler import ASTSource, make_backend
     from triton.runtime.jit import create_function_from_signature
 
-    from .bigla_model import Sass, disassemble
+    from .sass import Sass, disassemble
 
     target = GPUTarget("cuda", arch, 32)
     backend = make_backend(target)
@@ -172,8 +172,8 @@ def _programs(launch: Launch, T: int) -> list[tuple[int, tuple[int, ...] | None]
 
 
 def warp_instructions(launch: Launch, T: int, sass) -> dict[str, float]:
-    """Warp-instructions by class (bigla_model.CLASSES) that one launch issues over all its programs."""
-    from .bigla_model import CLASSES
+    """Warp-instructions by class (sass.CLASSES) that one launch issues over all its programs."""
+    from .sass import CLASSES
 
     names = [*CLASSES, "other"]
     warps = launch.kwargs["num_warps"]
@@ -224,11 +224,11 @@ def _sites(launches: list[Launch]) -> list[list[Launch]]:
 
 
 def chunk_gla_costs(B: int, T: int, H: int, K: int = 32, V: int = 64, every_config: bool = True) -> dict:
-    """{"forward", "backward"}: bigla_model.Cost per token and head of fla's chunk_gla run once per direction (two
+    """{"forward", "backward"}: sass.Cost per token and head of fla's chunk_gla run once per direction (two
     calls); "kernels": (pass, kernel, chosen config, warp-instructions per token-head) rows; "skipped": the kernels
     of configurations left out for a LoopMismatch. Per kernel the configuration with the fewest warp-instructions
     (`every_config=False`: fla's first configuration after pruning, a quick check of the machinery)."""
-    from .bigla_model import Cost
+    from .sass import Cost
 
     tokens = B * T * H
     costs, kernels, skipped = {}, [], []

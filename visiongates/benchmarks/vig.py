@@ -12,7 +12,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import timm
@@ -22,19 +22,7 @@ from torch import nn
 
 import visiongates.models  # noqa: F401  registers vig_gla_*
 
-
-def _alternated_best_ms(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 1) -> dict[str, float]:
-    """Best wall time (ms) of each callable, calling them in turn `reps` times after `warmup` rounds."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(reps):
-        for key, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[key] = min(best[key], time.perf_counter() - start)
-    return {key: value * 1e3 for key, value in best.items()}
+from .timing import measure
 
 
 def _export(model: nn.Module, name: str, size: int, path: Path, dynamic: bool) -> Path:
@@ -71,7 +59,8 @@ def latency_rows(
             models = {key: timm.create_model(name, img_size=size, num_classes=1000).eval()
                       for key, name in (("vig", vig), ("baseline", baseline))}  # fmt: skip
             with torch.inference_mode():
-                ms = _alternated_best_ms({key: (lambda m=m, x=x: m(x)) for key, m in models.items()}, reps)
+                timings = measure({key: (lambda m=m, x=x: m(x)) for key, m in models.items()}, reps)
+            ms = {key: t.best_ms for key, t in timings.items()}
             row = dict(size=size, tokens=(size // 16) ** 2, vig_ms=ms["vig"], baseline_ms=ms["baseline"])
             row["baseline_over_vig"] = row["baseline_ms"] / row["vig_ms"]
             if size in onnx_sizes:
@@ -80,7 +69,7 @@ def latency_rows(
                 feed = x.numpy()
                 runs = {key: (lambda s=s, f=feed: s.run(None, {s.get_inputs()[0].name: f}))
                         for key, s in sessions.items()}  # fmt: skip
-                ms = _alternated_best_ms(runs, reps)
+                ms = {key: t.best_ms for key, t in measure(runs, reps).items()}
                 row.update(ort_vig_ms=ms["vig"], ort_baseline_ms=ms["baseline"])
                 row["ort_baseline_over_vig"] = row["ort_baseline_ms"] / row["ort_vig_ms"]
             rows.append(row)

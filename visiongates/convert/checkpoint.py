@@ -24,9 +24,10 @@ import timm
 import torch
 from timm.models import load_state_dict, split_model_name_tag
 
+from visiongates.checkpoint import check_state_dict
 from visiongates.engine.checkpoint import check_checkpoint_path
-from visiongates.errors import CheckpointError, check_model_name
-from visiongates.models._helpers import check_state_dict
+from visiongates.errors import CheckpointError
+from visiongates.models import check_model_name
 
 __all__ = ["ConversionReport", "convert_checkpoint", "probe_mapping", "read_source"]
 
@@ -74,7 +75,7 @@ def read_source(path: str | Path) -> dict[str, Any]:
     path = check_checkpoint_path(path)
     try:
         if path.suffix == ".npz":
-            from visiongates.convert.maxim_flax import load_flax_npz
+            from visiongates.models.maxim_flax import load_flax_npz
 
             return load_flax_npz(path)
         return load_state_dict(str(path))

@@ -3,6 +3,7 @@
 from .datasets import (  # noqa: F401
     DigitsDataset,
     ImageFolderDataset,
+    build_dataset,
     class_folders,
     collate_skip,
     image_files,

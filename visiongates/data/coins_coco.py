@@ -26,6 +26,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -55,9 +56,17 @@ class CoinsSpec:
     version: int = FORMAT_VERSION
 
 
-@lru_cache(maxsize=1)
-def coin_cutouts() -> list[tuple[np.ndarray, np.ndarray]]:
-    """The 24 coins of skimage's `coins` photo as (gray patch uint8 [h, w], mask bool [h, w]), row by row."""
+class Cutout(NamedTuple):
+    """A grey image patch and the boolean mask of the object in it."""
+
+    image: np.ndarray
+    mask: np.ndarray
+
+
+@lru_cache(maxsize=4)
+def coin_cutouts(margin: int = 0) -> tuple[Cutout, ...]:
+    """The 24 coins of skimage's `coins` photo, row by row: (grey patch uint8 [h, w], mask bool [h, w]) over each
+    coin's box grown by `margin` pixels of the photo (clipped to it). The one source of coins for every coins set."""
     from scipy import ndimage as ndi
     from skimage import data, filters, measure, morphology, segmentation
 
@@ -74,10 +83,12 @@ def coin_cutouts() -> list[tuple[np.ndarray, np.ndarray]]:
         if region.area < 500:
             continue
         r0, c0, r1, c1 = region.bbox
-        cutouts.append((image[r0:r1, c0:c1].copy(), region.image.copy()))
+        r0, c0 = max(r0 - margin, 0), max(c0 - margin, 0)
+        r1, c1 = min(r1 + margin, image.shape[0]), min(c1 + margin, image.shape[1])
+        cutouts.append(Cutout(image[r0:r1, c0:c1].copy(), labels[r0:r1, c0:c1] == region.label))
     if len(cutouts) != 24:
         raise RuntimeError(f"expected 24 coins in skimage.data.coins(), found {len(cutouts)}")
-    return cutouts
+    return tuple(cutouts)
 
 
 @lru_cache(maxsize=1)

@@ -19,8 +19,8 @@ from visiongates.errors import DataError, UnknownClassesError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "DigitsDataset", "class_folders", "collate_skip", "image_files",
-           "sample_seed"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "DigitsDataset", "build_dataset", "class_folders", "collate_skip",
+           "image_files", "sample_seed"]
 Transform = Callable[..., dict]
 
 
@@ -165,6 +165,18 @@ class DigitsDataset(AugmentedDataset):
 
     def _load(self, index: int) -> np.ndarray:
         return self.images[index]
+
+
+def build_dataset(
+    data: str | Path, split: str, transform: Transform | None = None, classes: Sequence[str] | None = None,
+    seed: int = 0, max_pixels: int | None = None, unknown_classes: str = "error",
+) -> DigitsDataset | ImageFolderDataset:
+    """One split of `data`: the embedded digits for 'digits', else the ImageFolder `<data>/<split>` (`classes`,
+    `max_pixels` and `unknown_classes` as `ImageFolderDataset` takes them)."""
+    if str(data) == "digits":
+        return DigitsDataset(split, transform, seed=seed)
+    return ImageFolderDataset(Path(data) / split, transform, classes=classes, seed=seed, max_pixels=max_pixels,
+                              unknown_classes=unknown_classes)
 
 
 def collate_skip(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torch.Tensor, torch.Tensor, int]:

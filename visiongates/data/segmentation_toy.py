@@ -1,10 +1,10 @@
 """Coins on real photos: a small binary segmentation set with exact masks, built from images scikit-image ships.
 
-Nothing is downloaded. Foregrounds are the 24 coins of `skimage.data.coins()`, cut out once with scikit-image's own
-coins recipe (Sobel elevation map, watershed from markers < 30 = background and > 150 = coin, holes filled, regions
-under 300 px dropped). Backgrounds are grey crops of real photos in `skimage.data` (or of any image folder, e.g. the
-shared hymenoptera photos). A sample pastes 1-3 coins (random scale, rotation, gain, position) and up to
-`distractors` discs cut from other photos (round, but not coins) onto a background crop. The mask is exact by
+Nothing is downloaded. Foregrounds are the 24 coins of `skimage.data.coins()`, cut out by
+`coins_coco.coin_cutouts` (the one source of coins: scikit-image's coins recipe, see there). Backgrounds are grey
+crops of real photos in `skimage.data` (or of any image folder, e.g. the shared hymenoptera photos). A sample pastes
+1-3 coins (random scale, rotation, gain, position) and up to `distractors` discs cut from other photos (round, but
+not coins) onto a background crop. The mask is exact by
 construction: it is the set of pixels last replaced by coin pixels, whatever the cut-out's own accuracy.
 
 Held-out images use other coins (every 4th) and crops from another part of each photo (its right 30%), and are fixed by
@@ -15,29 +15,23 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 
 from visiongates.errors import DataError
 
+from .coins_coco import Cutout, coin_cutouts
 from .datasets import sample_seed
 
-__all__ = ["Cutout", "CoinSegmentationDataset", "coin_cutouts", "load_backgrounds", "BACKGROUNDS"]
+__all__ = ["CoinSegmentationDataset", "grey_coins", "load_backgrounds", "BACKGROUNDS"]
 
 BACKGROUNDS = (
     "astronaut", "brick", "camera", "chelsea", "clock", "coffee", "grass", "gravel", "hubble_deep_field",
     "immunohistochemistry", "moon", "page", "rocket", "text", "cell",
 )
 HELD_OUT_FRACTION = 0.3  # right part of each photo kept for held-out crops
-
-
-class Cutout(NamedTuple):
-    """A grey image patch in [0, 1] and the boolean mask of the object in it."""
-
-    image: np.ndarray
-    mask: np.ndarray
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -49,26 +43,9 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def coin_cutouts(margin: int = 2) -> tuple[Cutout, ...]:
-    """The coins of skimage.data.coins(), ordered top-left to bottom-right, each with its watershed mask."""
-    from scipy import ndimage as ndi
-    from skimage import data, filters, measure, segmentation
-
-    coins = data.coins()
-    markers = np.zeros_like(coins)
-    markers[coins < 30], markers[coins > 150] = 1, 2
-    regions = ndi.binary_fill_holes(segmentation.watershed(filters.sobel(coins), markers) == 2)
-    labels = measure.label(regions)
-    image = _grey(coins)
-    out = []
-    for region in measure.regionprops(labels):
-        if region.area < 300:
-            continue
-        r0, c0, r1, c1 = region.bbox
-        r0, c0 = max(r0 - margin, 0), max(c0 - margin, 0)
-        r1, c1 = min(r1 + margin, coins.shape[0]), min(c1 + margin, coins.shape[1])
-        out.append(Cutout(image[r0:r1, c0:c1].copy(), labels[r0:r1, c0:c1] == region.label))
-    return tuple(out)
+def grey_coins() -> tuple[Cutout, ...]:
+    """The coins of `coins_coco.coin_cutouts` with 2 px of the photo around each, as grey patches in [0, 1]."""
+    return tuple(Cutout(_grey(coin.image), coin.mask) for coin in coin_cutouts(margin=2))
 
 
 @functools.lru_cache(maxsize=4)
@@ -155,7 +132,7 @@ class CoinSegmentationDataset(torch.utils.data.Dataset):
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.max_coins, self.distractors = max_coins, distractors
         held_out = split == "val"
-        self.coins = [c for i, c in enumerate(coin_cutouts()) if (i % 4 == 3) == held_out]
+        self.coins = [c for i, c in enumerate(grey_coins()) if (i % 4 == 3) == held_out]
         self.backgrounds = [self._part(b, held_out) for b in load_backgrounds(
             str(background_dir) if background_dir is not None else None)]
         self.epoch = 0

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
+from visiongates.checkpoint import check_state_dict, clean_checkpoint
 from visiongates.errors import CheckpointError
-from visiongates.models._helpers import check_state_dict, clean_checkpoint
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -180,10 +180,14 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     return parser
 
 
-def read_yaml(path: Path) -> Any:
-    """The YAML document in `path`; a syntax error is a VisionGatesError naming the file, line and column."""
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The option: value mapping of the YAML config file `path`; a VisionGatesError names the file when it is
+    missing, unreadable or not a mapping, and the line and column of a syntax error."""
+    path = Path(path)
+    if not path.is_file():
+        raise VisionGatesError(f"config file '{path}' does not exist")
     try:
-        return yaml.safe_load(path.read_text()) or {}
+        loaded = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -191,6 +195,9 @@ def read_yaml(path: Path) -> Any:
         raise VisionGatesError(f"config file '{path}' is not valid YAML{where}: {problem}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise VisionGatesError(f"config file '{path}' cannot be read ({exc})") from None
+    if not isinstance(loaded, dict):
+        raise VisionGatesError(f"config file '{path}' must hold a mapping of option: value")
+    return loaded
 
 
 def load_config(
@@ -202,11 +209,7 @@ def load_config(
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     if config_file:
         path = Path(config_file)
-        if not path.is_file():
-            raise VisionGatesError(f"config file '{path}' does not exist")
         loaded = read_yaml(path)
-        if not isinstance(loaded, dict):
-            raise VisionGatesError(f"config file '{path}' must hold a mapping of option: value")
         unknown = sorted(set(loaded) - known)
         if unknown:
             raise VisionGatesError(f"config file '{path}' has unknown option(s) {unknown}")

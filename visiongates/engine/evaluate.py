@@ -10,8 +10,9 @@ import timm
 import torch
 from torch.utils.data import DataLoader
 
-from visiongates.data import DigitsDataset, ImageFolderDataset, collate_skip, eval_transform
-from visiongates.errors import CheckpointError, UnknownClassesError, check_model_name
+from visiongates.data import build_dataset, collate_skip, eval_transform
+from visiongates.errors import CheckpointError, UnknownClassesError
+from visiongates.models import check_model_name
 
 from .checkpoint import load_checkpoint, load_model_weights
 from .config import model_kwargs
@@ -46,18 +47,14 @@ def evaluate_checkpoint(
     data_config = ckpt.get("data_config") or {}
     norm = {k: tuple(data_config[k]) for k in ("mean", "std") if k in data_config}
     transform = eval_transform(size, crop_pct=crop_pct, **norm)
-    left_out: dict[str, int] = {}
-    if data == "digits":
-        dataset = DigitsDataset(split, transform)
-    else:
-        try:
-            dataset = ImageFolderDataset(Path(data) / split, transform, classes=ckpt["classes"],
-                                         unknown_classes="leave_out" if known_classes_only else "error")
-        except UnknownClassesError as exc:
-            raise UnknownClassesError(f"{exc}, which checkpoint '{checkpoint}' was trained on; "
-                                      "--known-classes-only evaluates on those classes and reports what it left out"
-                                      ) from None
-        left_out = dataset.left_out
+    try:
+        dataset = build_dataset(data, split, transform, classes=ckpt["classes"],
+                                unknown_classes="leave_out" if known_classes_only else "error")
+    except UnknownClassesError as exc:
+        raise UnknownClassesError(f"{exc}, which checkpoint '{checkpoint}' was trained on; "
+                                  "--known-classes-only evaluates on those classes and reports what it left out"
+                                  ) from None
+    left_out = getattr(dataset, "left_out", {})  # images of classes left out (ImageFolder only)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip)
     meter, skipped = evaluate(model, loader, len(ckpt["classes"]), next(model.parameters()).device)
     result = {

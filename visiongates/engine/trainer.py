@@ -38,8 +38,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from visiongates.data import (
-    DigitsDataset,
-    ImageFolderDataset,
+    build_dataset,
     class_folders,
     collate_skip,
     eval_transform,
@@ -51,8 +50,8 @@ from visiongates.errors import (
     Interrupted,
     UnknownClassesError,
     VisionGatesError,
-    check_model_name,
 )
+from visiongates.models import check_model_name
 
 from .checkpoint import (
     load_checkpoint,
@@ -78,9 +77,16 @@ def build_datasets(cfg: TrainConfig, mean=None, std=None) -> tuple[Dataset, Data
         color_jitter=cfg.color_jitter, **norm,
     )
     val_tf = eval_transform(cfg.img_size, crop_pct=cfg.crop_pct, **norm)
-    if cfg.data == "digits":
-        return DigitsDataset("train", train_tf, seed=cfg.seed), DigitsDataset("val", val_tf, seed=cfg.seed)
-    root = Path(cfg.data)
+    if cfg.data != "digits":
+        _check_split_folders(Path(cfg.data))
+    train_ds = build_dataset(cfg.data, "train", train_tf, seed=cfg.seed, max_pixels=cfg.max_pixels)
+    val_ds = build_dataset(cfg.data, "val", val_tf, classes=train_ds.classes, seed=cfg.seed,
+                           max_pixels=cfg.max_pixels)
+    return train_ds, val_ds
+
+
+def _check_split_folders(root: Path) -> None:
+    """`root` holds train/ and val/ with the same class folders, or an error says what differs."""
     for split in ("train", "val"):
         if not (root / split).is_dir():
             raise VisionGatesError(
@@ -93,10 +99,6 @@ def build_datasets(cfg: TrainConfig, mean=None, std=None) -> tuple[Dataset, Data
             f"train/ and val/ of '{root}' hold different class folders: only in train/: {only_train or 'none'}; "
             f"only in val/: {only_val or 'none'}"
         )
-    limit = cfg.max_pixels
-    train_ds = ImageFolderDataset(root / "train", train_tf, seed=cfg.seed, max_pixels=limit)
-    val_ds = ImageFolderDataset(root / "val", val_tf, classes=train_ds.classes, seed=cfg.seed, max_pixels=limit)
-    return train_ds, val_ds
 
 
 def build_loaders(

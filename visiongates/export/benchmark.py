@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,60 +11,33 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from visiongates.benchmarks.timing import measure
+
 from .onnx_export import export_onnx
 from .parity import max_abs_diff, sample_input
+from .quantize import choose_method, onnx_latency_ms, quantize_int8, quantize_static_int8
 from .runtime import open_session
 from .sources import model_from_registry
 
 
-def median_ms(fn: Callable[[], Any], warmup: int = 3, runs: int = 20) -> float:
-    """Median wall time of `fn()` in milliseconds after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-def onnx_ms(path: str | Path, x: np.ndarray, warmup: int = 3, runs: int = 20, threads: int | None = None) -> float:
-    """Median onnxruntime latency of one .onnx file on input `x`."""
-    session = open_session(path, threads)
-    feed = {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
-    return median_ms(lambda: session.run(None, feed), warmup, runs)
-
-
-def torch_ms(model: torch.nn.Module, x: torch.Tensor, warmup: int = 3, runs: int = 20) -> float:
-    """Median PyTorch eager latency (inference mode)."""
+def compare_latency(
+    model: torch.nn.Module, session: ort.InferenceSession, x: torch.Tensor, warmup: int = 3, runs: int = 20
+) -> tuple[float, float]:
+    """(PyTorch eager ms, onnxruntime ms) on `x`: medians of `runs` calls, the two called in turn (`measure`)."""
     model.eval()
+    feed = {session.get_inputs()[0].name: x.numpy()}
 
-    def step() -> None:
+    def eager() -> None:
         with torch.inference_mode():
             model(x)
 
-    return median_ms(step, warmup, runs)
-
-
-def compare_latency(
-    model: torch.nn.Module, session: ort.InferenceSession, x: torch.Tensor, warmup: int = 3, runs: int = 20,
-    rounds: int = 2,
-) -> tuple[float, float]:
-    """(PyTorch ms, onnxruntime ms) on `x`: `rounds` alternating timing rounds of runs/rounds calls each, the best
-    round's median per framework (a load spike on a shared machine then hits both, not one)."""
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    per_round = max(runs // rounds, 1)
-    torch_times, ort_times = [], []
-    for _ in range(rounds):
-        torch_times.append(torch_ms(model, x, warmup, per_round))
-        ort_times.append(median_ms(lambda: session.run(None, feed), warmup, per_round))
-    return min(torch_times), min(ort_times)
+    timings = measure({"pytorch": eager, "onnxruntime": lambda: session.run(None, feed)}, runs, warmup)
+    return timings["pytorch"].median_ms, timings["onnxruntime"].median_ms
 
 
 def one_per_family(names: Sequence[str]) -> list[str]:
     """The smallest model (fewest parameters in its facts) of each export family among `names`, in table order."""
-    from visiongates.models._registry import model_facts
+    from visiongates.models import model_facts
 
     from .families import family_of
 
@@ -84,9 +55,7 @@ def int8_latency(path: Path, info: Any, x: np.ndarray, warmup: int, runs: int, t
                  calibration: str | Path | None = None) -> dict[str, Any]:
     """int8 copy of an exported model by the family's method (`quantize.choose_method`; static calibrated on
     `calibration` images, else on random inputs, which is enough for latency) and fp32 vs int8 onnxruntime latency
-    on `x` in alternating rounds."""
-    from .quantize import choose_method, quantize_int8, quantize_static_int8
-
+    on `x`, the two called in turn."""
     method, _ = choose_method(info.model_name)
     target = path.with_suffix(f".{method}.int8.onnx")
     if not target.is_file():
@@ -94,11 +63,8 @@ def int8_latency(path: Path, info: Any, x: np.ndarray, warmup: int, runs: int, t
             quantize_static_int8(path, target, calibration, max_images=16)
         else:
             quantize_int8(path, target)
-    times: dict[str, list[float]] = {"fp32": [], "int8": []}
-    for _ in range(2):
-        for key, file in (("fp32", path), ("int8", target)):
-            times[key].append(onnx_ms(file, x, warmup, max(runs // 2, 1), threads))
-    fp32, int8 = min(times["fp32"]), min(times["int8"])
+    ms = onnx_latency_ms({"fp32": path, "int8": target}, x, warmup, runs, threads)
+    fp32, int8 = ms["fp32"], ms["int8"]
     return {"int8": method, "int8_ms": int8, "int8_speedup": fp32 / int8}
 
 
@@ -133,15 +99,3 @@ def benchmark_models(
             row.update(int8_latency(path, info, x.numpy(), warmup, runs, None, calibration))
         rows.append(row)
     return rows
-
-
-def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Rows of dicts as a Markdown table (floats to 3 significant places)."""
-    columns = list(columns or rows[0].keys())
-
-    def cell(value: Any) -> str:
-        return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)

@@ -35,10 +35,11 @@ from visiongates_runtime.cli import expand_inputs
 from visiongates_runtime.model import Model
 from visiongates_runtime.session import open_session
 
+from visiongates.benchmarks.timing import measure
 from visiongates.data import ImageFolderDataset
 from visiongates.errors import DataError, ExportError
 
-from .benchmark import onnx_ms
+from . import runtime
 from .ort_inference import OnnxModel
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ def compare_int8(
     fp32: str | Path, int8: str | Path, root: str | Path, warmup: int = 3, runs: int = 30, threads: int | None = None
 ) -> dict[str, Any]:
     """Top-1 of the fp32 and int8 models on an ImageFolder split, how many predictions changed, their batch-1
-    latencies in onnxruntime (alternating rounds, best median each) and the speed-up, and the file sizes."""
+    latencies in onnxruntime (`onnx_latency_ms`) and the speed-up, and the file sizes."""
     if not Path(root).is_dir():
         raise ExportError(f"'{root}' is not an ImageFolder split (root/<class>/<image>)")
     models = {"fp32": OnnxModel(fp32, threads), "int8": OnnxModel(int8, threads)}
@@ -236,14 +237,22 @@ def compare_int8(
         result[f"{key}_top1"] = float((predicted == targets).mean() * 100)
         result["images"], result["skipped"] = len(targets), len(skipped)
     x = np.random.default_rng(0).standard_normal((1, *models["fp32"].info.input_size)).astype(np.float32)
-    times: dict[str, list[float]] = {"fp32": [], "int8": []}
-    for _ in range(2):  # alternate, so that a load spike on a shared machine hits both
-        for key, path in (("fp32", fp32), ("int8", int8)):
-            times[key].append(onnx_ms(path, x, warmup, max(runs // 2, 1), threads))
+    ms = onnx_latency_ms({"fp32": fp32, "int8": int8}, x, warmup, runs, threads)
     for key, path in (("fp32", fp32), ("int8", int8)):
-        result[f"{key}_ms"] = min(times[key])
+        result[f"{key}_ms"] = ms[key]
         result[f"{key}_mb"] = Path(path).stat().st_size / 2**20
     result["top1_change"] = result["int8_top1"] - result["fp32_top1"]
     result["predictions_changed"] = int((predictions["fp32"] != predictions["int8"]).sum())
     result["speedup"] = result["fp32_ms"] / result["int8_ms"]
     return result
+
+
+def onnx_latency_ms(
+    paths: dict[str, str | Path], x: np.ndarray, warmup: int = 3, runs: int = 20, threads: int | None = None
+) -> dict[str, float]:
+    """Median onnxruntime latency (ms) of each .onnx file on input `x`, the files called in turn (`measure`); intra-op
+    threads: `threads`, else torch's (as PyTorch is timed)."""
+    feed = np.ascontiguousarray(x, dtype=np.float32)
+    sessions = {key: runtime.open_session(path, threads) for key, path in paths.items()}
+    calls = {key: (lambda s=s: s.run(None, {s.get_inputs()[0].name: feed})) for key, s in sessions.items()}
+    return {key: timing.median_ms for key, timing in measure(calls, runs, warmup).items()}

@@ -13,8 +13,8 @@ from torch import nn
 
 from visiongates.engine.checkpoint import load_checkpoint, load_model_weights, model_state_from
 from visiongates.engine.evaluate import load_classifier
-from visiongates.errors import CheckpointError, check_model_name
-from visiongates.models._registry import model_facts
+from visiongates.errors import CheckpointError
+from visiongates.models import check_model_name, model_facts
 
 from .metadata import ModelInfo
 

@@ -66,7 +66,7 @@ class ConvTransposeNhwc(nn.ConvTranspose2d):
     """2x2 stride-2 transposed conv on (B, H, W, C) tensors (Flax `nn.ConvTranspose`, kernel 2, stride 2, 'SAME').
 
     Flax applies its kernel without the spatial flip of a true transposed convolution: a Flax kernel `k[h, w, i, o]`
-    equals this layer's `weight[i, o, 1 - h, 1 - w]` (see visiongates.convert.maxim_flax).
+    equals this layer's `weight[i, o, 1 - h, 1 - w]` (see visiongates.models.maxim_flax).
     """
 
     def __init__(self, in_chs: int, out_chs: int, bias: bool = True, device=None, dtype=None):

@@ -22,9 +22,9 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from visiongates.checkpoint import check_state_dict, clean_checkpoint
 from visiongates.engine.checkpoint import load_checkpoint, model_state_from
-from visiongates.errors import check_model_name
-from visiongates.models._helpers import check_state_dict, clean_checkpoint
+from visiongates.models import check_model_name
 
 from .registry import register_model
 

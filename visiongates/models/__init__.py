@@ -8,4 +8,14 @@ from . import (
     msvit,  # noqa: F401  MSViT (gated mixed-scale tokenization)
     vig_gla,  # noqa: F401  ViG (bidirectional gated linear attention)
 )
-from ._registry import family_modules, list_models, model_table_rows  # noqa: F401
+from ._registry import (  # noqa: F401  the registry's public names
+    TIMM_FAMILIES,
+    ModelFacts,
+    check_model_name,
+    family_modules,
+    list_models,
+    model_facts,
+    model_table_markdown,
+    model_table_rows,
+    replace_model_table,
+)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import timm
+
+from visiongates.errors import UnknownModelError
 
 
 @dataclass(frozen=True)
@@ -122,3 +125,13 @@ def replace_model_table(readme: str) -> str:
     """`readme` with the text between the model-table markers regenerated."""
     start, end = readme.index(TABLE_START) + len(TABLE_START), readme.index(TABLE_END)
     return readme[:start] + "\n" + model_table_markdown() + "\n" + readme[end:]
+
+
+def check_model_name(name: str) -> str:
+    """Return `name` if timm knows it (visiongates models included: importing this package registers them);
+    otherwise raise with the closest names."""
+    if timm.is_model(name):
+        return name
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else " See `timm.list_models()` for the known names."
+    raise UnknownModelError(f"unknown model '{name}'.{hint}")

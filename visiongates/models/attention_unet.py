@@ -29,15 +29,14 @@ import timm
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, get_device_dtype
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint
 from torch import nn
 
+from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.attention_unet_decoder import AttentionUNetDecoder, AttentionUNetOutput
 from visiongates.layers.unet_blocks import DoubleConv, init_unet_weights
 
-from ._helpers import clean_checkpoint
 from ._registry import ModelFacts
 
 __all__ = ["UNetEncoder", "AttentionUNet", "create_attention_unet", "checkpoint_filter_fn"]
@@ -190,7 +189,7 @@ def create_attention_unet(
     offers); gate: 'grid' (official gate, default), 'equal' (equal-resolution gate without W) or None (plain U-Net).
     Further keyword arguments go to `AttentionUNetDecoder` (decoder_channels, gate_levels, inter_channels).
     """
-    from visiongates.errors import check_model_name
+    from ._registry import check_model_name
 
     kwargs = dict(encoder_kwargs or {})
     if out_indices is not None:

@@ -23,9 +23,9 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from visiongates.checkpoint import clean_checkpoint, require_weight_source
 from visiongates.layers.gates import CbamGate, DasGate, DeformConv3x3
 
-from ._helpers import clean_checkpoint, require_weight_source
 from ._registry import ModelFacts
 
 __all__ = ["CbamResNet", "DasResNet", "checkpoint_filter_fn"]

@@ -30,14 +30,13 @@ from timm.layers import (
     resample_abs_pos_embed,
     trunc_normal_,
 )
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint
 from torch import nn
 
+from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.gpsa import GPSA
 
-from ._helpers import clean_checkpoint
 from ._registry import ModelFacts
 
 __all__ = ["GpsaConVit", "ConVitBlock", "checkpoint_filter_fn"]

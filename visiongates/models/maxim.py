@@ -14,7 +14,7 @@ task checkpoints use 3 supervision scales: `maxim_3s` (= S-3, denoising SIDD / d
 `maxim_2s` (= S-2, deraining, dehazing, enhancement), one tag per task and dataset (`maxim_3s.denoising_sidd`, ...).
 `timm.create_model('maxim_3s.denoising_sidd', pretrained=True)` fetches the official checkpoint.npz;
 `pretrained_cfg_overlay=dict(file='checkpoint.npz')` loads a local copy (timm then calls `MAXIM.load_pretrained`,
-which converts with `visiongates.convert.maxim_flax`).
+which converts with `visiongates.models.maxim_flax`).
 
 Parity with the Flax weights needs the official operators, which are this model's defaults: tanh-approximated GELU
 (`act_layer='gelu_tanh'`), LayerNorm eps 1e-6 (`norm_eps`), antialiased bilinear downscaling (`antialias=True`) and
@@ -31,11 +31,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from timm.layers import get_act_layer, register_notrace_function
-from timm.models import build_model_with_cfg, generate_default_cfgs, load_state_dict, register_model
+from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, load_state_dict, register_model
 from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint
 from torch import nn
 
+from visiongates.checkpoint import check_state_dict, clean_checkpoint
 from visiongates.layers.maxim_blocks import (
     SAM,
     BottleneckBlock,
@@ -47,7 +47,6 @@ from visiongates.layers.maxim_blocks import (
     OutputConv,
 )
 
-from ._helpers import check_state_dict, clean_checkpoint
 from ._registry import ModelFacts
 
 __all__ = ["MAXIM", "MaximStage", "checkpoint_filter_fn", "reflect_pad", "pad_amounts"]
@@ -464,7 +463,7 @@ class MAXIM(nn.Module):
         """Load an official Flax checkpoint (.npz) or our own state dict file (weights_only). timm calls this (its
         `custom_load`) for the released tags and for `pretrained=True, pretrained_cfg_overlay=dict(file=X.npz)`."""
         if str(checkpoint_path).endswith(".npz"):
-            from visiongates.convert.maxim_flax import convert_flax_params, load_flax_npz
+            from .maxim_flax import convert_flax_params, load_flax_npz
 
             state_dict = convert_flax_params(load_flax_npz(checkpoint_path), self)
         else:
@@ -482,7 +481,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: MAXIM) -> dict[str, 
     (flattened '/'-joined paths, with or without the 'opt/target/' prefix, e.g. a loaded checkpoint.npz)."""
     state_dict = clean_checkpoint(state_dict)
     if any("/" in k for k in state_dict):
-        from visiongates.convert.maxim_flax import convert_flax_params
+        from .maxim_flax import convert_flax_params
 
         return convert_flax_params(state_dict, model)
     return state_dict
@@ -515,7 +514,7 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
 # bucket's browser pages; the file name checkpoint.npz and its public https path are those used by the README's TF
 # port, sayakpaul/maxim-tf convert_to_tf.py). MAXIM-3S for denoising and deblurring, MAXIM-2S for the others
 # (run_eval.py _MODEL_VARIANT_DICT). The README's PSNR / SSIM are on the test set named by the tag. Loaded through
-# timm's custom_load (`MAXIM.load_pretrained` -> visiongates.convert.maxim_flax); the url's second element is the
+# timm's custom_load (`MAXIM.load_pretrained` -> visiongates.models.maxim_flax); the url's second element is the
 # cache file name, since every release is called checkpoint.npz. None of these URLs could be checked here.
 _GCS = "https://storage.googleapis.com/gresearch/maxim/ckpt/"
 

@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import resample_abs_pos_embed
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint
 from timm.models.vision_transformer import VisionTransformer
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
+from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.mixed_scale import (
     MixedScaleLayout,
     compact_slots,
@@ -47,7 +47,6 @@ from visiongates.layers.mixed_scale import (
 from visiongates.layers.scale_gate import GateDecision, ScaleGate
 from visiongates.losses.batch_shaping import GeneralizedBatchShapingLoss
 
-from ._helpers import clean_checkpoint
 from ._registry import ModelFacts
 
 __all__ = ["MixedScaleVisionTransformer", "checkpoint_filter_fn", "to_plain_vit"]

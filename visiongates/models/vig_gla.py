@@ -40,14 +40,12 @@ from timm.layers import (
     to_2tuple,
     trunc_normal_,
 )
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._builder import resolve_pretrained_cfg
+from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model, resolve_pretrained_cfg
 from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint
 
+from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.bigla_attn import BiGlaAttention, BiGlaBlock, swiglu_hidden
 
-from ._helpers import clean_checkpoint
 from ._registry import ModelFacts
 
 __all__ = ["VigGla", "VigGlaHier", "checkpoint_filter_fn"]

@@ -58,13 +58,7 @@ def load_restore_config(path: str | Path | None = None, **overrides: Any) -> Res
     known = {f.name for f in dataclasses.fields(RestoreConfig)}
     values: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise VisionGatesError(f"config file '{path}' does not exist")
-        loaded = read_yaml(path)
-        if not isinstance(loaded, dict):
-            raise VisionGatesError(f"config file '{path}' must hold a mapping of option: value")
-        values.update(loaded)
+        values.update(read_yaml(path))
     values.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(values) - known)
     if unknown:

@@ -25,7 +25,8 @@ from torch import nn
 from tqdm import tqdm
 
 from visiongates.engine.checkpoint import load_checkpoint, load_model_weights, model_state_from, save_checkpoint
-from visiongates.errors import VisionGatesError, check_model_name
+from visiongates.errors import VisionGatesError
+from visiongates.models import check_model_name
 
 from .config import RestoreConfig
 from .datasets import PairedFolderDataset, SyntheticDegradationDataset
@@ -43,7 +44,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load our checkpoint (.pth, weights_only) or an official MAXIM Flax checkpoint (.npz) into `model`."""
     path = Path(path)
     if path.suffix == ".npz":
-        from visiongates.convert.maxim_flax import convert_flax_params, load_flax_npz
+        from visiongates.models.maxim_flax import convert_flax_params, load_flax_npz
 
         model.load_state_dict(convert_flax_params(load_flax_npz(path), model), strict=True)
     else:

@@ -5,7 +5,8 @@
 
 Backends: "naive" (the recurrence, the test oracle), "chunk" (chunked parallel PyTorch, any device, the export
 form), "triton" (fused Triton kernels for CUDA tensors; on CPU tensors under TRITON_INTERPRET=1), "cuda" (C++
-kernels, opt-in only). `dispatch.py` holds the custom op and the choice of backend.
+kernels, opt-in only). Each backend registers itself in `registry.py` from its own module when imported;
+`dispatch.py` holds the custom op and the choice of backend.
 """
 
 from __future__ import annotations
@@ -14,15 +15,13 @@ import importlib
 import warnings
 
 from .chunk import bigla_chunk
-from .dispatch import AUTO_ORDER, Backend, available_backends, bigla, register_backend, resolve
+from .dispatch import AUTO_ORDER, bigla, resolve
 from .naive import bigla_naive
+from .registry import Backend, available_backends, register_backend
 
 __all__ = [
     "AUTO_ORDER", "Backend", "available_backends", "bigla", "bigla_chunk", "bigla_naive", "register_backend", "resolve",
 ]  # fmt: skip
-
-register_backend("naive", bigla_naive)
-register_backend("chunk", bigla_chunk)
 
 for _name in ("triton", "cuda"):  # each registers itself when imported; importing must stay cheap (nothing built)
     try:

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from .naive import compute_dtype
 from .quadratic import bigla_quadratic, bigla_quadratic_unchecked, total_log_decays, upper_mask
+from .registry import register_backend
 
 DEFAULT_CHUNK_SIZE = 64
 # largest total log-decay magnitude of a chunk for which (q e^G)(k e^-G)^T is used: e^30 ~ 1e13 leaves fp32
@@ -302,3 +303,6 @@ def bigla_traceable(
 
     operands = tuple(t.clone() for t in (q, k, v, g_fwd, g_bwd))  # torch.cond rejects operands that alias
     return torch.cond(short, quadratic, long, operands).to(out_dtype)
+
+
+register_backend("chunk", bigla_chunk)

@@ -15,60 +15,14 @@ verified on a GPU; `tools/gpu_check.sh` is the check that must pass first).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 from torch.utils.flop_counter import register_flop_formula
 
-from .chunk import bigla_chunk, bigla_traceable
-from .naive import bigla_naive
+from .chunk import bigla_traceable
+from .registry import _BACKENDS, Backend, available_backends, register_backend
 
 __all__ = ["AUTO_ORDER", "Backend", "available_backends", "bigla", "register_backend", "resolve"]
-
-Grads = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-ForwardFn = Callable[..., torch.Tensor]  # (q, k, v, g_fwd, g_bwd, scale) -> o
-BackwardFn = Callable[..., Grads]  # (grad_o, q, k, v, g_fwd, g_bwd, scale) -> (dq, dk, dv, dg_fwd, dg_bwd)
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One BiGLA implementation. `backward=None`: gradients by torch.func.vjp through `forward`."""
-
-    name: str
-    forward: ForwardFn
-    backward: BackwardFn | None = None
-    device_types: tuple[str, ...] = ("cpu", "cuda")
-    is_available: Callable[[], bool] = lambda: True
-
-
-_BACKENDS: dict[str, Backend] = {}
-
-
-def register_backend(
-    name: str,
-    forward: ForwardFn,
-    backward: BackwardFn | None = None,
-    device_types: tuple[str, ...] = ("cpu", "cuda"),
-    is_available: Callable[[], bool] = lambda: True,
-) -> None:
-    """Register (or replace) a BiGLA backend under `name`; `forward(q, k, v, g_fwd, g_bwd, scale)` -> o."""
-    _BACKENDS[name] = Backend(name, forward, backward, tuple(device_types), is_available)
-
-
-def available_backends(device_type: str | None = None) -> list[str]:
-    """Names of the registered backends (those that run on `device_type`, if given)."""
-    return [
-        name
-        for name, b in _BACKENDS.items()
-        if device_type is None or (device_type in b.device_types and b.is_available())
-    ]
-
-
-register_backend("naive", bigla_naive)
-register_backend("chunk", bigla_chunk)
-
 
 @torch.library.custom_op("visiongates::bigla", mutates_args=())
 def _bigla_op(

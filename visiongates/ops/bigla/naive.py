@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from .registry import register_backend
+
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
     """fp64 if any input is fp64, else fp32 (states and gates are never kept in half precision)."""
@@ -48,3 +50,6 @@ def bigla_naive(
     both = (torch.stack((t, t.flip(-2))) for t in (q, k, v))
     out_fwd, out_bwd = gla_scan_naive(*both, torch.stack((g_fwd, g_bwd.flip(-2))))
     return ((out_fwd + out_bwd.flip(-2)) * 0.5).to(out_dtype)
+
+
+register_backend("naive", bigla_naive)

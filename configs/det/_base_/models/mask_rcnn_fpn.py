@@ -1,21 +1,9 @@
 # Mask R-CNN (He et al., ICCV 2017) on a VGBackbone with an FPN (P2-P6). Set backbone.model_name and the neck's
 # in_channels to the backbone's out_channels.
+_base_ = ['./detector.py']
 model = dict(
     type='MaskRCNN',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_mask=True,
-        pad_size_divisor=32),
-    backbone=dict(
-        type='VGBackbone',
-        model_name='cbam_resnet50',
-        out_indices=(1, 2, 3, 4),
-        frozen_stages=1,
-        norm_eval=True,
-        checkpoint=None),
+    data_preprocessor=dict(pad_mask=True),
     neck=dict(type='FPN', in_channels=[256, 512, 1024, 2048], out_channels=256, num_outs=5),
     rpn_head=dict(
         type='RPNHead',

@@ -1,20 +1,8 @@
 # RetinaNet (Lin et al., ICCV 2017) on a VGBackbone with an FPN (P3-P7). Set backbone.model_name and the neck's
 # in_channels to the backbone's out_channels (VGBackbone(...).out_channels prints them).
+_base_ = ['./detector.py']
 model = dict(
     type='RetinaNet',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32),
-    backbone=dict(
-        type='VGBackbone',
-        model_name='cbam_resnet50',
-        out_indices=(1, 2, 3, 4),
-        frozen_stages=1,
-        norm_eval=True,
-        checkpoint=None),
     neck=dict(
         type='FPN',
         in_channels=[256, 512, 1024, 2048],

@@ -1,26 +1,7 @@
 # UPerNet (Xiao et al., ECCV 2018) on a VGBackbone, with an FCN auxiliary head on the third level. Set
-# backbone.model_name and the heads' in_channels to the backbone's out_channels. BN (not SyncBN) so that the
-# configs also run data-parallel on CPU; on GPUs, norm_cfg=dict(type='SyncBN') is the usual choice.
-norm_cfg = dict(type='BN', requires_grad=True)
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size=(512, 512))
+# backbone.model_name and the heads' in_channels to the backbone's out_channels.
+_base_ = ['./encoder_decoder.py']
 model = dict(
-    type='EncoderDecoder',
-    data_preprocessor=data_preprocessor,
-    pretrained=None,
-    backbone=dict(
-        type='VGBackbone',
-        model_name='cbam_resnet50',
-        out_indices=(1, 2, 3, 4),
-        frozen_stages=-1,
-        norm_eval=False,
-        checkpoint=None),
     decode_head=dict(
         type='UPerHead',
         in_channels=[256, 512, 1024, 2048],
@@ -29,7 +10,7 @@ model = dict(
         channels=512,
         dropout_ratio=0.1,
         num_classes=150,
-        norm_cfg=norm_cfg,
+        norm_cfg={{_base_.norm_cfg}},
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     auxiliary_head=dict(
@@ -41,8 +22,6 @@ model = dict(
         concat_input=False,
         dropout_ratio=0.1,
         num_classes=150,
-        norm_cfg=norm_cfg,
+        norm_cfg={{_base_.norm_cfg}},
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)))

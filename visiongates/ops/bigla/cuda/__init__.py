@@ -12,24 +12,16 @@ backend, with one warning per case.
 from __future__ import annotations
 
 import functools
-import warnings
 from types import ModuleType
 
 import torch
 
-from .. import register_backend
 from ..chunk import bigla_chunk
+from ..registry import register_backend, warn_once
 
 __all__ = ["backward", "extension", "forward", "head_dims", "is_available"]
 
 KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        warnings.warn(message, stacklevel=3)
 
 
 @functools.cache
@@ -42,7 +34,7 @@ def extension() -> ModuleType | None:
 
         return build.build(build.device_archs())
     except Exception as err:  # any build or load failure means: fall back
-        _warn_once(f"BiGLA CUDA kernels could not be built or loaded ({type(err).__name__}: {err}); "
+        warn_once(f"BiGLA CUDA kernels could not be built or loaded ({type(err).__name__}: {err}); "
                    "CUDA tensors use the 'chunk' backend")
         return None
 
@@ -69,17 +61,17 @@ def _kernel_dtypes(q, k, v, g_fwd, g_bwd) -> tuple[torch.dtype, torch.dtype] | N
         return None
     dtypes = {t.dtype for t in (q, k, v, g_fwd, g_bwd)}
     if not dtypes <= set(KERNEL_DTYPES):
-        _warn_once(f"BiGLA CUDA kernels take {[str(d) for d in KERNEL_DTYPES]}, not {sorted(map(str, dtypes))}: "
+        warn_once(f"BiGLA CUDA kernels take {[str(d) for d in KERNEL_DTYPES]}, not {sorted(map(str, dtypes))}: "
                    "using 'chunk'")
         return None
     dims = (q.shape[-1], v.shape[-1])
     smem = head_dims().get(dims)
     if smem is None:
-        _warn_once(f"BiGLA CUDA kernels are compiled for head dims (K, V) in {sorted(head_dims())}, not {dims}: "
+        warn_once(f"BiGLA CUDA kernels are compiled for head dims (K, V) in {sorted(head_dims())}, not {dims}: "
                    "using 'chunk'")
         return None
     if max(smem) > _smem_limit(q.device.index or 0):
-        _warn_once(f"BiGLA CUDA kernels for head dims {dims} need {max(smem)} bytes of shared memory per block, "
+        warn_once(f"BiGLA CUDA kernels for head dims {dims} need {max(smem)} bytes of shared memory per block, "
                    "more than this GPU has: using 'chunk'")
         return None
     qkv = {q.dtype, k.dtype, v.dtype}

@@ -22,14 +22,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import warnings
 from dataclasses import dataclass
 from types import ModuleType
 
 import torch
 
 from ..chunk import bigla_chunk
-from ..dispatch import register_backend
+from ..registry import register_backend, warn_once
 
 __all__ = ["BLOCK_T", "FACTORISE_LIMIT", "HEAD_DIMS", "backward", "forward", "interpreting", "is_available",
            "launch_config"]
@@ -42,13 +41,6 @@ HEAD_DIMS = {"K": (16, 32, 64), "V": (32, 64, 128)}  # what the kernels are comp
 # 2^limit, within range for fp32 / bf16 operands at 48 and for fp16 (max 65504 = 2^16) at 8; past it, the exact tree.
 FACTORISE_LIMIT = {torch.float32: 48.0, torch.bfloat16: 48.0, torch.float16: 8.0}
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        warnings.warn(message, stacklevel=4)
 
 
 def interpreting() -> bool:
@@ -112,12 +104,13 @@ def _runs_here(q, k, v, g_fwd, g_bwd) -> bool:
                          "(set TRITON_INTERPRET=1 before the first call); use backend='chunk' on CPU")  # fmt: skip
     K, V = q.shape[-1], v.shape[-1]
     if K not in HEAD_DIMS["K"] or V not in HEAD_DIMS["V"]:
-        _warn_once(f"BiGLA triton kernels take K in {HEAD_DIMS['K']} and V in {HEAD_DIMS['V']}, not K={K}, V={V}: "
-                   "using 'chunk'")  # fmt: skip
+        warn_once(f"BiGLA triton kernels take K in {HEAD_DIMS['K']} and V in {HEAD_DIMS['V']}, not K={K}, V={V}: "
+                  "using 'chunk'", stacklevel=4)  # fmt: skip
         return False
     dtypes = {t.dtype for t in (q, k, v, g_fwd, g_bwd)}
     if not dtypes <= set(KERNEL_DTYPES):
-        _warn_once(f"BiGLA triton kernels take fp32 / fp16 / bf16, not {sorted(map(str, dtypes))}: using 'chunk'")
+        warn_once(f"BiGLA triton kernels take fp32 / fp16 / bf16, not {sorted(map(str, dtypes))}: using 'chunk'",
+                  stacklevel=4)
         return False
     return q.shape[-2] > 0
 

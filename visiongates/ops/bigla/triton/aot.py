@@ -172,16 +172,14 @@ def compile_table(
 
 
 def format_table(variants: list[Variant]) -> str:
-    lines = [
-        "| kernel | dtype | K | V | arch | warps | registers | spill stores (B) | spill loads (B) | shared (B) | ok |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for v in variants:
-        lines.append(
-            f"| {v.kernel} | {v.dtype} | {v.K} | {v.V} | sm_{v.arch} | {v.num_warps} | {v.registers} | "
-            f"{v.spill_stores} | {v.spill_loads} | {v.shared} | {'yes' if v.ok else 'NO'} |"
-        )
-    return "\n".join(lines)
+    """The variants as a Markdown table (visiongates.benchmarks.table), with whether each fits its allowances."""
+    from visiongates.benchmarks.table import markdown_table
+
+    rows = [{**dataclasses.asdict(v), "arch": f"sm_{v.arch}", "ok": "yes" if v.ok else "NO"} for v in variants]
+    columns = ["kernel", "dtype", "K", "V", "arch", ("num_warps", "warps", ""), "registers",
+               ("spill_stores", "spill stores (B)", ""), ("spill_loads", "spill loads (B)", ""),
+               ("shared", "shared (B)", ""), "ok"]
+    return markdown_table(rows, columns)
 
 
 def check(variants: list[Variant]) -> list[str]:

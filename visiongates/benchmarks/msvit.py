@@ -1,4 +1,6 @@
-"""Compute and latency of input-dependent models (MSViT) measured over real images, against a static twin.
+"""The MSViT benchmark: compute and latency of input-dependent models measured over real images, against a static
+twin, and the gate fitted alone to a target share (`fit_gate_to_target`, Havtorn et al. 2023, Sec. 3.2: the
+generalized batch-shaping loss without the task loss sets the share of fine regions on real images in seconds).
 
 MACs come from visiongates.flops.count_macs (FlopCounterMode FLOPs / 2: convolutions, matrix products and
 attention, the CPU attention kernel included), counted image by image because the token count depends on the image.
@@ -10,17 +12,20 @@ the forward (with one intra-op thread, the time on an idle core). `latency_image
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
 from visiongates.flops import count_macs
+from visiongates.losses import GeneralizedBatchShapingLoss
+
+from .table import markdown_table
+from .timing import measure
 
 __all__ = [
     "count_macs", "macs_per_image", "macs_by_fine_regions", "interleaved_latency", "gate_statistics",
-    "compare_with_static", "markdown_table",
+    "compare_with_static", "comparison_table", "fit_gate_to_target",
 ]
 
 
@@ -56,33 +61,23 @@ def macs_by_fine_regions(model: nn.Module, size: int, fine_regions: Iterable[int
 
 @torch.inference_mode()
 def interleaved_latency(
-    models: dict[str, nn.Module], images: Sequence[torch.Tensor], reps: int = 3, warmup: int = 3
+    models: dict[str, nn.Module], images: Sequence[torch.Tensor], reps: int = 3, warmup: int = 1
 ) -> dict[str, dict[str, float]]:
-    """Batch-1 forward time of each model, alternating models on every image, in ms.
+    """Batch-1 forward time of each model over `images` in ms, alternating the models on every image (`measure`).
 
-    best_ms: median over images of each image's fastest wall-clock repetition; median_ms / p90_ms: over every
-    forward; cpu_ms: median CPU time of this thread per forward (with one intra-op thread it is the time the forward
-    would take on an idle core: a shared machine's preemption is not counted).
+    best_ms: median over images of each image's fastest repetition; median_ms / p90_ms: over every forward;
+    cpu_ms: median CPU time per forward (with one intra-op thread, the time the forward would take on an idle core:
+    a shared machine's preemption is not counted).
     """
-    for _ in range(warmup):
-        for model in models.values():
-            model(images[0][None])
-    wall = {name: [[] for _ in images] for name in models}
-    cpu: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(reps):
-        for index, image in enumerate(images):
-            x = image[None]
-            for name, model in models.items():
-                start, start_cpu = time.perf_counter(), time.thread_time()
-                model(x)
-                cpu[name].append(1e3 * (time.thread_time() - start_cpu))
-                wall[name][index].append(1e3 * (time.perf_counter() - start))
+    calls = {(name, i): (lambda m=model, x=image[None]: m(x)) for i, image in enumerate(images)
+             for name, model in models.items()}  # fmt: skip
+    timings = measure(calls, reps, warmup)
     out = {}
-    for name, per_image in wall.items():
-        flat = sorted(t for values in per_image for t in values)
-        out[name] = {"best_ms": statistics.median(min(values) for values in per_image),
-                     "median_ms": statistics.median(flat), "p90_ms": flat[int(0.9 * (len(flat) - 1))],
-                     "cpu_ms": statistics.median(cpu[name])}
+    for name in models:
+        per_image = [timings[name, i] for i in range(len(images))]
+        every = sum(per_image[1:], per_image[0])
+        out[name] = {"best_ms": statistics.median(t.best_ms for t in per_image), "median_ms": every.median_ms,
+                     "p90_ms": every.p90_ms, "cpu_ms": every.cpu_median_ms}
     return out
 
 
@@ -139,20 +134,47 @@ def compare_with_static(
             "batch_size": len(batches[0][1]), "latency": latency}
 
 
-def markdown_table(result: dict) -> str:
-    """The comparison of `compare_with_static` as a markdown table."""
+def comparison_table(result: dict) -> str:
+    """The comparison of `compare_with_static` as a Markdown table."""
     static, dynamic = result["static"], result["dynamic"]
-    lines = [
-        "| model | top-1 % | fine share | tokens / image | GMACs / image | latency b1 wall (ms) | latency b1 CPU (ms) "
-        "| vs ViT |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| ViT, every region fine | {static['top1']:.2f} | 1.000 | {static['tokens']:.1f} | {static['gmacs']:.4f} "
-        f"| {static['latency_ms']:.2f} | {static['cpu_ms']:.2f} | 1.00x |",
-        f"| MSViT, dropped tokens, batch 1 | {dynamic['top1']:.2f} | {dynamic['fine_share']:.3f} "
-        f"| {dynamic['tokens']:.1f} | {dynamic['gmacs']:.4f} | {dynamic['latency_ms']:.2f} | {dynamic['cpu_ms']:.2f} "
-        f"| {dynamic['gmacs'] / static['gmacs']:.2f}x MACs, {dynamic['latency_ms'] / static['latency_ms']:.2f}x wall, "
-        f"{dynamic['cpu_ms'] / static['cpu_ms']:.2f}x CPU |",
-        f"| MSViT, padded batches of {result['batch_size']} | | | | {result['batched_gmacs']:.4f} | | | "
-        f"{result['batched_gmacs'] / static['gmacs']:.2f}x MACs |",
+    ratios = (f"{dynamic['gmacs'] / static['gmacs']:.2f}x MACs, {dynamic['latency_ms'] / static['latency_ms']:.2f}x "
+              f"wall, {dynamic['cpu_ms'] / static['cpu_ms']:.2f}x CPU")
+    rows = [
+        {"model": "ViT, every region fine", **static, "vs": "1.00x"},
+        {"model": "MSViT, dropped tokens, batch 1", **dynamic, "vs": ratios},
+        {"model": f"MSViT, padded batches of {result['batch_size']}", "gmacs": result["batched_gmacs"],
+         "vs": f"{result['batched_gmacs'] / static['gmacs']:.2f}x MACs"},
     ]
-    return "\n".join(lines)
+    columns = [("model", "model", ""), ("top1", "top-1 %", ".2f"), ("fine_share", "fine share", ".3f"),
+               ("tokens", "tokens / image", ".1f"), ("gmacs", "GMACs / image", ".4f"),
+               ("latency_ms", "latency b1 wall (ms)", ".2f"), ("cpu_ms", "latency b1 CPU (ms)", ".2f"),
+               ("vs", "vs ViT", "")]
+    return markdown_table(rows, columns, missing="")
+
+
+def fit_gate_to_target(
+    model: nn.Module, loader: Iterable, target: float, epochs: int = 20, lr: float = 1e-2
+) -> dict[str, float]:
+    """Train `model.scale_gate` (and fresh gBaS priors on the model's coarse grid) on the images of `loader`.
+
+    loader yields (images, labels, skipped) batches of one size. Returns the final loss and the share of regions
+    above the 1/2 threshold in the last epoch. The model is left in eval mode.
+    """
+    images = [x for x, _, _ in loader if len(x)]
+    grid = model.scale_gate(images[0][:1]).shape[-2:]
+    loss_fn = GeneralizedBatchShapingLoss(tuple(grid), target)
+    optimizer = torch.optim.Adam([*model.scale_gate.parameters(), *loss_fn.parameters()], lr=lr)
+    model.eval()
+    last_loss, fine, regions = float("nan"), 0.0, 0
+    for epoch in range(epochs):
+        for x in images:
+            logits = model.scale_gate(x)
+            loss = loss_fn(torch.sigmoid(logits))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            last_loss = loss.detach().item()
+            if epoch == epochs - 1:
+                fine += float((logits > 0).sum())
+                regions += logits.numel()
+    return {"loss": last_loss, "fine_share": fine / max(regions, 1)}

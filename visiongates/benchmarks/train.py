@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import statistics
 import tempfile
-import time
-from pathlib import Path
 
 import timm
 import torch
 from timm.optim import create_optimizer_v2
 
-from .config import TrainConfig
-from .trainer import train
+from visiongates.data import build_dataset
+from visiongates.engine.config import TrainConfig
+from visiongates.engine.trainer import train
+
+from .timing import measure_one
 
 
 def bare_loop_images_per_second(cfg: TrainConfig, num_classes: int, steps: int, warmup: int = 2) -> float:
@@ -22,14 +24,15 @@ def bare_loop_images_per_second(cfg: TrainConfig, num_classes: int, steps: int, 
     images = torch.randn(cfg.batch_size, 3, cfg.img_size, cfg.img_size)
     labels = torch.randint(0, num_classes, (cfg.batch_size,))
     loss_fn = torch.nn.CrossEntropyLoss()
-    for step in range(warmup + steps):
-        if step == warmup:
-            start = time.perf_counter()
+
+    def step() -> None:
         loss = loss_fn(model(images), labels)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return cfg.batch_size * steps / (time.perf_counter() - start)
+
+    timing = measure_one(step, reps=steps, warmup=warmup)
+    return cfg.batch_size * 1e3 / statistics.fmean(timing.wall_ms)
 
 
 def compare_training_throughput(cfg: TrainConfig, steps: int = 20) -> dict[str, float]:
@@ -38,6 +41,6 @@ def compare_training_throughput(cfg: TrainConfig, steps: int = 20) -> dict[str, 
         run = TrainConfig(**{**cfg.to_dict(), "output": out, "epochs": 1, "warmup_epochs": 0,
                              "max_steps_per_epoch": steps, "progress": False})
         trainer_ips = train(run)["train_images_per_second"]
-    num_classes = 10 if cfg.data == "digits" else sum(p.is_dir() for p in Path(cfg.data, "train").iterdir())
+    num_classes = len(build_dataset(cfg.data, "train").classes)
     bare_ips = bare_loop_images_per_second(cfg, num_classes, steps)
     return {"train_py_images_per_s": trainer_ips, "bare_loop_images_per_s": bare_ips, "ratio": trainer_ips / bare_ips}

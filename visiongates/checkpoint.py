@@ -1,5 +1,7 @@
-"""Checkpoint helpers shared by every model file, the trainer and the mm adapter: one way to unwrap a checkpoint
-(on timm's `clean_state_dict`) and one strict-load error report."""
+"""Checkpoint contents, shared by every model file, the trainer, the converter and the mm adapter: one way to unwrap
+a checkpoint (on timm's `clean_state_dict`), one strict-load error report and the hint for weights fetched by hand.
+
+File I/O (atomic writes, safe loads) lives in `visiongates.engine.checkpoint`."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from timm.models._helpers import clean_state_dict
+from timm.models import clean_state_dict, resolve_pretrained_cfg
 
 from visiongates.errors import CheckpointError
 
@@ -60,8 +62,6 @@ def check_state_dict(
 def require_weight_source(variant: str, kwargs: Mapping[str, Any]) -> None:
     """Before `build_model_with_cfg(..., pretrained=True)`: if the chosen pretrained tag has no URL, hub id or file
     but its cfg `notes` say how to get the weights by hand, raise with those notes (timm's own error gives none)."""
-    from timm.models._builder import resolve_pretrained_cfg
-
     cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
     if not cfg.has_weights and cfg.notes:
         raise RuntimeError(f"{variant}.{cfg.tag}: no weights can be fetched automatically; {' '.join(cfg.notes)}")
