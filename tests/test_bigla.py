@@ -180,6 +180,22 @@ def test_quadratic_gradcheck():
     assert torch.autograd.gradcheck(_quadratic, inputs, fast_mode=True)
 
 
+def test_quadratic_trains_after_inference_mode():
+    """The quadratic form's cached mask, built first under inference_mode (an evaluation, a benchmark), still serves
+    a training step after it (it once raised "Inference tensors cannot be saved for backward")."""
+    import visiongates.ops.bigla.quadratic as quadratic
+
+    quadratic._cached_upper_mask.cache_clear()  # the mask is first built below, under inference_mode
+    inputs = make_inputs(23, 4, 8, 1, 1)
+    with torch.inference_mode():
+        expected = bigla_quadratic(*inputs, 1.0, limit=80.0)
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    out = bigla_quadratic(*leaves, 1.0, limit=80.0)
+    out.sum().backward()
+    torch.testing.assert_close(out.detach(), expected)
+    assert all(leaf.grad is not None for leaf in leaves)
+
+
 def test_mixed_safe_and_fallback_chunks(no_quadratic):
     """Chunks past the factorisation limit (redone by the tree) next to ordinary ones, in either direction."""
     q, k, v, g_fwd, g_bwd = make_inputs(200, 16, 32, 2, 2)

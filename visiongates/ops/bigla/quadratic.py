@@ -88,4 +88,6 @@ def upper_mask(scores: torch.Tensor) -> torch.Tensor:
 
 @lru_cache(maxsize=8)
 def _cached_upper_mask(length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    return torch.ones(length, length, dtype=dtype, device=device).triu_()
+    # a normal tensor even when first built under inference_mode, so that training can use it later
+    with torch.inference_mode(False), torch.no_grad():
+        return torch.ones(length, length, dtype=dtype, device=device).triu_()
