@@ -1,10 +1,11 @@
 # The embedded coins set (visiongates.data.coins_coco): real coin photos pasted onto real photos, exact masks.
-# Built on first use under $VISIONGATES_DATA/coins (default data/coins); no download. One class: 'coin'.
+# Built on first use under $VISIONGATES_DATA/coins (default data/coins); no download. One class: 'coin'. The loaders
+# are coco_detection.py's with the coins set's files, batches of 4 and no aspect-ratio grouping (every image is square).
+_base_ = ['./coco_detection.py']
 dataset_type = 'CoinsCocoDataset'
 data_root = '{{$VISIONGATES_DATA:data}}/coins/'
 coins_spec = dict(num_train=400, num_val=100, image_size=128)
 image_size = (128, 128)
-backend_args = None
 
 albu = dict(
     type='Albu',
@@ -20,7 +21,7 @@ albu = dict(
     skip_img_without_anno=True)
 
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5, direction=['horizontal', 'vertical']),
@@ -28,46 +29,20 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(
     batch_size=4,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        coins_spec=coins_spec,
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='train/'),
-        filter_cfg=dict(filter_empty_gt=True, min_size=4),
-        pipeline=train_pipeline,
-        backend_args=backend_args))
+    batch_sampler=None,
+    dataset=dict(type=dataset_type, data_root=data_root, coins_spec=coins_spec, ann_file='annotations/instances_train.json',
+                 data_prefix=dict(img='train/'), filter_cfg=dict(min_size=4), pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        coins_spec=coins_spec,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    dataset=dict(type=dataset_type, data_root=data_root, coins_spec=coins_spec, ann_file='annotations/instances_val.json',
+                 data_prefix=dict(img='val/'), pipeline=test_pipeline))
 test_dataloader = val_dataloader
-
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/instances_val.json',
-    metric=['bbox', 'segm'],
-    format_only=False,
-    backend_args=backend_args)
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json', metric=['bbox', 'segm'])
 test_evaluator = val_evaluator

@@ -1,5 +1,7 @@
 # The embedded coins set as semantic maps (0 background, 1 coin); built on first use under $VISIONGATES_DATA/coins
-# (default data/coins) from photos that scikit-image ships. See visiongates/data/coins_coco.py.
+# (default data/coins) from photos that scikit-image ships. See visiongates/data/coins_coco.py. The loaders are
+# ade20k.py's with the coins set's folders, 128x128 crops and batches of 4 on 2 workers.
+_base_ = ['./ade20k.py']
 dataset_type = 'CoinsSegDataset'
 data_root = '{{$VISIONGATES_DATA:data}}/coins/'
 coins_spec = dict(num_train=400, num_val=100, image_size=128)
@@ -27,27 +29,12 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(
-    batch_size=4,
     num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        coins_spec=coins_spec,
-        data_prefix=dict(img_path='train', seg_map_path='semantic/train'),
-        pipeline=train_pipeline))
+    dataset=dict(type=dataset_type, data_root=data_root, coins_spec=coins_spec,
+                 data_prefix=dict(img_path='train', seg_map_path='semantic/train'), pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4,
     num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        coins_spec=coins_spec,
-        data_prefix=dict(img_path='val', seg_map_path='semantic/val'),
-        pipeline=test_pipeline))
+    dataset=dict(type=dataset_type, data_root=data_root, coins_spec=coins_spec,
+                 data_prefix=dict(img_path='val', seg_map_path='semantic/val'), pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
