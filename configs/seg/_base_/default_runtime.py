@@ -1,15 +1,8 @@
-# Runtime shared by every segmentation config: mmseg scope, the visiongates adapters, hooks, logging.
+# Runtime shared by every segmentation config: mmseg scope, visualizer, logging and test-time augmentation over the
+# common runtime (hooks are in the schedules).
+_base_ = ['../../_base_/default_runtime.py']
 default_scope = 'mmseg'
-custom_imports = dict(imports=['visiongates.mm'], allow_failed_imports=False)
-
-env_cfg = dict(
-    cudnn_benchmark=True,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+env_cfg = dict(cudnn_benchmark=True)
+visualizer = dict(type='SegLocalVisualizer', vis_backends={{_base_.vis_backends}}, name='visualizer')
 log_processor = dict(by_epoch=False)
-log_level = 'INFO'
-load_from = None
-resume = False
 tta_model = dict(type='SegTTAModel')
