@@ -1,4 +1,5 @@
 # Short from-scratch schedule for the embedded coins set on CPU: AdamW, warm-up then cosine decay.
+_base_ = ['./iter_based.py']
 max_iters = 1000
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -9,12 +10,5 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_iters, eta_min_ratio=0.01, by_epoch=False, begin=0, end=max_iters),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=250)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=250, max_keep_ckpts=2, save_best='mIoU'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    logger=dict(interval=20), checkpoint=dict(interval=250, max_keep_ckpts=2, save_best='mIoU'))
