@@ -489,6 +489,17 @@ def test_resume_command_replaces_the_resume_option(monkeypatch):
     assert resume_command(("--resume", "auto"), ["tools/train.py"]).startswith("torchrun --nproc_per_node 2 ")
 
 
+def test_override_flags_are_the_config_fields_and_default_to_none():
+    import argparse
+
+    from visiongates.cli import add_override_flags
+
+    parser = argparse.ArgumentParser()
+    add_override_flags(parser, batch_size=int, lr=float, device=str)
+    assert vars(parser.parse_args(["--batch-size", "8", "--lr", "0.5"])) == {"batch_size": 8, "lr": 0.5, "device": None}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--batch_size", "8"])  # the flag is spelled with hyphens, as every other flag
+
 # ------------------------------------------------------------------- bad input across the tools (issue 28)
 def _copy_tree(source: Path, target: Path) -> Path:
     import shutil

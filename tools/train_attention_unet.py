@@ -9,7 +9,7 @@
 import argparse
 import json
 
-from visiongates.cli import run_cli
+from visiongates.cli import add_override_flags, run_cli
 
 
 def main() -> None:
@@ -24,11 +24,9 @@ def main() -> None:
                         help="JSON, e.g. '{\"widths\": [16, 32, 64, 128, 256]}'")
     parser.add_argument("--no-deep-supervision", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    for flag, kind in [("encoder", str), ("output", str), ("steps", int), ("batch-size", int), ("lr", float),
-                       ("aux-weight", float), ("size", int), ("train-length", int), ("val-length", int),
-                       ("distractors", int), ("background-dir", str), ("eval-every", int), ("threads", int),
-                       ("device", str), ("seed", int)]:
-        parser.add_argument(f"--{flag}", type=kind, default=None)
+    add_override_flags(parser, encoder=str, output=str, steps=int, batch_size=int, lr=float, aux_weight=float,
+                       size=int, train_length=int, val_length=int, distractors=int, background_dir=str,
+                       eval_every=int, threads=int, device=str, seed=int)
     args = vars(parser.parse_args())
     gates, seeds = args.pop("gates"), args.pop("seeds")
     args["gate"] = parse_gate(args["gate"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shlex
@@ -30,6 +31,12 @@ def run_cli(main: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def add_override_flags(parser: argparse.ArgumentParser, **fields: type) -> None:
+    """One `--field-name VALUE` option per config field (default None: the config's own value stands)."""
+    for name, kind in fields.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
 
 
 def resume_command(resume: Sequence[str], argv: Sequence[str] | None = None) -> str:
