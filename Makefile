@@ -27,7 +27,7 @@ setup-all:
 demo: setup
 	$(PY) tools/train.py --config configs/cls/digits_cbam_resnet18.yaml
 	$(PY) tools/eval.py runs/digits_cbam_resnet18/best.pth --data digits --output runs/digits_cbam_resnet18/eval
-	$(PY) tools/write_digits.py --output runs/digits_cbam_resnet18/samples --count 10
+	$(PY) tools/data/write_digits.py --output runs/digits_cbam_resnet18/samples --count 10
 	$(PY) export/export_onnx.py runs/digits_cbam_resnet18/best.pth --output runs/digits_cbam_resnet18/model.onnx
 	$(PY) export/infer_onnx.py runs/digits_cbam_resnet18/model.onnx runs/digits_cbam_resnet18/samples/*.png \
 		--compare runs/digits_cbam_resnet18/best.pth
@@ -44,4 +44,4 @@ lint: setup-all
 	$(VENV)/bin/ruff format --check $(FORMATTED)
 
 model-table: setup
-	$(PY) tools/model_table.py --write README.md
+	$(PY) tools/analysis/model_table.py --write README.md

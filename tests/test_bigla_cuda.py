@@ -146,7 +146,7 @@ def test_benchmark_bounds_match_bigla_md():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without a GPU")
 def test_benchmark_measures_nothing_without_gpu():
-    script = build.CSRC.parents[4] / "tools" / "benchmark_bigla_gpu.py"
+    script = build.CSRC.parents[4] / "tools" / "analysis" / "benchmark_bigla_gpu.py"
     result = subprocess.run([sys.executable, str(script), "--skip-aot", "--skip-model"], capture_output=True, text=True)
     assert result.returncode == 0 and "no CUDA GPU is visible" in result.stderr and "TB/s" not in result.stdout
 

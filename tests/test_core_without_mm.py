@@ -105,7 +105,7 @@ def test_main_job_without_mm(core_env, tmp_path):
         ["tools/train.py", "--config", "configs/cls/digits_cbam_resnet18.yaml", "--epochs", "1",
          "--max-steps-per-epoch", "4", "--output", str(out), "--progress", "false"],
         ["export/export_onnx.py", str(out / "best.pth"), "--output", str(out / "model.onnx")],
-        ["tools/write_digits.py", "--output", str(out / "samples"), "--count", "4"],
+        ["tools/data/write_digits.py", "--output", str(out / "samples"), "--count", "4"],
     ):
         result = run(step, core_env)
         assert result.returncode == 0, f"{step[0]} failed:\n{result.stdout}\n{result.stderr}"

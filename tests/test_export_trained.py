@@ -97,7 +97,7 @@ def test_demo_commands_write_export_and_classify_digits(hymenoptera_onnx, tmp_pa
     """The README's last steps, on the hymenoptera checkpoint (the digits one is what `make demo` trains)."""
     checkpoint, _ = hymenoptera_onnx
     run = [sys.executable]
-    subprocess.run([*run, "tools/write_digits.py", "--output", tmp_path / "digits", "--count", "3"], cwd=REPO,
+    subprocess.run([*run, "tools/data/write_digits.py", "--output", tmp_path / "digits", "--count", "3"], cwd=REPO,
                    check=True)
     assert len(list((tmp_path / "digits").glob("val_*_digit*.png"))) == 3
     onnx_path = tmp_path / "model.onnx"

@@ -15,7 +15,8 @@ from visiongates.models import list_models, model_facts
 
 # model_facts records GMACs rounded to 3 decimals (>= 1 GMAC everywhere), so a recount must agree to 0.1%.
 GMACS_REL_TOL = 1e-3
-# MSViT's compute depends on the image (its gate): it records none, and tools/benchmark_msvit.py counts it per image.
+# MSViT's compute depends on the image (its gate): it records none, and tools/analysis/benchmark_msvit.py counts it
+# per image.
 INPUT_DEPENDENT = {"msvit_tiny_patch16_224", "msvit_small_patch16_224"}
 
 

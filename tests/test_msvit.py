@@ -444,7 +444,8 @@ def test_short_training_on_digits_reaches_the_target_share(tmp_path):
 
 
 def test_gate_fit_and_compute_comparison_used_by_the_benchmark():
-    """tools/benchmark_msvit.py's pieces: gBaS-only gate fitting reaches the share; the comparison's figures agree."""
+    """tools/analysis/benchmark_msvit.py's pieces: gBaS-only gate fitting reaches the share; the comparison's
+    figures agree."""
     from visiongates.benchmarks.msvit import compare_with_static, comparison_table, fit_gate_to_target
     from visiongates.models.msvit import to_plain_vit
 

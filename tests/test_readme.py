@@ -45,7 +45,7 @@ def test_restore_configs_need_no_shared_folder():
 
 
 def test_sample_photos_make_an_image_folder(tmp_path):
-    """tools/write_sample_photos.py's folder loads as an ImageFolder (torchvision's and ours), same classes in both
+    """tools/data/write_sample_photos.py's folder loads as an ImageFolder (torchvision's and ours), same classes in both
     splits, the requested counts, and val images that differ from every train image."""
     counts = write_sample_photos(tmp_path, size=48, train_per_class=3, val_per_class=2, seed=1)
     train, val = ImageFolder(str(tmp_path / "train")), ImageFolder(str(tmp_path / "val"))

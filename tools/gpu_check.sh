@@ -5,7 +5,7 @@
 #   1 env              20 s   env.txt           GPU, torch, triton, timm, fla versions
 #   2 tests-triton    200 s   tests_triton.txt  tests/test_bigla_triton.py on the GPU (pytest -n 8: the JIT compiles run
 #                                               in parallel): fp32 / bf16 / fp16 against the fp64 oracle, ViG shapes
-#   3 bench           240 s   bench.jsonl       tools/benchmark_bigla_gpu.py: triton, chunk and fla's chunk_gla per
+#   3 bench           240 s   bench.jsonl       tools/analysis/benchmark_bigla_gpu.py: triton, chunk and fla's chunk_gla per
 #                                               direction (when importable), HBM roofline, achieved TB/s, the ViG-S
 #                                               training step triton vs chunk; one JSON line per row as it is measured
 #   4 sanitizer        60 s   sanitizer.txt     compute-sanitizer memcheck + racecheck of the triton backend, small shape
@@ -48,7 +48,7 @@ status tests-triton "rc=$? in $(($(date +%s) - start)) s: $(grep -E '(passed|fai
 grep -E "^(FAILED|ERROR)" "$OUT/tests_triton.txt" | head -20
 
 start=$(date +%s)
-timeout "$(deadline 240)" $PY tools/benchmark_bigla_gpu.py --skip-aot --skip-model --repeats 20 --jsonl "$OUT/bench.jsonl" \
+timeout "$(deadline 240)" $PY tools/analysis/benchmark_bigla_gpu.py --skip-aot --skip-model --repeats 20 --jsonl "$OUT/bench.jsonl" \
   >"$OUT/bench.txt" 2>&1
 status bench "rc=$? in $(($(date +%s) - start)) s: $(wc -l <"$OUT/bench.jsonl" 2>/dev/null || echo 0) rows"
 

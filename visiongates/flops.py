@@ -14,7 +14,7 @@ GMACs) and DAS's deformable convolutions too. `count_macs` adds both, so a CPU c
 
 Recipe for a model's recorded GMACs: `count_model_gmacs(name)`, i.e. the model built on the meta device (no memory,
 no weights), eval mode, one image at its default `input_size`, under `torch.no_grad()`;
-`python tools/count_macs.py` prints it for every registered model.
+`python tools/analysis/count_macs.py` prints it for every registered model.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""CPU inference benchmark behind tools/benchmark_convit.py: peak memory and latency of gpsa_convit vs timm's convit
-at high resolution.
+"""CPU inference benchmark behind tools/analysis/benchmark_convit.py: peak memory and latency of gpsa_convit vs
+timm's convit at high resolution.
 
 Each measurement runs in a fresh subprocess (peak RSS from getrusage is a per-process high-water mark): build the
 model for the input size, record RSS, run `warmup + reps` forwards under inference_mode (`measure_one`), record

@@ -1,4 +1,4 @@
-"""MAXIM's CPU inference latency per megapixel (behind tools/benchmark_maxim.py).
+"""MAXIM's CPU inference latency per megapixel (behind tools/analysis/benchmark_maxim.py).
 
 Batch 1 under torch.inference_mode, `warmup` untimed forwards then `reps` timed ones (`measure_one`, median
 reported). Wall-clock and process CPU time are both kept: on a shared, oversubscribed machine the CPU time of a

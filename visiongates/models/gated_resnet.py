@@ -90,7 +90,8 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
-# GMACs of every variant are counted here (visiongates.flops, meta device, 224x224: `python tools/count_macs.py`).
+# GMACs of every variant are counted here (visiongates.flops, meta device, 224x224:
+# `python tools/analysis/count_macs.py`).
 # The CBAM paper's Tab. 4 gives 3.864 / 7.581 GFLOPs (multiply-accumulates) for R50 / R101 + CBAM: that network puts
 # each downsampling bottleneck's stride on its first 1x1 conv (as the original ResNet); the official code
 # (Jongchan/attention-module MODELS/model_resnet.py) and timm, hence this model and the released weights, put it on

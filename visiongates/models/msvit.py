@@ -422,9 +422,9 @@ default_cfgs = generate_default_cfgs({
 })
 
 # Backbone = DeiT-Ti / DeiT-S (timm deit_tiny/small_patch16_224: 5.717M / 22.051M); + the gate MLP (0.201M).
-# GMACs depend on the image (the gate's choice), so none is recorded: tools/benchmark_msvit.py counts them image by
-# image over a data set (visiongates.flops). On the meta device there are no values to gate by, so MSViT takes its
-# masked path there (every token computed), which is no figure of the model's compute.
+# GMACs depend on the image (the gate's choice), so none is recorded: tools/analysis/benchmark_msvit.py counts them
+# image by image over a data set (visiongates.flops). On the meta device there are no values to gate by, so MSViT takes
+# its masked path there (every token computed), which is no figure of the model's compute.
 _SOURCE = "DeiT backbone params (timm deit_*_patch16_224) + gate MLP 3072-64-64-1, counted here; GMACs input-dependent"
 model_facts = {
     "msvit_tiny_patch16_224": ModelFacts(5.918, _SOURCE),

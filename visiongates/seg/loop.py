@@ -2,7 +2,8 @@
 
 Training: a timm optimizer (create_optimizer_v2) with timm's per-step cosine schedule, cross-entropy + soft Dice.
 Evaluation: Dice of the argmax prediction per held-out image (mean over images, and pooled over all pixels).
-Checkpoints are written atomically and hold the config, so a run can be rebuilt (tools/overlay_attention_gates.py).
+Checkpoints are written atomically and hold the config, so a run can be rebuilt
+(tools/analysis/overlay_attention_gates.py).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Write a small real-photo ImageFolder (train/ and val/, 6 classes) from photos shipped in scikit-image / scikit-learn.
 
-    python tools/write_sample_photos.py --output data/photos                       # 16 train + 6 val per class
-    python tools/write_sample_photos.py --output data/photos --size 224 --train-per-class 20
+    python tools/data/write_sample_photos.py --output data/photos                       # 16 train + 6 val per class
+    python tools/data/write_sample_photos.py --output data/photos --size 224 --train-per-class 20
 
 For README examples that need a folder of photos; any ImageFolder of your own (root/{train,val}/<class>/*.jpg)
 works in its place.

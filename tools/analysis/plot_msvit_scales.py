@@ -1,6 +1,6 @@
 """Draw the scale MSViT's gate chose for each region of some validation images (see visiongates.viz.msvit_scales).
 
-    .venv/bin/python tools/plot_msvit_scales.py --checkpoint runs/digits_msvit_30/last.pth --data digits \
+    .venv/bin/python tools/analysis/plot_msvit_scales.py --checkpoint runs/digits_msvit_30/last.pth --data digits \
         --out runs/digits_msvit_30/scales.png
 """
 

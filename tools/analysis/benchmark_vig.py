@@ -2,9 +2,9 @@
 model built with the img_size it is timed at) and, at --onnx-sizes, in onnxruntime (one ViG file with dynamic height
 and width for every size); the two models alternate. --profile prints where ViG's time goes at each size.
 
-    .venv/bin/python tools/benchmark_vig.py --threads 1
-    .venv/bin/python tools/benchmark_vig.py --threads 1 --sizes 224 512 1024 --onnx-sizes 224 512 --reps 5
-    .venv/bin/python tools/benchmark_vig.py --threads 1 --sizes 224 --onnx-sizes --profile
+    .venv/bin/python tools/analysis/benchmark_vig.py --threads 1
+    .venv/bin/python tools/analysis/benchmark_vig.py --threads 1 --sizes 224 512 1024 --onnx-sizes 224 512 --reps 5
+    .venv/bin/python tools/analysis/benchmark_vig.py --threads 1 --sizes 224 --onnx-sizes --profile
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each row is measured in a fresh subprocess (visiongates/benchmarks/convit.py says how).
 
-    .venv/bin/python tools/benchmark_convit.py --variant tiny --sizes 512 1024 --batch 2
+    .venv/bin/python tools/analysis/benchmark_convit.py --variant tiny --sizes 512 1024 --batch 2
 """
 
 from __future__ import annotations

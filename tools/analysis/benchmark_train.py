@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark tools/train.py throughput against a bare forward+backward loop of the same model and batch.
 
-    python tools/benchmark_train.py --config configs/cls/digits_cbam_resnet18.yaml --steps 20
+    python tools/analysis/benchmark_train.py --config configs/cls/digits_cbam_resnet18.yaml --steps 20
 """
 
 from visiongates.cli import run_cli

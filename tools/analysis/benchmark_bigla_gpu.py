@@ -11,8 +11,8 @@
    T = 196 and ViG-T/S at T = 4096 (bf16, K = 32, V = 64), beside the HBM roofline and the bandwidth achieved; then
    one ViG-S training step per backend. Without a GPU it says so and measures nothing.
 
-    python tools/benchmark_bigla_gpu.py [--skip-aot] [--skip-model] [--with-cuda] [--repeats 30] [--train-batch 128]
-                                        [--json out.json]
+    python tools/analysis/benchmark_bigla_gpu.py [--skip-aot] [--skip-model] [--with-cuda] [--repeats 30]
+                                                 [--train-batch 128] [--json out.json]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import visiongates  # noqa: E402,F401  (registers the timm models)
 from visiongates.benchmarks import bigla_gpu as bench  # noqa: E402

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """CPU inference latency of MAXIM per megapixel: S-1/2/3 at 256x256 and 512x512, printed as a table.
 
-    .venv/bin/python tools/benchmark_maxim.py                      # maxim_s1/s2/s3, 256 and 512, 1 thread
-    .venv/bin/python tools/benchmark_maxim.py --models maxim_s1 --sizes 256 --threads 2 --reps 3 --json out.json
+    .venv/bin/python tools/analysis/benchmark_maxim.py                      # maxim_s1/s2/s3, 256 and 512, 1 thread
+    .venv/bin/python tools/analysis/benchmark_maxim.py --models maxim_s1 --sizes 256 --threads 2 --reps 3 \
+        --json out.json
 
 How it measures: visiongates/benchmarks/maxim.py. GMACs are multiply-accumulates of convolutions and matrix
 products; the official "GFLOPs" also count elementwise operations and are 2.19-2.32x these.

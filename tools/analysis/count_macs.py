@@ -2,8 +2,8 @@
 """Count GMACs of registered models with `visiongates.flops` (meta device, one image at the default input size) and
 print them beside the figure each model file's `model_facts` records.
 
-    .venv/bin/python tools/count_macs.py                      # every visiongates model
-    .venv/bin/python tools/count_macs.py deit_tiny_patch16_224 --cpu --size 512
+    .venv/bin/python tools/analysis/count_macs.py                      # every visiongates model
+    .venv/bin/python tools/analysis/count_macs.py deit_tiny_patch16_224 --cpu --size 512
 """
 
 import argparse

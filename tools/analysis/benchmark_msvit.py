@@ -7,9 +7,9 @@ the images; and per image in padded batches); batch-1 latency, the two models ti
 (wall: median over images of the best of --reps; CPU: median process CPU time, one thread = an idle core). The
 all-fine ViT is timm's VisionTransformer holding the MSViT backbone weights (`msvit.to_plain_vit`).
 
-    .venv/bin/python tools/benchmark_msvit.py --checkpoint runs/digits_msvit_30/last.pth --data digits
-    .venv/bin/python tools/write_sample_photos.py --output data/photos   # an ImageFolder with train/ and val/
-    .venv/bin/python tools/benchmark_msvit.py --data data/photos --fit-gate-target 0.3
+    .venv/bin/python tools/analysis/benchmark_msvit.py --checkpoint runs/digits_msvit_30/last.pth --data digits
+    .venv/bin/python tools/data/write_sample_photos.py --output data/photos   # an ImageFolder with train/ and val/
+    .venv/bin/python tools/analysis/benchmark_msvit.py --data data/photos --fit-gate-target 0.3
 """
 
 from __future__ import annotations
