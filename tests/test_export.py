@@ -27,7 +27,7 @@ from runtime_blocker import INFER, blocked_outputs, run_blocked
 import visiongates
 from visiongates.export import ExportSpec, ModelInfo, OnnxModel, export_onnx, export_source, spec_for
 from visiongates.export.families import family_of
-from visiongates.export.parity import check_parity, parity_shapes, within_tolerance
+from visiongates.export.parity import GraphCheck, check_parity, parity_shapes, within_tolerance
 from visiongates.export.runtime import open_session
 from visiongates.export.sources import model_from_registry
 from visiongates.models import model_facts
@@ -54,22 +54,29 @@ SHARED_MODELS = {"cbam_resnet18", "das_resnet18", "maxim_s1", "vig_gla_tiny", "v
 def _zoo_params() -> list:
     """Every registered model, marked slow (each export takes 5-60 s of CPU)."""
     skip = pytest.mark.skipif(not EXPORT_VARIANTS, reason="VISIONGATES_EXPORT_VARIANTS=0: one model per family")
-    return [pytest.param(name, marks=[pytest.mark.slow] + ([SHARED] if name in SHARED_MODELS else [])
-                         + ([] if name in REPRESENTATIVES or EXPORT_ALL else [skip]))
-            for name in visiongates.list_models()]
+    return [
+        pytest.param(
+            name,
+            marks=[pytest.mark.slow]
+            + ([SHARED] if name in SHARED_MODELS else [])
+            + ([] if name in REPRESENTATIVES or EXPORT_ALL else [skip]),
+        )
+        for name in visiongates.list_models()
+    ]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """Registry models exported once per test module (and worker) as export/export_onnx.py does, at their default
-    input size: name -> (model, .onnx path)."""
-    cache: dict[str, tuple[torch.nn.Module, object]] = {}
+    input size: name -> (model, .onnx path, the graph's check with perturbed weights)."""
+    cache: dict[str, tuple[torch.nn.Module, object, GraphCheck]] = {}
 
     def get(name: str):
         if name not in cache:
             model, info = model_from_registry(name)
             path = tmp_path_factory.mktemp("onnx") / f"{name}.onnx"
-            cache[name] = (model, export_onnx(model, info, path, check=False).path)
+            report = export_onnx(model, info, path)
+            cache[name] = (model, report.path, report.check)
         return cache[name]
 
     return get
@@ -79,7 +86,7 @@ def exported(tmp_path_factory):
 def test_zoo_model_matches_pytorch_in_onnxruntime(name, exported, tmp_path):
     spec = spec_for(name)
     if name in REPRESENTATIVES or EXPORT_ALL:
-        model, path = exported(name)
+        model, path, checker = exported(name)
         info = OnnxModel(path).info
         assert info.dynamic == (["batch", "height", "width"] if spec.dynamic_size else ["batch"])
         assert info.input_size == model.pretrained_cfg["input_size"]
@@ -88,12 +95,11 @@ def test_zoo_model_matches_pytorch_in_onnxruntime(name, exported, tmp_path):
         model, info = model_from_registry(name)
         size = max(VARIANT_SIZE, spec.min_size)
         info = dataclasses.replace(info, input_size=(info.channels, size, size))
-        report = export_onnx(model, info, tmp_path / f"{name}.onnx", dynamic_size=False, check=False, optimize=False)
-        path, info = report.path, report.info
+        report = export_onnx(model, info, tmp_path / f"{name}.onnx", dynamic_size=False, optimize=False)
+        path, info, checker = report.path, report.info, report.check
         assert info.dynamic == ["batch"]
         expected_shapes = 1
-    shapes = parity_shapes(info)
-    diffs = check_parity(model, open_session(path), info, shapes)
+    diffs = checker.parity(parity_shapes(info))  # the exported graph and the model, both with perturbed weights
     print(name, diffs)
     assert len(diffs) == expected_shapes
     # 1e-4 absolute; where untrained outputs exceed 1 in magnitude (MAXIM's reach +-60), 1e-4 relative to the largest:
@@ -103,7 +109,7 @@ def test_zoo_model_matches_pytorch_in_onnxruntime(name, exported, tmp_path):
 
 @SHARED
 def test_metadata_carries_the_preprocessing(exported):
-    _, path = exported("cbam_resnet18")
+    _, path, _ = exported("cbam_resnet18")
     info = OnnxModel(path).info
     assert info.task == "classification" and info.model_name == "cbam_resnet18"
     assert info.input_size == (3, 224, 224) and info.crop_pct == 0.875
@@ -117,7 +123,7 @@ def test_classify_files_side_by_side_with_pytorch(exported, tmp_path):
     from visiongates.data import write_digit_pngs
     from visiongates.export.compare import side_by_side, side_by_side_table
 
-    model, path = exported("cbam_resnet18")
+    model, path, _ = exported("cbam_resnet18")
     files = write_digit_pngs(tmp_path, count=4)
     assert [f.name.split("digit")[1] for f in files] == ["0.png", "1.png", "2.png", "3.png"]
     onnx_model = OnnxModel(path)
@@ -169,7 +175,7 @@ def test_segmentation_checkpoint_exports_and_writes_a_mask(tmp_path):
 @pytest.mark.slow
 @SHARED
 def test_restoration_model_restores_an_image_file(exported, tmp_path):
-    model, path = exported("maxim_s1")
+    model, path, _ = exported("maxim_s1")
     photo = tmp_path / "noisy.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (80, 100, 3), dtype=np.uint8)).save(photo)
     onnx_model = OnnxModel(path)
@@ -192,7 +198,7 @@ def test_restoration_model_restores_an_image_file(exported, tmp_path):
 def test_das_exports_deformable_conv_as_onnx_deformconv(exported):
     import onnx
 
-    _, path = exported("das_resnet18")
+    _, path, _ = exported("das_resnet18")
     graph = onnx.load(str(path))
     assert any(n.op_type == "DeformConv" for n in graph.graph.node)
     assert next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 19
@@ -204,10 +210,10 @@ def test_das_exports_deformable_conv_as_onnx_deformconv(exported):
 def test_vig_one_file_for_any_size(name, exported):
     """One ViG / ViG-H file (BiGLA traced with a symbolic token count) serves every multiple of the model's stride:
     square, non-square, and token counts that are and are not multiples of BiGLA's 64-token chunk."""
-    model, path = exported(name)
+    _, path, checker = exported(name)
     info = OnnxModel(path).info
     assert info.dynamic == ["batch", "height", "width"]
-    diffs = check_parity(model, open_session(path), info, [(1, 3, 224, 224), (1, 3, 256, 320), (1, 3, 384, 384)])
+    diffs = checker.parity([(1, 3, 224, 224), (1, 3, 256, 320), (1, 3, 384, 384)])  # weights where BiGLA matters
     print(name, diffs)
     assert all(diff <= TOLERANCE for diff, _ in diffs.values()), diffs
 
@@ -242,3 +248,45 @@ def test_latency_benchmark_table(tmp_path):
     print("\n" + table)
     assert rows[0]["pytorch_ms"] > 0 and rows[0]["onnxruntime_ms"] > 0 and rows[0]["max_abs_diff"] <= TOLERANCE
     assert table.splitlines()[0] == "| model | input | pytorch_ms | onnxruntime_ms | ratio | max_abs_diff |"
+
+
+def _broken_export(monkeypatch, target: object, name: str, replacement) -> None:
+    """Make torch.onnx.export trace `target.name` as `replacement`, and only the export: the PyTorch side of the
+    check keeps the intact module."""
+    export = torch.onnx.export
+
+    def broken(*args, **kwargs):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(target, name, replacement)
+            return export(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+
+
+@pytest.mark.parametrize("family", ["vig_bigla", "cbam_gate"])
+def test_parity_check_fails_on_a_broken_block(family, monkeypatch, tmp_path):
+    """The export check sees every block: a graph whose BiGLA outputs are zeros (ViG), or whose CBAM channel gate
+    is zeroed, fails it, while the intact graph passes. With ViG's seed-0 weights the BiGLA break moves the logits by
+    less than the tolerance; the check's perturbed weights make it count."""
+    import visiongates.ops.bigla.dispatch as dispatch
+    from visiongates.layers.gates import CbamChannelGate
+
+    size = 64
+    if family == "vig_bigla":  # one block; 96 px (36 tokens) and 128x160 (80 tokens): two and three chunks
+        model, info = model_from_registry("vig_gla_tiny", depth=1)
+        size = 96
+        target, name, replacement = dispatch, "bigla_traceable", lambda q, k, v, *_: torch.zeros_like(v)
+    else:
+        model, info = model_from_registry("cbam_resnet18")
+        target, name, replacement = CbamChannelGate, "forward", lambda self, x: x * 0
+    info = dataclasses.replace(info, input_size=(3, size, size))
+    intact = export_onnx(model, info, tmp_path / "intact.onnx", optimize=False)
+    assert all(within_tolerance(diff, peak, TOLERANCE) for diff, peak in intact.parity.values()), intact.parity
+    _broken_export(monkeypatch, target, name, replacement)
+    broken = export_onnx(model, info, tmp_path / "broken.onnx", optimize=False)
+    print(family, "intact", intact.parity, "broken", broken.parity)
+    assert not any(within_tolerance(diff, peak, TOLERANCE) for diff, peak in broken.parity.values()), broken.parity
+    if family == "vig_bigla":  # what the check saw before: the written file (real weights) against the model
+        blind = check_parity(model, open_session(broken.path), broken.info)
+        print("seed-0 weights", blind)
+        assert all(within_tolerance(diff, peak, TOLERANCE) for diff, peak in blind.values()), blind

@@ -2,6 +2,7 @@
 and the README's recipe for one's own COCO-format data. (The from-scratch accuracy runs are documented, not tests:
 they take minutes of CPU each.)"""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -16,8 +17,8 @@ pytest.importorskip("mmseg")
 
 from mm_smoke import as_cli_options, tiny_coins_options  # noqa: E402
 
+from visiongates.mm.finetune import process_group_teardown, train  # noqa: E402
 from visiongates.mm.finetune import test as evaluate  # noqa: E402
-from visiongates.mm.finetune import train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RETINANET = REPO / "configs" / "det" / "retinanet_cbam_resnet18_fpn_coins.py"
@@ -39,8 +40,14 @@ def _mm_load(path: Path) -> dict:
 
 
 def _run_tool(tool: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, str(REPO / "tools" / tool), *args], capture_output=True, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, cwd=REPO, timeout=900)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / tool), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        cwd=REPO,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
@@ -60,10 +67,19 @@ def test_detection_saves_resumes_and_evaluates(coins_home):
     assert "train/loss" in second["message_hub"]["log_scalars"]  # HistoryBuffers read back by the safe loader
 
     show = coins_home / "show"
-    result = _run_tool("test_det.py", str(RETINANET), str(work / "epoch_2.pth"), "--work-dir", str(coins_home / "t"),
-                       "--show-dir", str(show), "--cfg-options", *as_cli_options(tiny_coins_options()),
-                       "model.test_cfg.score_thr=0.0",  # 4 iterations in, scores sit near the 0.01 prior
-                       env={"VISIONGATES_DATA": os.environ["VISIONGATES_DATA"]})
+    result = _run_tool(
+        "test_det.py",
+        str(RETINANET),
+        str(work / "epoch_2.pth"),
+        "--work-dir",
+        str(coins_home / "t"),
+        "--show-dir",
+        str(show),
+        "--cfg-options",
+        *as_cli_options(tiny_coins_options()),
+        "model.test_cfg.score_thr=0.0",  # 4 iterations in, scores sit near the 0.01 prior
+        env={"VISIONGATES_DATA": os.environ["VISIONGATES_DATA"]},
+    )
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert 0.0 <= metrics["coco/bbox_mAP_50"] <= 1.0
     pngs = sorted(show.rglob("*.png"))
@@ -73,8 +89,12 @@ def test_detection_saves_resumes_and_evaluates(coins_home):
 @pytest.mark.slow
 def test_segmentation_saves_resumes_and_evaluates(coins_home):
     work = coins_home / "work"
-    options = {**tiny_coins_options(), "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 2,
-               "train_dataloader.batch_size": 2}
+    options = {
+        **tiny_coins_options(),
+        "train_cfg.val_interval": 2,
+        "default_hooks.checkpoint.interval": 2,
+        "train_dataloader.batch_size": 2,
+    }
     train(UPERNET, work_dir=str(work), cfg_options={**options, "train_cfg.max_iters": 2})
     assert _mm_load(work / "iter_2.pth")["meta"]["iter"] == 2
     runner = train(UPERNET, work_dir=str(work), resume="auto", cfg_options={**options, "train_cfg.max_iters": 4})
@@ -83,16 +103,22 @@ def test_segmentation_saves_resumes_and_evaluates(coins_home):
     assert fourth["meta"]["iter"] == 4 and "train/loss" in fourth["message_hub"]["log_scalars"]
 
     show = coins_home / "show"
-    metrics = evaluate(UPERNET, work / "iter_4.pth", work_dir=str(coins_home / "t"), show_dir=str(show),
-                       cfg_options=tiny_coins_options())
+    metrics = evaluate(
+        UPERNET,
+        work / "iter_4.pth",
+        work_dir=str(coins_home / "t"),
+        show_dir=str(show),
+        cfg_options=tiny_coins_options(),
+    )
     assert 0.0 <= metrics["mIoU"] <= 100.0
     pngs = sorted(show.rglob("*.png"))
     assert len(pngs) == 4 and all(p.read_bytes()[:8] == PNG for p in pngs)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tool, config, ckpt", [("train_det.py", RETINANET, "epoch_1.pth"),
-                                                ("train_seg.py", UPERNET, "iter_2.pth")])
+@pytest.mark.parametrize(
+    "tool, config, ckpt", [("train_det.py", RETINANET, "epoch_1.pth"), ("train_seg.py", UPERNET, "iter_2.pth")]
+)
 def test_torchrun_two_cpu_processes(coins_home, tool, config, ckpt):
     """mmengine's launcher under torchrun: a gloo group, DDP without device ids, a couple of iterations."""
     work = coins_home / "ddp"
@@ -101,9 +127,22 @@ def test_torchrun_two_cpu_processes(coins_home, tool, config, ckpt):
         options.update({"train_cfg.max_epochs": 1, "train_cfg.val_interval": 1})  # 8 images / (2 x 2) = 2 iters
     else:
         options.update({"train_cfg.max_iters": 2, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 2})
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(REPO / "tools" / tool), str(config), "--launcher", "pytorch", "--work-dir", str(work),
-           "--cfg-options", *as_cli_options(options)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(REPO / "tools" / tool),
+        str(config),
+        "--launcher",
+        "pytorch",
+        "--work-dir",
+        str(work),
+        "--cfg-options",
+        *as_cli_options(options),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
     log = result.stdout + result.stderr
@@ -111,6 +150,23 @@ def test_torchrun_two_cpu_processes(coins_home, tool, config, ckpt):
     assert "Distributed launcher: pytorch" in log and "Distributed training: True" in log
     assert "process group backend: gloo, rank 0 of 2" in log and "rank 1 of 2" in log
     assert (work / ckpt).is_file()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_tools_destroy_their_process_group(tmp_path, fails):
+    """A rank that exits with its gloo group alive can abort in interpreter finalisation (issue 27): the tools'
+    teardown destroys it, after a run that succeeded (barrier first) and after one that raised."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        with pytest.raises(RuntimeError) if fails else contextlib.nullcontext(), process_group_teardown():
+            if fails:
+                raise RuntimeError("a failed run")
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 USER_CONFIG = """
@@ -145,8 +201,17 @@ def test_readme_recipe_for_own_coco_data(tmp_path):
     root = build_coins_set(tmp_path / "mydata", num_train=4, num_val=2, image_size=96)
     torch.save({"model": timm.create_model("cbam_resnet50").state_dict()}, tmp_path / "cls.pth")
     config = tmp_path / "my_retinanet.py"
-    config.write_text(USER_CONFIG.format(base=REPO / "configs/det/retinanet_cbam_resnet50_fpn_1x_coco.py",
-                                         root=root, checkpoint=tmp_path / "cls.pth"))
-    runner = train(config, work_dir=str(tmp_path / "work"), cfg_options={
-        "train_dataloader.dataset.pipeline.2.scale": (96, 96), "val_dataloader.dataset.pipeline.1.scale": (96, 96)})
+    config.write_text(
+        USER_CONFIG.format(
+            base=REPO / "configs/det/retinanet_cbam_resnet50_fpn_1x_coco.py", root=root, checkpoint=tmp_path / "cls.pth"
+        )
+    )
+    runner = train(
+        config,
+        work_dir=str(tmp_path / "work"),
+        cfg_options={
+            "train_dataloader.dataset.pipeline.2.scale": (96, 96),
+            "val_dataloader.dataset.pipeline.1.scale": (96, 96),
+        },
+    )
     assert runner.iter == 1 and (tmp_path / "work" / "epoch_1.pth").is_file()

@@ -21,8 +21,7 @@ from visiongates.errors import ExportError, OpsetError
 
 from .families import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, ExportSpec, spec_for
 from .metadata import ModelInfo
-from .parity import check_parity
-from .runtime import open_session
+from .parity import GraphCheck, graph_check
 from .sources import load_source
 
 log = logging.getLogger(__name__)
@@ -49,13 +48,15 @@ def quiet_exporter() -> Iterator[None]:
 @dataclass
 class ExportReport:
     """What `export_onnx` wrote: the file, its metadata, what is dynamic, and the parity check
-    ({shape: (max abs difference, max abs PyTorch output)})."""
+    ({shape: (max abs difference, max abs PyTorch output)}, on the graph with `parity.perturbed_copy`'s weights);
+    `check` runs that check at other shapes."""
 
     path: Path
     info: ModelInfo
     note: str
     seconds: float
     parity: dict[str, tuple[float, float]]
+    check: GraphCheck | None = None
 
     @property
     def max_diff(self) -> float:
@@ -101,8 +102,10 @@ def dynamic_size_problem(model_name: str, spec: ExportSpec, height: int, width: 
     if height % m or width % m:
         side = max(height, width)
         choices = sorted({n for n in (side // m * m, -(-side // m) * m) if n >= low})
-        return (f"'{model_name}' exports with dynamic sizes that are multiples of {m}, and {height}x{width} is not "
-                f"(--img-size {' or '.join(map(str, choices))} would be)")
+        return (
+            f"'{model_name}' exports with dynamic sizes that are multiples of {m}, and {height}x{width} is not "
+            f"(--img-size {' or '.join(map(str, choices))} would be)"
+        )
     return ""
 
 
@@ -121,7 +124,8 @@ def export_onnx(
     opset: default 18 (19 where the family needs it); dynamic_size: None = wherever the family supports it (at a
     size its dynamic graph cannot take, e.g. a model trained at 112 px where the family needs multiples of 32, the
     export is static and the report's note says why); False = fixed height and width; True = dynamic or an error;
-    check: run the written file in onnxruntime beside PyTorch (`parity.check_parity`) and report the difference;
+    check: run the exported graph in onnxruntime beside PyTorch, both with `parity.perturbed_copy`'s weights so
+    that every block counts (`parity.graph_check`), and report the difference;
     optimize: run onnxscript's graph optimizer on the result (constant folding, dead code; about a third of the
     export time; onnxruntime optimises the graph again when it loads it).
     """
@@ -138,8 +142,12 @@ def export_onnx(
         raise ExportError(problem)
     else:
         reason = "static size requested"
-    note = spec.note if dynamic_size or not spec.dynamic_size else (  # the note always matches the metadata
-        f"batch dynamic; height and width fixed at {height}x{width} ({reason})")
+    note = (
+        spec.note
+        if dynamic_size or not spec.dynamic_size
+        # the note always matches the metadata
+        else (f"batch dynamic; height and width fixed at {height}x{width} ({reason})")
+    )
     shapes, dims = dynamic_shapes(model, spec, dynamic_size)
     multiple = spec.size_multiple if dynamic_size else 1
     pad = spec.pad if dynamic_size else ""
@@ -156,9 +164,19 @@ def export_onnx(
     try:
         with quiet_exporter():
             program = torch.onnx.export(
-                model, (example,), dynamo=True, opset_version=opset, dynamic_shapes=shapes,
-                input_names=["image"], output_names=["output"], optimize=optimize, verbose=False,
+                model,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                dynamic_shapes=shapes,
+                input_names=["image"],
+                output_names=["output"],
+                optimize=False,
+                verbose=False,
             )
+            unoptimized = program.model_proto if check else None  # its initializers still carry parameter names
+            if optimize:
+                program.optimize()
     finally:
         if undo is not None:
             undo()
@@ -167,9 +185,10 @@ def export_onnx(
     with quiet_exporter():
         program.save(output)
     seconds = time.perf_counter() - start
-    parity = check_parity(model, open_session(output), info) if check else {}
+    checker = graph_check(unoptimized, model, info, optimize) if unoptimized is not None else None
+    parity = checker.parity() if checker else {}
     log.info("exported %s to %s in %.1f s (opset %d; %s)", info.model_name, output, seconds, opset, note)
-    return ExportReport(output, info, note, seconds, parity)
+    return ExportReport(output, info, note, seconds, parity, checker)
 
 
 def export_source(

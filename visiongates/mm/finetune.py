@@ -12,11 +12,12 @@ current iteration and Ctrl-C at once; both name the checkpoint mmengine last wro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from visiongates.engine.distributed import cleanup_distributed
 from visiongates.errors import Interrupted, VisionGatesError
 
 from .checks import Stopped, add_tool_hooks, catch_sigterm, check_feature_channels, latest_checkpoint
@@ -58,8 +60,11 @@ def setup_launcher(cfg: Config, launcher: str = "none") -> None:
         return
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
-    print(f"CPU data-parallel: process group backend: {dist.get_backend()}, rank {dist.get_rank()} of "
-          f"{dist.get_world_size()}", flush=True)  # every rank (mmengine's logger prints on rank 0 only)
+    print(
+        f"CPU data-parallel: process group backend: {dist.get_backend()}, rank {dist.get_rank()} of "
+        f"{dist.get_world_size()}",
+        flush=True,
+    )  # every rank (mmengine's logger prints on rank 0 only)
     wrapper = dict(cfg.get("model_wrapper_cfg") or {})
     wrapper.setdefault("type", "MMDistributedDataParallel")
     wrapper.setdefault("find_unused_parameters", cfg.get("find_unused_parameters", False))
@@ -107,10 +112,14 @@ def _interrupted(runner: Runner, signum: int | None, training: bool) -> Interrup
     what = f"{name} at iteration {getattr(loop, 'iter', 0) + 1} (epoch {getattr(loop, 'epoch', 0) + 1})"
     checkpoint = latest_checkpoint(runner.work_dir)
     if checkpoint is None:
-        return Interrupted(f"{what}: no checkpoint was written yet (default_hooks.checkpoint.interval sets how "
-                           "often)", status)
-    return Interrupted(f"{what}: the latest checkpoint mmengine wrote is {checkpoint}; iterations after it are "
-                       "not saved", status, resume=("--resume", checkpoint))
+        return Interrupted(
+            f"{what}: no checkpoint was written yet (default_hooks.checkpoint.interval sets how often)", status
+        )
+    return Interrupted(
+        f"{what}: the latest checkpoint mmengine wrote is {checkpoint}; iterations after it are not saved",
+        status,
+        resume=("--resume", checkpoint),
+    )
 
 
 def _run(runner: Runner, training: bool) -> Any:
@@ -145,8 +154,10 @@ def train(
     return runner
 
 
-VISUALIZERS = {"mmdet": ("DetVisualizationHook", "DetLocalVisualizer"),
-               "mmseg": ("SegVisualizationHook", "SegLocalVisualizer")}
+VISUALIZERS = {
+    "mmdet": ("DetVisualizationHook", "DetLocalVisualizer"),
+    "mmseg": ("SegVisualizationHook", "SegLocalVisualizer"),
+}
 
 
 def enable_visualization(cfg: Config, show_dir: str) -> None:
@@ -197,16 +208,46 @@ def add_common_args(parser: Any, with_checkpoint: bool = False) -> None:
         parser.add_argument("checkpoint", help="checkpoint file to evaluate")
         parser.add_argument("--show-dir", help="save the test images with drawn predictions as PNGs here")
     else:
-        parser.add_argument("--resume", nargs="?", const="auto", default=None,
-                            help="resume from a checkpoint path, or (no value) the latest in work_dir")
+        parser.add_argument(
+            "--resume",
+            nargs="?",
+            const="auto",
+            default=None,
+            help="resume from a checkpoint path, or (no value) the latest in work_dir",
+        )
     parser.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config name>)")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                        help="override config keys, e.g. model.backbone.checkpoint=cls.pth train_cfg.max_epochs=3")
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        default={},
+        help="override config keys, e.g. model.backbone.checkpoint=cls.pth train_cfg.max_epochs=3",
+    )
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="'pytorch' under torchrun")
-    parser.add_argument("--unknown-categories", choices=("error", "drop"), default=None,
-                        help="annotations whose category id the COCO file does not define: stop before training "
-                             "(error, the default) or train without them (drop)")
+    parser.add_argument(
+        "--unknown-categories",
+        choices=("error", "drop"),
+        default=None,
+        help="annotations whose category id the COCO file does not define: stop before training "
+        "(error, the default) or train without them (drop)",
+    )
     parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
+
+
+@contextlib.contextmanager
+def process_group_teardown() -> Iterator[None]:
+    """Destroy the process group (if any) before the interpreter exits: left alive, gloo's worker threads outlive
+    Python's finalisation and a rank can abort at exit (SIGABRT, "terminate called without an active exception").
+    After a run that succeeded, a barrier first, so that no rank tears down while a peer is still communicating;
+    after a failure no barrier (a peer may never reach it)."""
+    succeeded = False
+    try:
+        yield
+        succeeded = True
+    finally:
+        if succeeded and dist.is_available() and dist.is_initialized():
+            dist.barrier()
+        cleanup_distributed()
 
 
 def cli(task: str, mode: str, argv: Sequence[str] | None = None) -> int:
@@ -217,11 +258,19 @@ def cli(task: str, mode: str, argv: Sequence[str] | None = None) -> int:
     add_common_args(parser, with_checkpoint=mode == "test")
     args = parser.parse_args(argv)
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    if mode == "train":
-        train(args.config, args.work_dir, args.resume, args.launcher, args.cfg_options, args.unknown_categories)
+    with process_group_teardown():
+        if mode == "train":
+            train(args.config, args.work_dir, args.resume, args.launcher, args.cfg_options, args.unknown_categories)
+            return 0
+        metrics = test(
+            args.config,
+            args.checkpoint,
+            args.work_dir,
+            args.show_dir,
+            args.launcher,
+            args.cfg_options,
+            args.unknown_categories,
+        )
+        if not dist.is_initialized() or dist.get_rank() == 0:
+            print(json.dumps({k: float(v) for k, v in metrics.items()}))  # the last line of stdout
         return 0
-    metrics = test(args.config, args.checkpoint, args.work_dir, args.show_dir, args.launcher, args.cfg_options,
-                   args.unknown_categories)
-    if not dist.is_initialized() or dist.get_rank() == 0:
-        print(json.dumps({k: float(v) for k, v in metrics.items()}))  # the last line of stdout
-    return 0

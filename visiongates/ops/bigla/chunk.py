@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .naive import compute_dtype
-from .quadratic import bigla_quadratic, bigla_quadratic_unchecked, total_log_decays, upper_mask
+from .quadratic import bigla_quadratic, upper_mask
 from .registry import register_backend
 
 DEFAULT_CHUNK_SIZE = 64
@@ -45,6 +45,8 @@ FACTORISE_LIMIT = {torch.float32: 30.0, torch.float64: 300.0}
 # up to this many tokens `bigla_chunk` (not static) computes each direction as one T x T product (quadratic.py):
 # at one CPU thread it beat the chunks at T = 49 and 196 (ViG-T at 224 px) and lost at T = 256
 QUADRATIC_MAX_LENGTH = 224
+# chunk of the export path (`gla_scan_pairwise`): its [C, C, K] pair weights take C times the memory of q
+PAIRWISE_CHUNK_SIZE = 32
 
 
 def _chunked(chunk_size: int, *tensors: torch.Tensor, static: bool = False) -> tuple[int, int, list[torch.Tensor]]:
@@ -153,20 +155,6 @@ def gla_scan_tree(
     return _unchunk(out, v)
 
 
-def gla_scan_factorised(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE
-) -> torch.Tensor:
-    """`gla_scan_tree` with the intra-chunk pairs as one masked (q e^G)(k e^-G)^T product: fewer, larger ops, but
-    finite only while every chunk's total log-decay stays above -FACTORISE_LIMIT (the caller checks, in the graph).
-    """
-    chunk, num_chunks, (qc, kc, vc, gc) = _chunked(chunk_size, q, k, v, g, static=True)
-    gc = gc.cumsum(1)
-    q_grown = qc * gc.exp()
-    scores = torch.bmm(q_grown, (kc * gc.neg().exp()).transpose(1, 2)).tril()
-    out = torch.baddbmm(torch.bmm(scores, vc), q_grown, _carried_states_parallel(kc, vc, gc, num_chunks))
-    return _unchunk(out, v)
-
-
 def _redo_with_tree(
     out: torch.Tensor, unsafe: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gc: torch.Tensor,
     reverse: bool,
@@ -253,6 +241,27 @@ def bigla_chunk(
     return out.to(out_dtype)
 
 
+def gla_scan_pairwise(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, chunk_size: int = PAIRWISE_CHUNK_SIZE
+) -> torch.Tensor:
+    """`gla_scan_tree` with the intra-chunk weights exp(G_i - G_j) formed per pair and channel ([rows, C, C, K],
+    masked to j <= i before exp, so never above 1): exact for any gate like the tree, in a few dozen ops instead
+    of a group per tree level, so that a model traces in seconds. The weights take C times the memory of q.
+
+    q, k, g: [..., T, K]; v: [..., T, V] -> [..., T, V]; q, k, v and g are padded and chunked as one tensor.
+    """
+    dims = [q.shape[-1], k.shape[-1], v.shape[-1], g.shape[-1]]
+    chunk, num_chunks, (packed,) = _chunked(chunk_size, torch.cat((q, k, v, g), -1), static=True)
+    qc, kc, vc, gc = packed.split(dims, -1)
+    gc = gc.cumsum(1)
+    idx = torch.arange(chunk, device=q.device)
+    causal = (idx[:, None] >= idx[None, :]).unsqueeze(-1)  # [C, C, 1]: key j at or before query i
+    decay = torch.where(causal, gc.unsqueeze(2) - gc.unsqueeze(1), -torch.inf).exp()  # [rows, C, C, K]
+    scores = (qc.unsqueeze(2) * kc.unsqueeze(1) * decay).sum(-1)  # [rows, C, C]
+    out = torch.baddbmm(torch.bmm(scores, vc), qc * gc.exp(), _carried_states_parallel(kc, vc, gc, num_chunks))
+    return _unchunk(out, v)
+
+
 def bigla_traceable(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -260,49 +269,22 @@ def bigla_traceable(
     g_fwd: torch.Tensor,
     g_bwd: torch.Tensor,
     scale: float | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int = PAIRWISE_CHUNK_SIZE,
 ) -> torch.Tensor:
-    """`bigla_chunk` for tracing with a symbolic T (ONNX with dynamic height and width, torch.export): the eager
-    path's choices made in the graph (`torch.cond`, ONNX If) from the token count and the gates, so one exported
-    file is fast at every length and exact for any gate:
-    - at most QUADRATIC_MAX_LENGTH tokens, totals small enough: the short-sequence form (quadratic.py);
-    - else, every chunk's total log-decay above -FACTORISE_LIMIT (a trained ViG's gates): factorised chunks;
-    - else: the overflow-free tree.
-    The chunk states come from one masked N x N sum (no loop over chunks) in both chunked forms. A fixed token
-    count (a static-size export) takes the tree alone: no branches, and a third of the graph to trace."""
-    if not isinstance(q.shape[-2], torch.SymInt):  # a fixed token count (static-size export): the tree alone,
-        return bigla_chunk(q, k, v, g_fwd, g_bwd, scale, chunk_size, static=True)  # a third of the nodes to trace
+    """`bigla_chunk` for tracing (ONNX export, torch.export), with a fixed or a symbolic T (dynamic height and
+    width): both scans by `gla_scan_pairwise` (the backward one as the forward scan of the reversed inputs, in one
+    batch). One path, no data-dependent branch: one exported file serves every length and every gate, and a ViG
+    traces in seconds (the earlier graph, a `torch.cond` over the short form, factorised chunks and the tree, took
+    minutes: torch.export traces every branch, and each traced op costs milliseconds)."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     out_dtype, dtype = v.dtype, compute_dtype(q, k, v, g_fwd, g_bwd)
-    q, k, v, g_fwd, g_bwd = (t.to(dtype) for t in (q, k, v, g_fwd, g_bwd))
-    limit = FACTORISE_LIMIT[dtype]
-    _, _, total_f, total_b = total_log_decays(g_fwd, g_bwd)
-    smallest_total = torch.minimum(total_f, total_b).min()
-    length = smallest_total.new_ones(()) * q.shape[-2]  # a tensor: decided when the graph runs, not when traced
-    short = (length <= QUADRATIC_MAX_LENGTH) & (smallest_total >= -2 * limit)
-    scanned_gates = torch.stack((g_fwd, g_bwd.flip(-2)))  # as the scans below chunk them (backward: reversed)
-    chunks_safe = _chunked(chunk_size, scanned_gates, static=True)[2][0].sum(1).min() >= -limit  # every chunk
-
-    def quadratic(q, k, v, g_fwd, g_bwd):
-        out = bigla_quadratic_unchecked(q, k, v, g_fwd, g_bwd, scale)
-        # padded and cropped as the chunked outputs are, so that the branches have the same symbolic length
-        return _unchunk(_chunked(chunk_size, out, static=True)[2][0], v).clone()
-
-    def chunked(scan):
-        def both_scans(q, k, v, g_fwd, g_bwd):
-            q = q * (0.5 * scale)  # o = (of + ob) / 2 is linear in q
-            both = (torch.stack((t, t.flip(-2))) for t in (q, k, v))  # the backward scan: the reversed forward
-            out = scan(*both, torch.stack((g_fwd, g_bwd.flip(-2))), chunk_size)
-            return (out[0] + out[1].flip(-2)).clone()
-
-        return both_scans
-
-    def long(q, k, v, g_fwd, g_bwd):
-        operands = tuple(t.clone() for t in (q, k, v, g_fwd, g_bwd))
-        return torch.cond(chunks_safe, chunked(gla_scan_factorised), chunked(gla_scan_tree), operands)
-
-    operands = tuple(t.clone() for t in (q, k, v, g_fwd, g_bwd))  # torch.cond rejects operands that alias
-    return torch.cond(short, quadratic, long, operands).to(out_dtype)
+    q, k, v, g_fwd, g_bwd = (t if t.dtype == dtype else t.to(dtype) for t in (q, k, v, g_fwd, g_bwd))
+    qk = torch.cat((q * (0.5 * scale), k), -1)  # o = (of + ob) / 2 is linear in q
+    q, k = torch.stack((qk, qk.flip(-2))).split([q.shape[-1], k.shape[-1]], -1)  # backward: the reversed forward
+    v = torch.stack((v, v.flip(-2)))
+    out = gla_scan_pairwise(q, k, v, torch.stack((g_fwd, g_bwd.flip(-2))), chunk_size)
+    out = out[0] + out[1].flip(-2)
+    return out if out.dtype == out_dtype else out.to(out_dtype)
 
 
 register_backend("chunk", bigla_chunk)

@@ -4,8 +4,8 @@ The op is `torch.ops.visiongates.bigla` (torch.library custom op with a fake imp
 torch.export trace it as one node) with autograd through `torch.ops.visiongates.bigla_backward`; a backend without
 its own backward is differentiated by torch.func.vjp through its forward. During ONNX export
 (`torch.onnx.is_in_onnx_export()`) and torch.export (`torch.compiler.is_exporting()`) `bigla` instead calls
-`chunk.bigla_traceable`: the short-sequence form, factorised chunks or the tree, chosen in the graph (torch.cond, ONNX
-If), so the graph holds only ordinary ops and serves any token count. Without autograd, compile or a dispatch mode
+`chunk.bigla_traceable`: one path (chunks with per-pair decay weights) with no data-dependent branch, so the graph
+holds only ordinary ops and serves any token count and any gate. Without autograd, compile or a dispatch mode
 (inference) `bigla` calls the backend directly.
 
 `backend="auto"` resolves to "triton" for CUDA tensors when that backend is registered and triton imports, else to

@@ -39,7 +39,12 @@ def total_log_decays(
 
 
 def bigla_quadratic(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_fwd: torch.Tensor, g_bwd: torch.Tensor, scale: float,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g_fwd: torch.Tensor,
+    g_bwd: torch.Tensor,
+    scale: float,
     limit: float,
 ) -> torch.Tensor | None:
     """of + ob, halved and scaled, for [..., T, K] q, k, gates and [..., T, V] v in one compute dtype (fp32 / fp64).
@@ -54,17 +59,9 @@ def bigla_quadratic(
     return _quadratic(q, k, v, g_bwd, scale, *sums)
 
 
-def bigla_quadratic_unchecked(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_fwd: torch.Tensor, g_bwd: torch.Tensor, scale: float
-) -> torch.Tensor:
-    """`bigla_quadratic` without the overflow check and with no Python branch or cached tensor, for tracing
-    (ONNX / torch.export: the caller checks the totals in the graph, see chunk.bigla_traceable)."""
-    return _quadratic(q, k, v, g_bwd, scale, *total_log_decays(g_fwd, g_bwd), traced=True)
-
-
 def _quadratic(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_bwd: torch.Tensor, scale: float, g_f: torch.Tensor,
-    prefix_b: torch.Tensor, total_f: torch.Tensor, total_b: torch.Tensor, traced: bool = False,
+    prefix_b: torch.Tensor, total_f: torch.Tensor, total_b: torch.Tensor,
 ) -> torch.Tensor:  # fmt: skip
     # references r: half of each direction's total, so every factor's exponent is at most half the total;
     # backward H_i = sum_{s >= i} g_bwd_s = total_b - prefix_i + g_bwd_i, so H_i - r needs no flips
@@ -75,8 +72,6 @@ def _quadratic(
     q_b, k_b = _factors(q, k, shifted_b)
     lower = torch.matmul(q_f, k_f.transpose(-1, -2))
     upper = torch.matmul(q_b, k_b.transpose(-1, -2))
-    if traced:  # out-of-place and no cached mask (T may be symbolic)
-        return torch.matmul(lower.tril() + upper.triu(), v)
     scores = lower.tril_().add_(upper.mul_(upper_mask(upper)))  # the diagonal counts in both; triu_ is 5x slower
     return torch.matmul(scores, v)
 
