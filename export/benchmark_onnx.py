@@ -33,8 +33,9 @@ def main() -> int:
     from visiongates.export.sources import task_of
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--models", nargs="+", default=None,
-                        help="registry names (default: the smallest classifier of each family)")
+    parser.add_argument(
+        "--models", nargs="+", default=None, help="registry names (default: the smallest classifier of each family)"
+    )
     parser.add_argument("--all", action="store_true", help="every visiongates classifier")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 columns")
     parser.add_argument("--calibration", default=None, help="images to calibrate static int8 on (default: random)")
@@ -53,22 +54,50 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     classifiers = [n for n in visiongates.list_models() if task_of(n) == "classification"]
     names = args.models or (classifiers if args.all else one_per_family(classifiers))
-    rows = benchmark_models(names, args.img_size, args.workdir, args.batch, args.warmup, args.runs,
-                            int8=not args.no_int8, calibration=args.calibration)
-    print(f"onnxruntime vs PyTorch eager, CPU, {args.threads} thread(s), batch {args.batch}, median of {args.runs}"
-          " (best of 2 alternating rounds):")
+    rows = benchmark_models(
+        names,
+        args.img_size,
+        args.workdir,
+        args.batch,
+        args.warmup,
+        args.runs,
+        int8=not args.no_int8,
+        calibration=args.calibration,
+    )
+    print(
+        f"onnxruntime vs PyTorch eager, CPU, {args.threads} thread(s), batch {args.batch}, median of {args.runs}"
+        " (best of 2 alternating rounds):"
+    )
     print(markdown_table(rows))
     result = {"models": rows}
     if args.int8:
-        done = quantize(args.int8, Path(args.workdir) / f"{Path(args.int8).stem}.int8.onnx", "auto",
-                        args.calibration or args.data)
+        done = quantize(
+            args.int8, Path(args.workdir) / f"{Path(args.int8).stem}.int8.onnx", "auto", args.calibration or args.data
+        )
         quantized = compare_int8(args.int8, done["path"], args.data, args.warmup, args.runs, args.threads)
         quantized["method"] = done["method"]
-        print(f"\n{done['method']} int8 vs fp32 in onnxruntime ({args.int8}; top-1 on {quantized['images']} images "
-              f"of {args.data}; batch 1):")
-        print(markdown_table([quantized], ["method", "images", "fp32_top1", "int8_top1", "top1_change",
-                                           "predictions_changed", "fp32_ms", "int8_ms", "speedup", "fp32_mb",
-                                           "int8_mb"]))
+        print(
+            f"\n{done['method']} int8 vs fp32 in onnxruntime ({args.int8}; top-1 on {quantized['images']} images "
+            f"of {args.data}; batch 1):"
+        )
+        print(
+            markdown_table(
+                [quantized],
+                [
+                    "method",
+                    "images",
+                    "fp32_top1",
+                    "int8_top1",
+                    "top1_change",
+                    "predictions_changed",
+                    "fp32_ms",
+                    "int8_ms",
+                    "speedup",
+                    "fp32_mb",
+                    "int8_mb",
+                ],
+            )
+        )
         result["int8"] = quantized
     if args.json:
         with open(args.json, "w") as f:

@@ -31,8 +31,10 @@ def main() -> int:
     args = parser.parse_args()
     output = args.output or Path("runs/onnx") / f"{Path(args.config).stem}.onnx"
     report = export_mm(args.config, output, args.checkpoint, args.img_size, args.opset)
-    print(f"wrote {report.path} in {report.seconds:.1f} s: {report.info.task}, input "
-          f"{'x'.join(map(str, report.info.input_size))}, outputs {', '.join(report.output_names)}")
+    print(
+        f"wrote {report.path} in {report.seconds:.1f} s: {report.info.task}, input "
+        f"{'x'.join(map(str, report.info.input_size))}, outputs {', '.join(report.output_names)}"
+    )
     ok = report.parity <= args.tolerance
     print(f"onnxruntime vs PyTorch, every output: max abs diff {report.parity:.2e} {'ok' if ok else 'FAILED'}")
     return 0 if ok else 1

@@ -27,8 +27,12 @@ def compare() -> int:
     parser = argparse.ArgumentParser(description="onnxruntime and PyTorch top-1 side by side")
     parser.add_argument("onnx")
     parser.add_argument("images", nargs="+")
-    parser.add_argument("--compare", required=True, metavar="SOURCE",
-                        help="classification: also run this checkpoint / registry model in PyTorch, side by side")
+    parser.add_argument(
+        "--compare",
+        required=True,
+        metavar="SOURCE",
+        help="classification: also run this checkpoint / registry model in PyTorch, side by side",
+    )
     parser.add_argument("--seed", type=int, default=0, help="weights seed when --compare names a registry model")
     parser.add_argument("--max-pixels", type=int, default=None, help="decompression-bomb guard (default PIL's)")
     args, _ = parser.parse_known_args()
@@ -44,8 +48,10 @@ def compare() -> int:
     compared = [(a, b) for a, b in rows if a.ok]
     agree = sum(a.top1 == b.top1 for a, b in compared)
     skipped = len(rows) - len(compared)
-    print(f"onnxruntime and PyTorch agree on top-1 for {agree}/{len(compared)} images"
-          + (f" ({skipped} unreadable skipped)" if skipped else ""))
+    print(
+        f"onnxruntime and PyTorch agree on top-1 for {agree}/{len(compared)} images"
+        + (f" ({skipped} unreadable skipped)" if skipped else "")
+    )
     return 0 if compared and agree == len(compared) else 1
 
 

@@ -28,9 +28,13 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("onnx")
-    parser.add_argument("--method", choices=METHODS, default="dynamic",
-                        help="static (QDQ, calibrated), dynamic, or auto: static for convolutional families and "
-                             "dynamic for transformer families (default dynamic)")
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="dynamic",
+        help="static (QDQ, calibrated), dynamic, or auto: static for convolutional families and "
+        "dynamic for transformer families (default dynamic)",
+    )
     parser.add_argument("--calibration", default=None, help="folder of calibration images (static)")
     parser.add_argument("--calibrate-method", choices=sorted(CALIBRATION_METHODS), default="minmax")
     parser.add_argument("--calibration-images", type=int, default=100, help="at most this many (default 100)")
@@ -45,18 +49,45 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     source = Path(args.onnx)
     output = Path(args.output) if args.output else source.with_suffix(".int8.onnx")
-    done = quantize(source, output, args.method, args.calibration, args.calibrate_method, args.calibration_images,
-                    args.ops, args.per_channel)
+    done = quantize(
+        source,
+        output,
+        args.method,
+        args.calibration,
+        args.calibrate_method,
+        args.calibration_images,
+        args.ops,
+        args.per_channel,
+    )
     calibrated = f", calibrated on {done['calibration_images']} images" if done["method"] == "static" else ""
     if done["calibration_skipped"]:
         calibrated += f" ({done['calibration_skipped']} unreadable skipped)"
-    print(f"{done['method']} int8 ({done['why']}{calibrated}): wrote {output} "
-          f"({output.stat().st_size / 2**20:.1f} MB; fp32 {source.stat().st_size / 2**20:.1f} MB)")
+    print(
+        f"{done['method']} int8 ({done['why']}{calibrated}): wrote {output} "
+        f"({output.stat().st_size / 2**20:.1f} MB; fp32 {source.stat().st_size / 2**20:.1f} MB)"
+    )
     if args.data:
         result = compare_int8(source, output, Path(args.data) / args.split, runs=args.runs, threads=args.threads)
         result["method"] = done["method"]
-        print(markdown_table([result], ["method", "images", "skipped", "fp32_top1", "int8_top1", "top1_change",
-                                        "predictions_changed", "fp32_ms", "int8_ms", "speedup", "fp32_mb", "int8_mb"]))
+        print(
+            markdown_table(
+                [result],
+                [
+                    "method",
+                    "images",
+                    "skipped",
+                    "fp32_top1",
+                    "int8_top1",
+                    "top1_change",
+                    "predictions_changed",
+                    "fp32_ms",
+                    "int8_ms",
+                    "speedup",
+                    "fp32_mb",
+                    "int8_mb",
+                ],
+            )
+        )
         print(json.dumps(result))
     return 0
 

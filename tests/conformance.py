@@ -284,7 +284,9 @@ def _fx_model(model: torch.nn.Module, train: bool) -> torch.nn.Module:
     )
     train_nodes, eval_nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)
     return create_feature_extractor(
-        model.train(train), train_return_nodes=[train_nodes[-1]], eval_return_nodes=[eval_nodes[-1]],
+        model.train(train),
+        train_return_nodes=[train_nodes[-1]],
+        eval_return_nodes=[eval_nodes[-1]],
         tracer_kwargs=tracer_kwargs,
     )
 

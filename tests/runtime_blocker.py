@@ -54,8 +54,9 @@ def run_blocked(*args, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python tests/runtime_blocker.py ARGS...` in a subprocess; visiongates_runtime comes from this checkout."""
     runtime = Path(__file__).resolve().parents[1] / "runtime"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(runtime), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, __file__, *map(str, args)], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, __file__, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ def _randomize_bn(module: torch.nn.Module) -> None:
 
 # --- the gate ---------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", ["grid", "equal"])
 @pytest.mark.parametrize("size", [(16, 20), (15, 21)])
 def test_gate_shapes_and_range(mode, size):
@@ -81,6 +82,7 @@ def test_forced_gates_context_restores():
 
 # --- gates forced to 1 = the plain U-Net path ----------------------------------------------------------------
 
+
 def _decoder_pair(gate: str, **kwargs):
     torch.manual_seed(0)
     gated = AttentionUNetDecoder(WIDTHS, STRIDES, 3, gate=gate, **kwargs).eval()
@@ -97,8 +99,9 @@ def test_equal_gates_forced_to_one_are_the_plain_unet(deep_supervision):
     gated, plain = _decoder_pair("equal", deep_supervision=deep_supervision)
     feats = _features()
     with torch.no_grad(), forced_gates(gated, 1.0):
-        torch.testing.assert_close(gated(feats, output_size=(40, 52)), plain(feats, output_size=(40, 52)),
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            gated(feats, output_size=(40, 52)), plain(feats, output_size=(40, 52)), rtol=0, atol=0
+        )
     with torch.no_grad():
         assert not torch.allclose(gated(feats), plain(feats))  # the learned gates do change the output
 
@@ -127,6 +130,7 @@ def test_full_model_forced_gates_match_plain_model_on_same_weights():
 
 # --- shapes, sizes and backbones ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("size", [(256, 256), (255, 321)])
 def test_attention_unet_shapes(size):
     model = create_attention_unet(num_classes=3).eval()
@@ -140,8 +144,10 @@ def test_attention_unet_shapes(size):
 
 def test_parameter_counts_stated_in_the_docstring():
     """2D plain U-Net = the official 3D layer formula with 2D kernels; gated = one-gate layout less combine_gates."""
-    counts = {gate: sum(p.numel() for p in create_attention_unet(num_classes=2, gate=gate).parameters())
-              for gate in (None, "grid", "equal")}
+    counts = {
+        gate: sum(p.numel() for p in create_attention_unet(num_classes=2, gate=gate).parameters())
+        for gate in (None, "grid", "equal")
+    }
     assert counts == {None: 1_966_058, "grid": 2_184_013, "equal": 2_098_451}
 
 
@@ -189,6 +195,7 @@ def test_encoder_is_a_timm_backbone():
 
 # --- the coins set ---------------------------------------------------------------------------------------------
 
+
 def test_coin_cutouts_and_exact_paste():
     coins = grey_coins()
     assert len(coins) == 24 and all(c.mask.any() and c.image.shape == c.mask.shape for c in coins)
@@ -227,8 +234,15 @@ def test_dice_metric_and_loss():
 
 # --- training loop, checkpoint, comparison and the gate picture ------------------------------------------------
 
-_TINY = dict(encoder_kwargs={"widths": [4, 8, 8, 8, 8]}, size=32, train_length=8, val_length=4, steps=2,
-             batch_size=4, progress=False)
+_TINY = dict(
+    encoder_kwargs={"widths": [4, 8, 8, 8, 8]},
+    size=32,
+    train_length=8,
+    val_length=4,
+    steps=2,
+    batch_size=4,
+    progress=False,
+)
 
 
 def test_train_checkpoint_and_overlay(tmp_path):

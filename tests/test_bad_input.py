@@ -100,9 +100,22 @@ def test_checkpoint_with_code_is_refused(tmp_path):
 )
 def test_train_cli_errors_are_one_line(args, message, tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "train.py"), "--output", str(tmp_path / "run"), "--epochs", "1",
-         "--img-size", "32", "--workers", "0", *args],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(REPO / "tools" / "train.py"),
+            "--output",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            "--img-size",
+            "32",
+            "--workers",
+            "0",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr

@@ -228,8 +228,9 @@ def test_kernels_match_naive(kernels, T, B, H, dtype, gates):
 
 
 @gpu
-@pytest.mark.parametrize(("K", "V"), [(16, 32), (16, 64), (16, 128), (32, 32), (32, 128), (64, 32), (64, 64),
-                                      (64, 128)])
+@pytest.mark.parametrize(
+    ("K", "V"), [(16, 32), (16, 64), (16, 128), (32, 32), (32, 128), (64, 32), (64, 64), (64, 128)]
+)
 def test_every_head_dim(kernels, K, V):
     if (K, V) not in bigla_cuda.head_dims():
         pytest.skip(f"({K}, {V}) not compiled")

@@ -299,8 +299,7 @@ def test_static_model_counts_tensor_core_kernels():
 
     env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
     code = (
-        "import json; from visiongates.benchmarks import bigla_model as m; "
-        "print(json.dumps(m.model_rows(fla=False)))"
+        "import json; from visiongates.benchmarks import bigla_model as m; print(json.dumps(m.model_rows(fla=False)))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr

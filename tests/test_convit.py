@@ -20,8 +20,14 @@ from visiongates.layers.gpsa import (
 )
 from visiongates.models.gpsa_convit import checkpoint_filter_fn
 
-VARIANTS = ["gpsa_convit_tiny", "gpsa_convit_small", "gpsa_convit_base",
-            "gpsa_convit_tiny_plus", "gpsa_convit_small_plus", "gpsa_convit_base_plus"]
+VARIANTS = [
+    "gpsa_convit_tiny",
+    "gpsa_convit_small",
+    "gpsa_convit_base",
+    "gpsa_convit_tiny_plus",
+    "gpsa_convit_small_plus",
+    "gpsa_convit_base_plus",
+]
 
 
 def _randomise(model: torch.nn.Module, seed: int = 0) -> None:

@@ -32,7 +32,7 @@ class BlockMM:
 sys.meta_path.insert(0, BlockMM())
 '''
 
-FAMILIES_SCRIPT = textwrap.dedent('''
+FAMILIES_SCRIPT = textwrap.dedent("""
     import importlib, pkgutil, sys
     import torch, timm
     import visiongates
@@ -71,7 +71,7 @@ FAMILIES_SCRIPT = textwrap.dedent('''
         out = create_attention_unet(num_classes=2).eval()(x)
         assert out.shape == (1, 2, 64, 64) and torch.isfinite(out).all(), out.shape
         print("ok attention_unet")
-''').format(mm=MM)
+""").format(mm=MM)
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +102,19 @@ def test_main_job_without_mm(core_env, tmp_path):
     """One (shortened) epoch of the digits config, ONNX export checked against PyTorch, onnxruntime on digit files."""
     out = tmp_path / "run"
     for step in (
-        ["tools/train.py", "--config", "configs/cls/digits_cbam_resnet18.yaml", "--epochs", "1",
-         "--max-steps-per-epoch", "4", "--output", str(out), "--progress", "false"],
+        [
+            "tools/train.py",
+            "--config",
+            "configs/cls/digits_cbam_resnet18.yaml",
+            "--epochs",
+            "1",
+            "--max-steps-per-epoch",
+            "4",
+            "--output",
+            str(out),
+            "--progress",
+            "false",
+        ],
         ["export/export_onnx.py", str(out / "best.pth"), "--output", str(out / "model.onnx")],
         ["tools/data/write_digits.py", "--output", str(out / "samples"), "--count", "4"],
     ):
@@ -111,14 +122,17 @@ def test_main_job_without_mm(core_env, tmp_path):
         assert result.returncode == 0, f"{step[0]} failed:\n{result.stdout}\n{result.stderr}"
     samples = sorted(str(p) for p in (out / "samples").glob("*.png"))
     assert len(samples) == 4
-    result = run(["export/infer_onnx.py", str(out / "model.onnx"), *samples, "--compare", str(out / "best.pth")],
-                 core_env)
+    result = run(
+        ["export/infer_onnx.py", str(out / "model.onnx"), *samples, "--compare", str(out / "best.pth")], core_env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "digit" in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("tool", ["tools/train_det.py", "tools/train_seg.py", "tools/test_det.py", "tools/test_seg.py",
-                                  "export/export_mm.py"])
+@pytest.mark.parametrize(
+    "tool",
+    ["tools/train_det.py", "tools/train_seg.py", "tools/test_det.py", "tools/test_seg.py", "export/export_mm.py"],
+)
 def test_mm_tools_give_one_install_hint(core_env, tool):
     result = run([tool, "configs/det/retinanet_cbam_resnet18_fpn_coins.py"], core_env, timeout=300)
     assert result.returncode == 2, result.stdout + result.stderr

@@ -20,8 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "export" / script), *map(str, args)],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / "export" / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
 
 
 def _assert_user_error(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -45,8 +50,11 @@ def tiny_onnx(tmp_path_factory) -> Path:
 def test_unknown_model(tmp_path):
     with pytest.raises(UnknownModelError, match="cbam_resnet18"):
         export_source("cbam_resnet81", tmp_path / "x.onnx")
-    _assert_user_error(_cli("export_onnx.py", "cbam_resnet81", "--output", tmp_path / "x.onnx"),
-                       "unknown model 'cbam_resnet81'", "Did you mean")
+    _assert_user_error(
+        _cli("export_onnx.py", "cbam_resnet81", "--output", tmp_path / "x.onnx"),
+        "unknown model 'cbam_resnet81'",
+        "Did you mean",
+    )
 
 
 def test_missing_checkpoint(tmp_path):
@@ -57,8 +65,9 @@ def test_missing_checkpoint(tmp_path):
 def test_deformable_conv_below_opset_19(tmp_path):
     with pytest.raises(OpsetError, match=r"needs opset >= 19.*DeformConv"):
         export_source("das_resnet18", tmp_path / "x.onnx", opset=18)
-    _assert_user_error(_cli("export_onnx.py", "das_resnet18", "--opset", "18", "--output", tmp_path / "x.onnx"),
-                       "opset >= 19")
+    _assert_user_error(
+        _cli("export_onnx.py", "das_resnet18", "--opset", "18", "--output", tmp_path / "x.onnx"), "opset >= 19"
+    )
 
 
 @pytest.mark.parametrize("opset", [11, 17, 30])
@@ -118,5 +127,6 @@ def test_missing_or_unreadable_files(tiny_onnx, tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert [line for line in done.stderr.splitlines() if line.startswith("error: ")] == [
         f"error: image '{tmp_path / 'text.jpg'}' cannot be decoded (cannot identify image file "
-        f"'{tmp_path / 'text.jpg'}')"]
+        f"'{tmp_path / 'text.jpg'}')"
+    ]
     _assert_user_error(_cli("infer_onnx.py", tmp_path / "absent.onnx", tmp_path / "text.jpg"), "does not exist")

@@ -32,8 +32,20 @@ def hymenoptera_onnx(tmp_path_factory, request) -> tuple[Path, Path]:
     if not data.is_dir():
         pytest.skip(f"{data} is absent")
     out = tmp_path_factory.mktemp("hymenoptera")
-    cfg = load_config(config_file=MAIN_CONFIG, data=str(data), output=str(out), epochs=3, img_size=128,
-                      crop_pct=0.875, batch_size=32, hflip=0.5, rotate=0, lr=1e-3, workers=0, progress=False)
+    cfg = load_config(
+        config_file=MAIN_CONFIG,
+        data=str(data),
+        output=str(out),
+        epochs=3,
+        img_size=128,
+        crop_pct=0.875,
+        batch_size=32,
+        hflip=0.5,
+        rotate=0,
+        lr=1e-3,
+        workers=0,
+        progress=False,
+    )
     train(cfg)
     checkpoint = out / "best.pth"
     report = export_source(str(checkpoint), out / "best.onnx")
@@ -97,17 +109,26 @@ def test_demo_commands_write_export_and_classify_digits(hymenoptera_onnx, tmp_pa
     """The README's last steps, on the hymenoptera checkpoint (the digits one is what `make demo` trains)."""
     checkpoint, _ = hymenoptera_onnx
     run = [sys.executable]
-    subprocess.run([*run, "tools/data/write_digits.py", "--output", tmp_path / "digits", "--count", "3"], cwd=REPO,
-                   check=True)
+    subprocess.run(
+        [*run, "tools/data/write_digits.py", "--output", tmp_path / "digits", "--count", "3"], cwd=REPO, check=True
+    )
     assert len(list((tmp_path / "digits").glob("val_*_digit*.png"))) == 3
     onnx_path = tmp_path / "model.onnx"
-    done = subprocess.run([*run, "export/export_onnx.py", checkpoint, "--output", onnx_path, "--img-size", "64"],
-                          cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [*run, "export/export_onnx.py", checkpoint, "--output", onnx_path, "--img-size", "64"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "max abs diff" in done.stdout
     photos = sorted((REPO.parent / "shared" / "data" / "hymenoptera_data" / "val" / "bees").glob("*.jpg"))[:3]
-    done = subprocess.run([*run, "export/infer_onnx.py", onnx_path, *photos, "--compare", checkpoint], cwd=REPO,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [*run, "export/infer_onnx.py", onnx_path, *photos, "--compare", checkpoint],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "agree on top-1 for 3/3 images" in done.stdout
     done = subprocess.run([*run, "export/validate_onnx.py", onnx_path], cwd=REPO, capture_output=True, text=True)

@@ -55,11 +55,17 @@ def cases() -> dict[str, tuple[Image.Image, str, np.ndarray]]:
         "P": (palette, ".png", palette_expected),
         "RGB": (Image.fromarray(RGB), ".png", RGB),
         "RGBA": (Image.fromarray(np.dstack([RGB, ALPHA])), ".png", on_white(RGB, ALPHA)),
-        "CMYK": (Image.fromarray(cmyk, "CMYK"), ".tif",  # no colour profile: (255 - C)(255 - K) / 255
-                 (255.0 - cmyk[..., :3]) * (255.0 - cmyk[..., 3:]) / 255),
+        "CMYK": (
+            Image.fromarray(cmyk, "CMYK"),
+            ".tif",  # no colour profile: (255 - C)(255 - K) / 255
+            (255.0 - cmyk[..., :3]) * (255.0 - cmyk[..., 3:]) / 255,
+        ),
         "I;16": (Image.fromarray(grey16), ".png", grey3(np.round(grey16 / 257))),
-        "I;16B": (Image.frombytes("I;16B", (17, 12), grey16.astype(">u2").tobytes()), ".tif",
-                  grey3(np.round(grey16 / 257))),
+        "I;16B": (
+            Image.frombytes("I;16B", (17, 12), grey16.astype(">u2").tobytes()),
+            ".tif",
+            grey3(np.round(grey16 / 257)),
+        ),
         "I": (Image.fromarray(ints), ".tif", grey3(np.round(np.clip(ints, 0, 65535) / 257))),
         "F": (Image.fromarray(floats), ".tif", grey3(np.round(np.clip(floats, 0, 1) * 255))),
     }
@@ -135,8 +141,17 @@ def test_training_skips_and_counts_a_bomb(tmp_path, monkeypatch):
     _folder(tmp_path / "data" / "train")
     _folder(tmp_path / "data" / "val")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
-    cfg = load_config(model="cbam_resnet18", data=str(tmp_path / "data"), output=str(tmp_path / "run"), epochs=1,
-                      img_size=32, batch_size=4, workers=0, progress=False, warmup_epochs=0)
+    cfg = load_config(
+        model="cbam_resnet18",
+        data=str(tmp_path / "data"),
+        output=str(tmp_path / "run"),
+        epochs=1,
+        img_size=32,
+        batch_size=4,
+        workers=0,
+        progress=False,
+        warmup_epochs=0,
+    )
     train(cfg)
     rows = json.loads((tmp_path / "run" / "log.json").read_text())
     row = rows[-1] if isinstance(rows, list) else rows

@@ -43,8 +43,9 @@ def test_recorded_gmacs_match_a_recount(name):
 def test_cpu_count_equals_meta_count(name, kwargs, size):
     torch.manual_seed(0)
     cpu = count_macs(timm.create_model(name, **kwargs).eval(), torch.randn(1, 3, size, size))
-    meta = count_macs(timm.create_model(name, device="meta", **kwargs).eval(),
-                      torch.empty(1, 3, size, size, device="meta"))
+    meta = count_macs(
+        timm.create_model(name, device="meta", **kwargs).eval(), torch.empty(1, 3, size, size, device="meta")
+    )
     assert cpu == meta, (cpu, meta)
 
 

@@ -18,14 +18,25 @@ from visiongates.models.maxim_flax import convert_flax_params, load_flax_npz
 REPO = Path(__file__).resolve().parents[1]
 # exact counts printed in the official maxim/models/maxim.py (1 supervision scale)
 OFFICIAL_PARAMS = {
-    "maxim_s1": 6_108_515, "maxim_s2": 13_353_830, "maxim_s3": 20_599_145,
-    "maxim_m1": 19_361_219, "maxim_m2": 40_839_110, "maxim_m3": 62_317_001,
+    "maxim_s1": 6_108_515,
+    "maxim_s2": 13_353_830,
+    "maxim_s3": 20_599_145,
+    "maxim_m1": 19_361_219,
+    "maxim_m2": 40_839_110,
+    "maxim_m3": 62_317_001,
 }
 SMALL = dict(features=8)  # narrow model for speed; the token-mixing sizes stay the official ones
 # the denoising recipe cut from 150 to 60 steps at half width (S-1 topology, 16 features: ~70 s of one idle core),
 # evaluated on 8 held-out 64x64 crops; it gains 1.39 dB here (the full 150-step S-1 run: 5.57 dB on 32 128x128 crops)
-SHORT_RUN = dict(steps=60, warmup_steps=5, max_eval_images=8, eval_crop_size=64, num_samples=1, progress=False,
-                 model_kwargs={"features": 16, "zero_init_last": True})
+SHORT_RUN = dict(
+    steps=60,
+    warmup_steps=5,
+    max_eval_images=8,
+    eval_crop_size=64,
+    num_samples=1,
+    progress=False,
+    model_kwargs={"features": 16, "zero_init_last": True},
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -71,8 +82,8 @@ def test_padding_follows_run_eval():
     x = torch.arange(100 * 150, dtype=torch.float32).reshape(1, 1, 100, 150)
     padded, (top, left) = maxim.reflect_pad(x, 64)
     assert padded.shape[-2:] == (128, 192) and (top, left) == (14, 21)
-    torch.testing.assert_close(padded[..., top:top + 100, left:left + 150], x)
-    torch.testing.assert_close(padded[..., top - 1, left:left + 150], x[..., 1, :])  # reflection, edge not repeated
+    torch.testing.assert_close(padded[..., top : top + 100, left : left + 150], x)
+    torch.testing.assert_close(padded[..., top - 1, left : left + 150], x[..., 1, :])  # reflection, edge not repeated
 
 
 def test_zero_init_last_returns_input():
@@ -92,7 +103,8 @@ def test_constructor_rejects_unknown_kwargs_and_classes():
 
 def test_registered_and_device_dtype():
     assert {"maxim_s1", "maxim_s2", "maxim_s3", "maxim_m1", "maxim_m2", "maxim_m3", "maxim_3s", "maxim_2s"} <= set(
-        timm.list_models("maxim_*"))
+        timm.list_models("maxim_*")
+    )
     model = timm.create_model("maxim_s1", dtype=torch.float64, **SMALL)
     assert all(p.dtype == torch.float64 for p in model.parameters())
 
@@ -196,7 +208,7 @@ def _official_tree(features, num_stages, num_scales, depth=3, groups=2, bottlene
         if down:
             conv(f"{p}/Conv_1", 4, c, c)
 
-    dims = [features * 2 ** i for i in range(depth)]
+    dims = [features * 2**i for i in range(depth)]
     sizes = [16, 16, 8]
     ups = 0
     for s in range(num_stages):
@@ -206,8 +218,9 @@ def _official_tree(features, num_stages, num_scales, depth=3, groups=2, bottlene
                 cgb(f"stage_{s}_input_fuse_sam_{i}", dims[i], dims[i], dims[i], sizes[i], False)
         x = dims[0]
         for i in range(depth):
-            encoder(f"stage_{s}_encoder_block_{i}", x + (dims[i] if i < num_scales else 0), dims[i], sizes[i], s > 0,
-                    True)
+            encoder(
+                f"stage_{s}_encoder_block_{i}", x + (dims[i] if i < num_scales else 0), dims[i], sizes[i], s > 0, True
+            )
             x = dims[i]
         for b in range(bottlenecks):
             p = f"stage_{s}_global_block_{b}"
@@ -261,8 +274,7 @@ def test_flax_checkpoint_converts_completely(tmp_path, name, stages, scales):
     state2 = maxim.checkpoint_filter_fn(arrays, model)
     torch.testing.assert_close(state2["stages.1.decoders.0.up.weight"], state["stages.1.decoders.0.up.weight"])
     flax_kernel = params["stage_1_decoder_block_0/ConvTranspose_0/kernel"]
-    torch.testing.assert_close(model.stages[1].decoders[0].up.weight[:, :, 0, 1],
-                               torch.from_numpy(flax_kernel[1, 0]))
+    torch.testing.assert_close(model.stages[1].decoders[0].up.weight[:, :, 0, 1], torch.from_numpy(flax_kernel[1, 0]))
     npz = str(tmp_path / "checkpoint.npz")  # timm's pretrained path: custom_load calls model.load_pretrained
     loaded = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=npz, custom_load=True))
     torch.testing.assert_close(loaded.stages[0].heads[0].conv_img.weight, state["stages.0.heads.0.conv_img.weight"])
@@ -282,7 +294,7 @@ def _flax_conv(x, k, stride):
     out = np.zeros((n, oh, oh, k.shape[-1]))
     for i in range(oh):
         for j in range(oh):
-            patch = xp[:, i * stride:i * stride + kh, j * stride:j * stride + kh]
+            patch = xp[:, i * stride : i * stride + kh, j * stride : j * stride + kh]
             out[:, i, j] = np.einsum("nhwc,hwco->no", patch, k)
     return out
 
@@ -297,7 +309,7 @@ def _flax_conv_transpose(x, k):
     out = np.zeros((n, 2 * h, 2 * w, k.shape[-1]))
     for i in range(2 * h):
         for j in range(2 * w):
-            out[:, i, j] = np.einsum("nhwc,hwco->no", xp[:, i:i + 2, j:j + 2], k)
+            out[:, i, j] = np.einsum("nhwc,hwco->no", xp[:, i : i + 2, j : j + 2], k)
     return out
 
 
@@ -354,8 +366,11 @@ def test_short_denoising_run_raises_psnr(hymenoptera, tmp_path):
     from visiongates.restore.loop import train
 
     cfg = load_restore_config(
-        REPO / "configs" / "restore" / "maxim_s1_denoise_sigma25.yaml", train_dir=str(hymenoptera / "train"),
-        val_dir=str(hymenoptera / "val"), output=str(tmp_path), **SHORT_RUN,
+        REPO / "configs" / "restore" / "maxim_s1_denoise_sigma25.yaml",
+        train_dir=str(hymenoptera / "train"),
+        val_dir=str(hymenoptera / "val"),
+        output=str(tmp_path),
+        **SHORT_RUN,
     )
     metrics = train(cfg)
     before, after = metrics["evals"][0], metrics["evals"][-1]

@@ -18,8 +18,10 @@ from visiongates.mm import AttentionUNetHead, SimpleFeaturePyramid, VGBackbone  
 
 
 def test_import_visiongates_does_not_import_mm():
-    code = ("import sys, visiongates; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mmcv', 'mmdet', 'mmseg', 'mmengine')))")
+    code = (
+        "import sys, visiongates; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mmcv', 'mmdet', 'mmseg', 'mmengine')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -152,9 +154,15 @@ def test_layer_decay_scales_lr_by_depth():
             self.neck = SimpleFeaturePyramid(192, 16)
 
     model = Detector()
-    wrapper = build_optim_wrapper(model, dict(
-        type="OptimWrapper", optimizer=dict(type="AdamW", lr=1e-3, weight_decay=0.1),
-        constructor="LayerDecayOptimWrapperConstructor", paramwise_cfg=dict(layer_decay_rate=0.5)))
+    wrapper = build_optim_wrapper(
+        model,
+        dict(
+            type="OptimWrapper",
+            optimizer=dict(type="AdamW", lr=1e-3, weight_decay=0.1),
+            constructor="LayerDecayOptimWrapperConstructor",
+            paramwise_cfg=dict(layer_decay_rate=0.5),
+        ),
+    )
     lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in wrapper.optimizer.param_groups for p in g["params"]}
     body = model.backbone.body.model
     assert lr_of[id(body.patch_embed.proj.weight)][0] == pytest.approx(1e-3 * 0.5**13)
@@ -193,8 +201,12 @@ def test_mmengine_reads_its_checkpoints_with_the_safe_loader(tmp_path):
 
     buffer = HistoryBuffer()
     buffer.update(1.5)
-    state = {"message_hub": {"log_scalars": {"train/loss": buffer}, "best": np.float64(0.7)},
-             "meta": {"classes": ("coin",)}, "state_dict": {"w": torch.ones(2)}, "a": np.arange(3)}
+    state = {
+        "message_hub": {"log_scalars": {"train/loss": buffer}, "best": np.float64(0.7)},
+        "meta": {"classes": ("coin",)},
+        "state_dict": {"w": torch.ones(2)},
+        "a": np.arange(3),
+    }
     torch.save(state, tmp_path / "ckpt.pth")
     loaded = _load_checkpoint(str(tmp_path / "ckpt.pth"), map_location="cpu")
     assert loaded["message_hub"]["log_scalars"]["train/loss"].mean() == 1.5
@@ -213,8 +225,10 @@ def _smallest_model_per_family() -> list[str]:
     assert visiongates.list_models()
     smallest = []
     for family in family_modules():
-        sizes = {n: sum(p.numel() for p in timm.create_model(n, device="meta").parameters())
-                 for n in timm.list_models(module=family)}
+        sizes = {
+            n: sum(p.numel() for p in timm.create_model(n, device="meta").parameters())
+            for n in timm.list_models(module=family)
+        }
         smallest.append(min(sizes, key=sizes.get))
     return smallest
 

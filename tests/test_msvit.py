@@ -318,15 +318,18 @@ def test_generalized_loss_terms_match_an_independent_computation(hyperprior):
     mu = torch.sigmoid(loss.mean_logit).detach().double().flatten().numpy()
     tau = torch.sigmoid(loss.temperature_logit).detach().double().flatten().numpy()
     columns = gates.flatten(1).numpy()
-    prior = np.mean([
-        _cvm_direct(
-            columns[:, k],
-            lambda v, k=k: scipy.stats.logistic.cdf(tau[k] * scipy.special.logit(v) - scipy.special.logit(mu[k])),
-        )
-        for k in range(6)
-    ])
+    prior = np.mean(
+        [
+            _cvm_direct(
+                columns[:, k],
+                lambda v, k=k: scipy.stats.logistic.cdf(tau[k] * scipy.special.logit(v) - scipy.special.logit(mu[k])),
+            )
+            for k in range(6)
+        ]
+    )
     hyper_cdf = (
-        (lambda v: scipy.stats.beta.cdf(v, 3.0, 7.0)) if hyperprior == "beta"
+        (lambda v: scipy.stats.beta.cdf(v, 3.0, 7.0))
+        if hyperprior == "beta"
         else (lambda v: scipy.stats.norm.cdf(v, 0.3, 0.1))
     )
     hyper = _cvm_direct(mu, hyper_cdf)
@@ -396,9 +399,19 @@ def test_train_py_adds_the_batch_shaping_loss_and_eval_rebuilds_the_model(tmp_pa
     from visiongates.engine.trainer import train
 
     cfg = load_config(
-        model="msvit_tiny_patch16_224", data="digits", output=str(tmp_path / "run"), epochs=1, batch_size=16,
-        img_size=32, crop_pct=1.0, max_steps_per_epoch=2, warmup_epochs=0, workers=0, progress=False,
-        gate_target=0.3, gate_loss_weight=2.0,
+        model="msvit_tiny_patch16_224",
+        data="digits",
+        output=str(tmp_path / "run"),
+        epochs=1,
+        batch_size=16,
+        img_size=32,
+        crop_pct=1.0,
+        max_steps_per_epoch=2,
+        warmup_epochs=0,
+        workers=0,
+        progress=False,
+        gate_target=0.3,
+        gate_loss_weight=2.0,
     )
     train(cfg)
     state = load_checkpoint(tmp_path / "run" / "last.pth")["model"]
@@ -430,8 +443,9 @@ def test_short_training_on_digits_reaches_the_target_share(tmp_path):
         cfg = load_config(config_file=config, output=str(tmp_path / "run"), epochs=2, workers=0, progress=False)
         train(cfg)
         model, _ = load_classifier(tmp_path / "run" / "last.pth")
-        loader = DataLoader(DigitsDataset("val", eval_transform(64, crop_pct=1.0)), batch_size=120,
-                            collate_fn=collate_skip)
+        loader = DataLoader(
+            DigitsDataset("val", eval_transform(64, crop_pct=1.0)), batch_size=120, collate_fn=collate_skip
+        )
         stats = gate_statistics(model, loader)
     finally:
         torch.set_num_threads(threads)

@@ -74,7 +74,9 @@ def test_sources_are_the_publishers_ids():
     files = {"tiny": "vig_t_77p2acc.pth", "h_tiny": "vig_h_t_82p8acc.pth", "h_base": "vig_h_b_84p2acc.pth"}
     for variant, filename in files.items():
         assert (cfg(f"vig_gla_{variant}").hf_hub_id, cfg(f"vig_gla_{variant}").hf_hub_filename) == (
-            "hustvl/ViG", filename)
+            "hustvl/ViG",
+            filename,
+        )
     sidd = cfg("maxim_3s.denoising_sidd")
     assert sidd.custom_load and sidd.url[0].endswith("/gresearch/maxim/ckpt/Denoising/SIDD/checkpoint.npz")
     assert len({cfg(n).url[1] for n in timm.list_pretrained("maxim*")}) == 11  # distinct cache file names
@@ -187,8 +189,12 @@ def test_convert_cli_prints_the_mapping_and_fails_cleanly(tmp_path):
     src = tmp_path / "deit_tiny_distilled.pth"
     torch.save({"model": timm.create_model("deit_tiny_distilled_patch16_224").state_dict()}, src)
     tool = [sys.executable, str(REPO / "tools" / "convert_checkpoint.py"), str(src)]
-    done = subprocess.run([*tool, "--model", "msvit_tiny_patch16_224", "--output", str(tmp_path / "m.safetensors")],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*tool, "--model", "msvit_tiny_patch16_224", "--output", str(tmp_path / "m.safetensors")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "left out of the source: 3" in done.stdout and "head_dist.weight" in done.stdout
     assert "not in the source (kept from the model's initialisation)" in done.stdout and "scale_gate." in done.stdout

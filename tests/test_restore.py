@@ -97,9 +97,18 @@ def test_datasets(tmp_path):
 def test_train_and_evaluate_round_trip(tmp_path):
     clean = _photos(tmp_path / "clean")
     cfg = load_restore_config(
-        None, model="maxim_s1", model_kwargs={"features": 8, "zero_init_last": True}, output=str(tmp_path / "run"),
-        train_dir=str(clean), val_dir=str(clean), steps=2, batch_size=2, crop_size=64, eval_crop_size=64,
-        num_samples=1, progress=False,
+        None,
+        model="maxim_s1",
+        model_kwargs={"features": 8, "zero_init_last": True},
+        output=str(tmp_path / "run"),
+        train_dir=str(clean),
+        val_dir=str(clean),
+        steps=2,
+        batch_size=2,
+        crop_size=64,
+        eval_crop_size=64,
+        num_samples=1,
+        progress=False,
     )
     metrics = train(cfg)
     assert [e["step"] for e in metrics["evals"]] == [0, 2]

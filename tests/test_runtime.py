@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # --- preprocessing: numpy == OpenCV / albumentations ---------------------------------------------------------------
 
+
 def test_resize_equals_opencv_bit_for_bit():
     rng = np.random.default_rng(0)
     shapes = [(500, 375, 256, 292), (512, 768, 256, 384), (64, 96, 128, 192), (37, 59, 146, 233), (1, 5, 3, 7)]
@@ -52,6 +53,7 @@ def test_classification_input_equals_the_validation_transform(size, crop_pct):
 
 
 # --- the command line without the training stack ------------------------------------------------------------------
+
 
 def write_mixed_images(folder: Path) -> tuple[list[Path], list[Path]]:
     """(readable files in many PIL modes and sizes, unreadable ones: a text file and a truncated PNG)."""
@@ -79,8 +81,19 @@ def write_mixed_images(folder: Path) -> tuple[list[Path], list[Path]]:
 def test_runtime_cli_without_the_training_stack_matches_the_full_stack(tiny_models, task, tmp_path):
     good, bad = write_mixed_images(tmp_path / "images")
     path = tiny_models[task]
-    done = run_blocked(INFER, path, tmp_path / "images", "--topk", "3", "--output", tmp_path / "out",
-                       "--json", tmp_path / "results.json", "--batch-size", "4")
+    done = run_blocked(
+        INFER,
+        path,
+        tmp_path / "images",
+        "--topk",
+        "3",
+        "--output",
+        tmp_path / "out",
+        "--json",
+        tmp_path / "results.json",
+        "--batch-size",
+        "4",
+    )
     assert done.returncode == 1, done.stdout + done.stderr  # 1: some files unreadable, the others predicted
     assert "Traceback" not in done.stderr and "LEAKED" not in done.stderr, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
@@ -131,6 +144,7 @@ def test_runtime_cli_errors_are_one_line(tiny_models, tmp_path):
 
 # --- int8 --------------------------------------------------------------------------------------------------------
 
+
 def test_static_int8_quantization_gives_a_valid_model(tiny_models, tmp_path):
     good, _ = write_mixed_images(tmp_path / "calibration")
     source = tiny_models["classification"]
@@ -140,8 +154,9 @@ def test_static_int8_quantization_gives_a_valid_model(tiny_models, tmp_path):
     ops = {node.op_type for node in graph.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format
     scales = {t.name: onnx.numpy_helper.to_array(t) for t in graph.graph.initializer}
-    per_channel = [n for n in graph.graph.node
-                   if n.op_type == "DequantizeLinear" and scales.get(n.input[1], np.zeros(())).size > 1]
+    per_channel = [
+        n for n in graph.graph.node if n.op_type == "DequantizeLinear" and scales.get(n.input[1], np.zeros(())).size > 1
+    ]
     assert per_channel  # weights quantized per output channel
     fp32, int8 = OnnxModel(source), OnnxModel(done["path"])
     assert int8.info == fp32.info  # the metadata travels

@@ -70,8 +70,23 @@ def test_timm_model_suite_passes(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS.parent), str(TESTS)]))
     env.setdefault("VISIONGATES_TIMM_MODELS", DEFAULT_MODELS)
     # timm's per-test time limits assume a dedicated runner: off here (CI shares 2 cores between workers)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "timm_suite", "-p", "no:timeout",
-           "-p", "no:xdist", "--rootdir", str(test_file.parent), str(test_file)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "timm_suite",
+        "-p",
+        "no:timeout",
+        "-p",
+        "no:xdist",
+        "--rootdir",
+        str(test_file.parent),
+        str(test_file),
+    ]
     result = subprocess.run(cmd, cwd=test_file.parent, env=env, capture_output=True, text=True, timeout=3600)
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-2000:]
     assert result.returncode == 0, f"timm's suite: {summary}\n{result.stdout[-6000:]}"

@@ -55,10 +55,29 @@ def test_resume_continues_exactly(tmp_path):
 def test_torchrun_two_processes_stay_in_sync(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(REPO / "tools" / "train.py"), "--config", str(MAIN_CONFIG), "--output", str(tmp_path / "ddp"),
-        "--epochs", "1", "--max-steps-per-epoch", "2", "--img-size", "32", "--batch-size", "16",
-        "--workers", "0", "--progress", "false",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(REPO / "tools" / "train.py"),
+        "--config",
+        str(MAIN_CONFIG),
+        "--output",
+        str(tmp_path / "ddp"),
+        "--epochs",
+        "1",
+        "--max-steps-per-epoch",
+        "2",
+        "--img-size",
+        "32",
+        "--batch-size",
+        "16",
+        "--workers",
+        "0",
+        "--progress",
+        "false",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -74,8 +93,15 @@ def test_torchrun_two_processes_stay_in_sync(tmp_path):
 @pytest.mark.slow
 def test_hymenoptera_end_to_end(tmp_path, hymenoptera):
     cfg = load_config(
-        model="cbam_resnet18", data=str(hymenoptera), output=str(tmp_path / "hym"), epochs=2, img_size=96,
-        batch_size=16, max_steps_per_epoch=4, workers=2, progress=False,
+        model="cbam_resnet18",
+        data=str(hymenoptera),
+        output=str(tmp_path / "hym"),
+        epochs=2,
+        img_size=96,
+        batch_size=16,
+        max_steps_per_epoch=4,
+        workers=2,
+        progress=False,
     )
     summary = train(cfg)
     run = Path(summary["output"])

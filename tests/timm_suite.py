@@ -97,8 +97,17 @@ def not_applicable(model_name: str, test_name: str) -> str | None:
 
 
 def pytest_configure(config):
-    for mark in ("base", "cfg", "cfg_nonstd", "forward", "backward", "torchscript", "features", "fxforward",
-                 "fxbackward"):
+    for mark in (
+        "base",
+        "cfg",
+        "cfg_nonstd",
+        "forward",
+        "backward",
+        "torchscript",
+        "features",
+        "fxforward",
+        "fxbackward",
+    ):
         config.addinivalue_line("markers", f"{mark}: a marker of timm's test suite (its CI splits runs by them)")
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate a detection (mmdetection) config on mmengine's Runner.
 
-    python tools/test_det.py configs/det/CONFIG.py CHECKPOINT [--show-dir DIR] [--cfg-options k=v ...]
+python tools/test_det.py configs/det/CONFIG.py CHECKPOINT [--show-dir DIR] [--cfg-options k=v ...]
 """
 
 from visiongates.cli import run_cli

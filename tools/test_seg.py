@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate a segmentation (mmsegmentation) config on mmengine's Runner.
 
-    python tools/test_seg.py configs/seg/CONFIG.py CHECKPOINT [--show-dir DIR] [--cfg-options k=v ...]
+python tools/test_seg.py configs/seg/CONFIG.py CHECKPOINT [--show-dir DIR] [--cfg-options k=v ...]
 """
 
 from visiongates.cli import run_cli

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Train a timm / visiongates classifier.
 
-    python tools/train.py                                   # embedded digits, CBAM-ResNet-18
-    python tools/train.py --data data/photos --img-size 128 --output runs/photos   # any ImageFolder (train/, val/)
-    python tools/train.py --config ... --resume auto        # continue exactly where it stopped (also mid-epoch)
-    torchrun --nproc_per_node 2 tools/train.py --config ... # data-parallel (gloo on CPU)
+python tools/train.py                                   # embedded digits, CBAM-ResNet-18
+python tools/train.py --data data/photos --img-size 128 --output runs/photos   # any ImageFolder (train/, val/)
+python tools/train.py --config ... --resume auto        # continue exactly where it stopped (also mid-epoch)
+torchrun --nproc_per_node 2 tools/train.py --config ... # data-parallel (gloo on CPU)
 """
 
 import json

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Train Attention U-Net (and plain-skip U-Nets) on the coins-on-photos set; compare gates over seeds.
 
-    python tools/train_attention_unet.py --gates grid none --seeds 0 1 2 --threads 1 --output runs/seg/coins
-    python tools/train_attention_unet.py --gate grid --steps 100 --output /tmp/seg_grid      # one run
-    python tools/train_attention_unet.py --encoder cbam_resnet18 --encoder-kwargs '{}' --gate equal
+python tools/train_attention_unet.py --gates grid none --seeds 0 1 2 --threads 1 --output runs/seg/coins
+python tools/train_attention_unet.py --gate grid --steps 100 --output /tmp/seg_grid      # one run
+python tools/train_attention_unet.py --encoder cbam_resnet18 --encoder-kwargs '{}' --gate equal
 """
 
 import argparse
@@ -20,13 +20,29 @@ def main() -> None:
     parser.add_argument("--gates", nargs="+", help="compare these skips ('grid', 'equal', 'none') over --seeds")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds of the comparison (default 0 1 2)")
     parser.add_argument("--gate", default="grid", help="one run: 'grid' (default), 'equal' or 'none'")
-    parser.add_argument("--encoder-kwargs", type=json.loads, default=None,
-                        help="JSON, e.g. '{\"widths\": [16, 32, 64, 128, 256]}'")
+    parser.add_argument(
+        "--encoder-kwargs", type=json.loads, default=None, help="JSON, e.g. '{\"widths\": [16, 32, 64, 128, 256]}'"
+    )
     parser.add_argument("--no-deep-supervision", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_override_flags(parser, encoder=str, output=str, steps=int, batch_size=int, lr=float, aux_weight=float,
-                       size=int, train_length=int, val_length=int, distractors=int, background_dir=str,
-                       eval_every=int, threads=int, device=str, seed=int)
+    add_override_flags(
+        parser,
+        encoder=str,
+        output=str,
+        steps=int,
+        batch_size=int,
+        lr=float,
+        aux_weight=float,
+        size=int,
+        train_length=int,
+        val_length=int,
+        distractors=int,
+        background_dir=str,
+        eval_every=int,
+        threads=int,
+        device=str,
+        seed=int,
+    )
     args = vars(parser.parse_args())
     gates, seeds = args.pop("gates"), args.pop("seeds")
     args["gate"] = parse_gate(args["gate"])
@@ -38,8 +54,11 @@ def main() -> None:
         print(summary["table"])
     else:
         metrics = train(cfg)
-        print(json.dumps({k: metrics[k] for k in ("dice", "dice_pooled", "pixel_accuracy", "params",
-                                                  "train_seconds")}, indent=1))
+        print(
+            json.dumps(
+                {k: metrics[k] for k in ("dice", "dice_pooled", "pixel_accuracy", "params", "train_seconds")}, indent=1
+            )
+        )
 
 
 if __name__ == "__main__":

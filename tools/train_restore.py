@@ -20,9 +20,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--config", help="YAML file of RestoreConfig fields (configs/restore/*.yaml)")
     parser.add_argument("--eval-only", action="store_true", help="evaluate --init (or the config's) on val_dir")
-    add_override_flags(parser, model=str, output=str, init=str, train_dir=str, val_dir=str, steps=int,
-                       batch_size=int, lr=float, crop_size=int, eval_crop_size=int, max_eval_images=int,
-                       eval_every=int, threads=int, device=str, seed=int)
+    add_override_flags(
+        parser,
+        model=str,
+        output=str,
+        init=str,
+        train_dir=str,
+        val_dir=str,
+        steps=int,
+        batch_size=int,
+        lr=float,
+        crop_size=int,
+        eval_crop_size=int,
+        max_eval_images=int,
+        eval_every=int,
+        threads=int,
+        device=str,
+        seed=int,
+    )
     args = vars(parser.parse_args())
     config, eval_only = args.pop("config"), args.pop("eval_only")
     cfg = load_restore_config(config, **args)

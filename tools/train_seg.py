@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Fine-tune a segmentation (mmsegmentation) config on mmengine's Runner.
 
-    python tools/train_seg.py configs/seg/CONFIG.py [--work-dir DIR] [--resume [CKPT]] [--cfg-options k=v ...]
-    torchrun --nproc_per_node 2 tools/train_seg.py configs/seg/CONFIG.py --launcher pytorch   # gloo on CPU
+python tools/train_seg.py configs/seg/CONFIG.py [--work-dir DIR] [--resume [CKPT]] [--cfg-options k=v ...]
+torchrun --nproc_per_node 2 tools/train_seg.py configs/seg/CONFIG.py --launcher pytorch   # gloo on CPU
 """
 
 from visiongates.cli import run_cli

@@ -14,8 +14,9 @@ from visiongates.errors import VisionGatesError
 __all__ = ["MM_PACKAGES", "MissingExtraError", "missing_mm_packages", "require_mm"]
 
 MM_PACKAGES = ("mmengine", "mmcv", "mmdet", "mmseg")
-MM_INSTALL_HINT = ("run `make setup-mm` (or build mmcv 2.1.0 with its ops as tools/bootstrap.sh does, "
-                   "then `pip install '.[mm]'`)")
+MM_INSTALL_HINT = (
+    "run `make setup-mm` (or build mmcv 2.1.0 with its ops as tools/bootstrap.sh does, then `pip install '.[mm]'`)"
+)
 
 
 class MissingExtraError(VisionGatesError, ImportError):

@@ -36,8 +36,9 @@ def _sdpa_flop(query_shape, key_shape, value_shape, *args: Any, out_shape=None, 
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-def _sdpa_backward_flop(grad_shape, query_shape, key_shape, value_shape, *args: Any, out_shape=None,
-                        **kwargs: Any) -> int:
+def _sdpa_backward_flop(
+    grad_shape, query_shape, key_shape, value_shape, *args: Any, out_shape=None, **kwargs: Any
+) -> int:
     """Attention backward (torch's formula for the CUDA kernels)."""
     return sdpa_backward_flop_count(grad_shape, query_shape, key_shape, value_shape)
 

@@ -37,8 +37,11 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():  # dangling symlinks too: they are then reported as unreadable, not silently dropped
-            files += sorted(p for p in path.rglob("*") if (p.is_file() or (p.is_symlink() and not p.exists()))
-                            and p.suffix.lower() in IMAGE_EXTENSIONS)
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if (p.is_file() or (p.is_symlink() and not p.exists())) and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
         elif not path.exists() and glob.has_magic(item):
             files += [Path(p) for p in sorted(glob.glob(item, recursive=True)) if Path(p).is_file()]
         else:
@@ -56,8 +59,12 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--output", default="runs/onnx_inference", help="folder for masks / restored images")
     p.add_argument("--batch-size", type=int, default=8, help="images per onnxruntime call (default 8)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: its own)")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help="refuse images with more pixels (decompression-bomb guard; default PIL's 89.5 M; 0: none)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse images with more pixels (decompression-bomb guard; default PIL's 89.5 M; 0: none)",
+    )
     p.add_argument("--json", default=None, help="also write every result (no arrays) to this JSON file")
     return p
 
@@ -79,8 +86,10 @@ def output_names(files: Sequence[Path], output: Path, suffix: str) -> dict[str, 
         target = output / rel.parent / f"{stem}_{suffix}.png"
         key = Path(os.path.normcase(os.path.abspath(target)))
         if key in claimed and os.path.abspath(claimed[key]) != os.path.abspath(given):
-            raise DataError(f"'{claimed[key]}' and '{given}' would both be written to '{target}'; nothing was "
-                            "written (rename one, or run them separately with different --output folders)")
+            raise DataError(
+                f"'{claimed[key]}' and '{given}' would both be written to '{target}'; nothing was "
+                "written (rename one, or run them separately with different --output folders)"
+            )
         claimed[key] = given
         names[given] = target
     return names
@@ -121,13 +130,20 @@ def infer(args: argparse.Namespace) -> int:
             print(f"error: {result.error}", file=sys.stderr)
         else:
             print(_describe(result, model.info.task, targets), flush=True)
-        records.append({"path": result.path, "error": result.error,
-                        "topk": [{"index": i, "label": label, "probability": p} for i, label, p in result.topk]})
+        records.append(
+            {
+                "path": result.path,
+                "error": result.error,
+                "topk": [{"index": i, "label": label, "probability": p} for i, label, p in result.topk],
+            }
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1))
     if failed:
-        print(f"{failed} of {len(files)} file(s) could not be read; the other {len(files) - failed} were predicted",
-              file=sys.stderr)
+        print(
+            f"{failed} of {len(files)} file(s) could not be read; the other {len(files) - failed} were predicted",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 

@@ -113,8 +113,15 @@ def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
             return to_rgb(upright(image))
     except ImageDecodeError:
         raise
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError,
-            MemoryError) as exc:
+    except (
+        OSError,
+        UnidentifiedImageError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        Image.DecompressionBombError,
+        MemoryError,
+    ) as exc:
         raise ImageDecodeError(f"image '{path}' cannot be decoded ({str(exc) or type(exc).__name__})") from None
 
 
@@ -127,4 +134,3 @@ def load_array(path: str | Path, channels: int = 3, max_pixels: int | None = Non
         raise ImageDecodeError(f"models taking {channels}-channel images are not supported (only 1 or 3)")
     array = np.asarray(image)
     return array.reshape(*array.shape[:2], channels)
-

@@ -63,7 +63,7 @@ class ModelInfo:
     @classmethod
     def from_props(cls, props: dict[str, str], where: str = "model") -> ModelInfo:
         """Parse metadata_props written by `to_props`; a file without them is an error that says so."""
-        ours = {key[len(PREFIX):]: value for key, value in props.items() if key.startswith(PREFIX)}
+        ours = {key[len(PREFIX) :]: value for key, value in props.items() if key.startswith(PREFIX)}
         if "task" not in ours:
             raise ExportError(
                 f"{where} carries no visiongates metadata (task, input size, mean/std, labels): "

@@ -174,7 +174,7 @@ class Model:
                     results[i] = prediction
                 continue
             for (i, image, _, (top, left, height, width)), full in zip(group, out):
-                results[i] = self._dense_result(paths[i], full[:, top:top + height, left:left + width], image)
+                results[i] = self._dense_result(paths[i], full[:, top : top + height, left : left + width], image)
         return [results[i] for i in range(len(paths))]
 
     def _dense_result(self, path: str, output: np.ndarray, image: np.ndarray) -> Prediction:

@@ -47,7 +47,7 @@ def classification_input(image: np.ndarray, info: ModelInfo) -> np.ndarray:
         raise DataError(f"classification preprocessing needs a square input size, not {height}x{width}")
     resized = resize_linear(image, *shorter_side_size(*image.shape[:2], math.floor(height / info.crop_pct)))
     top, left = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
-    return normalize(resized[top:top + height, left:left + width], info)
+    return normalize(resized[top : top + height, left : left + width], info)
 
 
 def dense_size(height: int, width: int, info: ModelInfo) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """CPU benchmark of the BiGLA op: chunked vs naive forward speed, and the chunked backend's peak memory vs T.
 
-    .venv/bin/python tools/analysis/benchmark_bigla.py --threads 1
-    .venv/bin/python tools/analysis/benchmark_bigla.py --lengths 196 1024 4096 --memory-lengths 4096 16384 --heads 3
+.venv/bin/python tools/analysis/benchmark_bigla.py --threads 1
+.venv/bin/python tools/analysis/benchmark_bigla.py --lengths 196 1024 4096 --memory-lengths 4096 16384 --heads 3
 """
 
 from __future__ import annotations

@@ -42,8 +42,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=30, help="timed blocks per measurement (at most)")
     parser.add_argument("--train-batch", type=int, default=128, help="ViG-S training-step batch; 0 skips it")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
-    parser.add_argument("--jsonl", type=Path, default=None,
-                        help="append each measured row here as soon as it is measured (one JSON object a line)")
+    parser.add_argument(
+        "--jsonl",
+        type=Path,
+        default=None,
+        help="append each measured row here as soon as it is measured (one JSON object a line)",
+    )
     args = parser.parse_args()
     status, results = 0, {}
     if not args.skip_aot:
@@ -66,6 +70,7 @@ def main() -> int:
     else:
         backends = ["triton", *(["cuda"] if args.with_cuda else [])]
         device = f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}"
+
         def record(row: dict) -> None:
             if args.jsonl:
                 with args.jsonl.open("a") as file:

@@ -32,14 +32,18 @@ def main() -> None:
     parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
     args = parser.parse_args()
 
-    print(f"convit_{args.variant}, batch {args.batch}, inference (torch.inference_mode), CPU, {args.threads} threads, "
-          f"median of {args.reps} after {args.warmup} warm-up; one subprocess per row")
+    print(
+        f"convit_{args.variant}, batch {args.batch}, inference (torch.inference_mode), CPU, {args.threads} threads, "
+        f"median of {args.reps} after {args.warmup} warm-up; one subprocess per row"
+    )
     rows = []
     for size in args.sizes:
         rows += compare_rows(args.impls, args.variant, size, args.batch, args.warmup, args.reps, args.threads)
     print(markdown_table(rows, COLUMNS))
-    print("peak RSS: ru_maxrss of the subprocess (includes the interpreter, torch and the model); "
-          "fwd extra: peak minus RSS just before the first forward.")
+    print(
+        "peak RSS: ru_maxrss of the subprocess (includes the interpreter, torch and the model); "
+        "fwd extra: peak minus RSS just before the first forward."
+    )
 
 
 if __name__ == "__main__":

@@ -28,16 +28,24 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--img-size", type=int, help="default: the checkpoint's training size (else 224)")
     parser.add_argument("--limit", type=int, help="use the first N images only")
-    parser.add_argument("--latency-images", type=int, default=60,
-                        help="images timed for latency (0: count MACs only, no timing)")
+    parser.add_argument(
+        "--latency-images", type=int, default=60, help="images timed for latency (0: count MACs only, no timing)"
+    )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16, help="batch size of the padded-batch GMACs row")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--fit-gate-target", type=float,
-                        help="first fit the gate to this share with the batch-shaping loss alone, on <data>/train")
+    parser.add_argument(
+        "--fit-gate-target",
+        type=float,
+        help="first fit the gate to this share with the batch-shaping loss alone, on <data>/train",
+    )
     parser.add_argument("--fit-epochs", type=int, default=20)
-    parser.add_argument("--fine-regions", type=int, nargs="+",
-                        help="only count MACs of --model with the gate forced to keep N regions fine, for each N")
+    parser.add_argument(
+        "--fine-regions",
+        type=int,
+        nargs="+",
+        help="only count MACs of --model with the gate forced to keep N regions fine, for each N",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -61,8 +69,18 @@ def main() -> None:
         vit = count_macs(to_plain_vit(model).eval(), torch.zeros(1, 3, size, size)) / 1e9
         print(f"{args.model} at {size}x{size}, batch 1, dropped-token path; the all-fine ViT: {vit:.4f} GMACs")
         rows = [{**row, "vs_vit": row["gmacs"] / vit} for row in macs_by_fine_regions(model, size, args.fine_regions)]
-        print(markdown_table(rows, [("fine_regions", "fine regions", "d"), ("fine_share", "fine share", ".3f"),
-                                    ("tokens", "tokens", ""), ("gmacs", "GMACs", ".4f"), ("vs_vit", "vs ViT", ".2f")]))
+        print(
+            markdown_table(
+                rows,
+                [
+                    ("fine_regions", "fine regions", "d"),
+                    ("fine_share", "fine share", ".3f"),
+                    ("tokens", "tokens", ""),
+                    ("gmacs", "GMACs", ".4f"),
+                    ("vs_vit", "vs ViT", ".2f"),
+                ],
+            )
+        )
         return
     cfg, classes, model = {}, None, None
     if args.checkpoint:
@@ -76,21 +94,31 @@ def main() -> None:
         model = timm.create_model(args.model, num_classes=len(dataset.classes)).eval()
     if args.fit_gate_target is not None:
         train_set = build_dataset(args.data, "train", transform, classes=dataset.classes)
-        fitted = fit_gate_to_target(model, DataLoader(train_set, batch_size=32, collate_fn=collate_skip),
-                                    args.fit_gate_target, epochs=args.fit_epochs)
-        print(f"gate fitted to {args.fit_gate_target} with the batch-shaping loss alone on {args.data}/train "
-              f"({args.fit_epochs} epochs): train share {fitted['fine_share']:.3f}, loss {fitted['loss']:.4f}")
+        fitted = fit_gate_to_target(
+            model,
+            DataLoader(train_set, batch_size=32, collate_fn=collate_skip),
+            args.fit_gate_target,
+            epochs=args.fit_epochs,
+        )
+        print(
+            f"gate fitted to {args.fit_gate_target} with the batch-shaping loss alone on {args.data}/train "
+            f"({args.fit_epochs} epochs): train share {fitted['fine_share']:.3f}, loss {fitted['loss']:.4f}"
+        )
     if args.limit:
         dataset = Subset(dataset, range(min(args.limit, len(dataset))))
     model.set_token_path("drop")
     loader = DataLoader(dataset, batch_size=args.batch, collate_fn=collate_skip)
     result = compare_with_static(model, to_plain_vit(model).eval(), loader, args.latency_images, args.reps)
-    print(f"{result['images']} images of {args.data}/{args.split} at {size}x{size}, {args.threads} thread(s), "
-          f"latency over {result['latency_images']} images x {args.reps} reps, models alternated")
+    print(
+        f"{result['images']} images of {args.data}/{args.split} at {size}x{size}, {args.threads} thread(s), "
+        f"latency over {result['latency_images']} images x {args.reps} reps, models alternated"
+    )
     print(comparison_table(result))
     latency = result["latency"] if args.latency_images > 0 else {}
-    print("latency b1, median of every forward (ms): " + ", ".join(
-        f"{name} {value['median_ms']:.2f} (p90 {value['p90_ms']:.2f})" for name, value in latency.items()))
+    print(
+        "latency b1, median of every forward (ms): "
+        + ", ".join(f"{name} {value['median_ms']:.2f} (p90 {value['p90_ms']:.2f})" for name, value in latency.items())
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({**result, "data": args.data, "size": size, "threads": args.threads}, f, indent=1)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark tools/train.py throughput against a bare forward+backward loop of the same model and batch.
 
-    python tools/analysis/benchmark_train.py --config configs/cls/digits_cbam_resnet18.yaml --steps 20
+python tools/analysis/benchmark_train.py --config configs/cls/digits_cbam_resnet18.yaml --steps 20
 """
 
 from visiongates.cli import run_cli
@@ -25,8 +25,19 @@ def main() -> None:
     cfg = load_config(argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in ("steps", "threads")}))
     result = compare_training_throughput(cfg, steps=args.steps)
     row = {"model": cfg.model, "batch": cfg.batch_size, "img": cfg.img_size, **result}
-    print(markdown_table([row], ["model", "batch", "img", ("train_py_images_per_s", "tools/train.py img/s", ".1f"),
-                                 ("bare_loop_images_per_s", "bare loop img/s", ".1f"), ("ratio", "ratio", ".2f")]))
+    print(
+        markdown_table(
+            [row],
+            [
+                "model",
+                "batch",
+                "img",
+                ("train_py_images_per_s", "tools/train.py img/s", ".1f"),
+                ("bare_loop_images_per_s", "bare loop img/s", ".1f"),
+                ("ratio", "ratio", ".2f"),
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

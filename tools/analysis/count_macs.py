@@ -18,17 +18,25 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="timm model names (default: every visiongates model)")
-    parser.add_argument("--size", type=int,
-                        help="square input size instead of each model's default (the model is built for it: img_size)")
-    parser.add_argument("--cpu", action="store_true",
-                        help="also count on CPU, with and without visiongates' extra formulas (slow for big models)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        help="square input size instead of each model's default (the model is built for it: img_size)",
+    )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="also count on CPU, with and without visiongates' extra formulas (slow for big models)",
+    )
     args = parser.parse_args()
 
     import timm
     import torch
 
-    print("| model | input | GMACs, recorded | GMACs, counted (meta) |" + (" CPU | CPU, torch formulas only |"
-                                                                          if args.cpu else ""))
+    print(
+        "| model | input | GMACs, recorded | GMACs, counted (meta) |"
+        + (" CPU | CPU, torch formulas only |" if args.cpu else "")
+    )
     print("|---|---|---:|---:|" + ("---:|---:|" if args.cpu else ""))
     for name in args.names or list_models():
         size = input_size_of(name)

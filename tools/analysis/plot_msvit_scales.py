@@ -40,8 +40,16 @@ def main() -> None:
     with torch.no_grad():
         predicted = model(images).argmax(1).tolist()
     captions = [f"{classes[label]}→{classes[p]}" for (_, label), p in zip(samples, predicted)]
-    path = plot_scales(model, images, args.out, mean, std, captions=captions, columns=args.columns,
-                       title=f"{ckpt.get('model_name')} (gate target {cfg.get('gate_target')})")
+    path = plot_scales(
+        model,
+        images,
+        args.out,
+        mean,
+        std,
+        captions=captions,
+        columns=args.columns,
+        title=f"{ckpt.get('model_name')} (gate target {cfg.get('gate_target')})",
+    )
     print(path)
 
 

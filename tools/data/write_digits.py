@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write held-out digits (the embedded set's val split) as PNG files, for tools that take image files.
 
-    python tools/data/write_digits.py --output runs/digits_cbam_resnet18/samples --count 10
+python tools/data/write_digits.py --output runs/digits_cbam_resnet18/samples --count 10
 """
 
 import argparse

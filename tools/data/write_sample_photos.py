@@ -24,8 +24,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     counts = write_sample_photos(args.output, args.size, args.train_per_class, args.val_per_class, args.seed)
-    print(f"wrote {sum(counts['train'].values())} train / {sum(counts['val'].values())} val photos of "
-          f"{len(counts['train'])} classes ({', '.join(counts['train'])}) to {args.output}")
+    print(
+        f"wrote {sum(counts['train'].values())} train / {sum(counts['val'].values())} val photos of "
+        f"{len(counts['train'])} classes ({', '.join(counts['train'])}) to {args.output}"
+    )
 
 
 if __name__ == "__main__":

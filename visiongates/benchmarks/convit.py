@@ -54,8 +54,14 @@ def worker(impl: str, variant: str, size: int, batch: int, warmup: int, reps: in
         timing = measure_one(lambda: model(x), reps=reps, warmup=warmup)
         if not torch.isfinite(model(x)).all():
             raise RuntimeError(f"{name} at {size}x{size} gave non-finite outputs")
-    return dict(impl=impl, size=size, rss_before_mb=rss_before, peak_mb=_rss_peak_mb(),
-                latency_s=timing.median_ms / 1e3, latency_min_s=timing.best_ms / 1e3)
+    return dict(
+        impl=impl,
+        size=size,
+        rss_before_mb=rss_before,
+        peak_mb=_rss_peak_mb(),
+        latency_s=timing.median_ms / 1e3,
+        latency_min_s=timing.best_ms / 1e3,
+    )
 
 
 def measure_in_subprocess(impl: str, variant: str, size: int, batch: int, warmup: int, reps: int, threads: int) -> dict:
@@ -68,8 +74,9 @@ def measure_in_subprocess(impl: str, variant: str, size: int, batch: int, warmup
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def compare_rows(impls: list[str], variant: str, size: int, batch: int, warmup: int, reps: int, threads: int
-                 ) -> list[dict]:
+def compare_rows(
+    impls: list[str], variant: str, size: int, batch: int, warmup: int, reps: int, threads: int
+) -> list[dict]:
     """One row per implementation at one size: peak RSS, the forward's extra memory, latency, and each as a ratio
     to timm's convit (when it is among `impls`)."""
     rows = [measure_in_subprocess(impl, variant, size, batch, warmup, reps, threads) for impl in impls]

@@ -36,7 +36,17 @@ def latency_row(name: str, size: int, warmup: int = 1, reps: int = 2) -> dict:
         timing = measure_one(lambda: model(x), reps=reps, warmup=warmup)
     latency, cpu = timing.median_ms / 1e3, timing.cpu_median_ms / 1e3
     megapixels = size * size / 1e6
-    return dict(model=name, size=size, params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                gmacs=macs / 1e9, latency_s=latency, s_per_mp=latency / megapixels,
-                cpu_s=cpu, cpu_s_per_mp=cpu / megapixels, min_s=timing.best_ms / 1e3, reps=reps,
-                threads=torch.get_num_threads(), load_avg=os.getloadavg()[0])
+    return dict(
+        model=name,
+        size=size,
+        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+        gmacs=macs / 1e9,
+        latency_s=latency,
+        s_per_mp=latency / megapixels,
+        cpu_s=cpu,
+        cpu_s_per_mp=cpu / megapixels,
+        min_s=timing.best_ms / 1e3,
+        reps=reps,
+        threads=torch.get_num_threads(),
+        load_avg=os.getloadavg()[0],
+    )

@@ -24,8 +24,14 @@ from .table import markdown_table
 from .timing import measure
 
 __all__ = [
-    "count_macs", "macs_per_image", "macs_by_fine_regions", "interleaved_latency", "gate_statistics",
-    "compare_with_static", "comparison_table", "fit_gate_to_target",
+    "count_macs",
+    "macs_per_image",
+    "macs_by_fine_regions",
+    "interleaved_latency",
+    "gate_statistics",
+    "compare_with_static",
+    "comparison_table",
+    "fit_gate_to_target",
 ]
 
 
@@ -43,6 +49,7 @@ def macs_by_fine_regions(model: nn.Module, size: int, fine_regions: Iterable[int
 
     x, decide, rows = torch.zeros(1, 3, size, size), model.decide_scales, []
     for n in fine_regions:
+
         def forced(images: torch.Tensor, n: int = n) -> GateDecision:
             mask = torch.zeros_like(decide(images).mask)
             mask.view(-1)[:n] = 1.0
@@ -54,8 +61,7 @@ def macs_by_fine_regions(model: nn.Module, size: int, fine_regions: Iterable[int
         finally:
             del model.decide_scales
         regions = (size // model.patch // 2) ** 2  # each coarse region is 1 token, each fine one 4
-        rows.append({"fine_regions": n, "fine_share": n / regions, "tokens": 1 + regions + 3 * n,
-                     "gmacs": macs / 1e9})
+        rows.append({"fine_regions": n, "fine_share": n / regions, "tokens": 1 + regions + 3 * n, "gmacs": macs / 1e9})
     return rows
 
 
@@ -76,8 +82,12 @@ def interleaved_latency(
     for name in models:
         per_image = [timings[name, i] for i in range(len(images))]
         every = sum(per_image[1:], per_image[0])
-        out[name] = {"best_ms": statistics.median(t.best_ms for t in per_image), "median_ms": every.median_ms,
-                     "p90_ms": every.p90_ms, "cpu_ms": every.cpu_median_ms}
+        out[name] = {
+            "best_ms": statistics.median(t.best_ms for t in per_image),
+            "median_ms": every.median_ms,
+            "p90_ms": every.p90_ms,
+            "cpu_ms": every.cpu_median_ms,
+        }
     return out
 
 
@@ -123,32 +133,60 @@ def compare_with_static(
     latency = {name: {"best_ms": float("nan"), "cpu_ms": float("nan")} for name in ("static", "dynamic")}
     if latency_images > 0:
         latency = interleaved_latency({"static": static, "dynamic": model}, images[:latency_images], reps=reps)
-    static_row = {"top1": 100.0 * static_correct / len(images), "fine_share": 1.0, "tokens": 1.0 + cells,
-                  "gmacs": static_macs / 1e9, "latency_ms": latency["static"]["best_ms"],
-                  "cpu_ms": latency["static"]["cpu_ms"]}
-    dynamic_row = {"top1": stats["top1"], "fine_share": stats["fine_share"], "tokens": statistics.fmean(tokens),
-                   "gmacs": statistics.fmean(dynamic_macs) / 1e9, "latency_ms": latency["dynamic"]["best_ms"],
-                   "cpu_ms": latency["dynamic"]["cpu_ms"]}
-    return {"images": len(images), "latency_images": min(latency_images, len(images)), "reps": reps,
-            "static": static_row, "dynamic": dynamic_row, "batched_gmacs": statistics.fmean(batched_macs) / 1e9,
-            "batch_size": len(batches[0][1]), "latency": latency}
+    static_row = {
+        "top1": 100.0 * static_correct / len(images),
+        "fine_share": 1.0,
+        "tokens": 1.0 + cells,
+        "gmacs": static_macs / 1e9,
+        "latency_ms": latency["static"]["best_ms"],
+        "cpu_ms": latency["static"]["cpu_ms"],
+    }
+    dynamic_row = {
+        "top1": stats["top1"],
+        "fine_share": stats["fine_share"],
+        "tokens": statistics.fmean(tokens),
+        "gmacs": statistics.fmean(dynamic_macs) / 1e9,
+        "latency_ms": latency["dynamic"]["best_ms"],
+        "cpu_ms": latency["dynamic"]["cpu_ms"],
+    }
+    return {
+        "images": len(images),
+        "latency_images": min(latency_images, len(images)),
+        "reps": reps,
+        "static": static_row,
+        "dynamic": dynamic_row,
+        "batched_gmacs": statistics.fmean(batched_macs) / 1e9,
+        "batch_size": len(batches[0][1]),
+        "latency": latency,
+    }
 
 
 def comparison_table(result: dict) -> str:
     """The comparison of `compare_with_static` as a Markdown table."""
     static, dynamic = result["static"], result["dynamic"]
-    ratios = (f"{dynamic['gmacs'] / static['gmacs']:.2f}x MACs, {dynamic['latency_ms'] / static['latency_ms']:.2f}x "
-              f"wall, {dynamic['cpu_ms'] / static['cpu_ms']:.2f}x CPU")
+    ratios = (
+        f"{dynamic['gmacs'] / static['gmacs']:.2f}x MACs, {dynamic['latency_ms'] / static['latency_ms']:.2f}x "
+        f"wall, {dynamic['cpu_ms'] / static['cpu_ms']:.2f}x CPU"
+    )
     rows = [
         {"model": "ViT, every region fine", **static, "vs": "1.00x"},
         {"model": "MSViT, dropped tokens, batch 1", **dynamic, "vs": ratios},
-        {"model": f"MSViT, padded batches of {result['batch_size']}", "gmacs": result["batched_gmacs"],
-         "vs": f"{result['batched_gmacs'] / static['gmacs']:.2f}x MACs"},
+        {
+            "model": f"MSViT, padded batches of {result['batch_size']}",
+            "gmacs": result["batched_gmacs"],
+            "vs": f"{result['batched_gmacs'] / static['gmacs']:.2f}x MACs",
+        },
     ]
-    columns = [("model", "model", ""), ("top1", "top-1 %", ".2f"), ("fine_share", "fine share", ".3f"),
-               ("tokens", "tokens / image", ".1f"), ("gmacs", "GMACs / image", ".4f"),
-               ("latency_ms", "latency b1 wall (ms)", ".2f"), ("cpu_ms", "latency b1 CPU (ms)", ".2f"),
-               ("vs", "vs ViT", "")]
+    columns = [
+        ("model", "model", ""),
+        ("top1", "top-1 %", ".2f"),
+        ("fine_share", "fine share", ".3f"),
+        ("tokens", "tokens / image", ".1f"),
+        ("gmacs", "GMACs / image", ".4f"),
+        ("latency_ms", "latency b1 wall (ms)", ".2f"),
+        ("cpu_ms", "latency b1 CPU (ms)", ".2f"),
+        ("vs", "vs ViT", ""),
+    ]
     return markdown_table(rows, columns, missing="")
 
 

@@ -38,8 +38,16 @@ def bare_loop_images_per_second(cfg: TrainConfig, num_classes: int, steps: int, 
 def compare_training_throughput(cfg: TrainConfig, steps: int = 20) -> dict[str, float]:
     """Run both on the same machine, in this process, one after the other; returns images/s and their ratio."""
     with tempfile.TemporaryDirectory() as out:
-        run = TrainConfig(**{**cfg.to_dict(), "output": out, "epochs": 1, "warmup_epochs": 0,
-                             "max_steps_per_epoch": steps, "progress": False})
+        run = TrainConfig(
+            **{
+                **cfg.to_dict(),
+                "output": out,
+                "epochs": 1,
+                "warmup_epochs": 0,
+                "max_steps_per_epoch": steps,
+                "progress": False,
+            }
+        )
         trainer_ips = train(run)["train_images_per_second"]
     num_classes = len(build_dataset(cfg.data, "train").classes)
     bare_ips = bare_loop_images_per_second(cfg, num_classes, steps)

@@ -33,8 +33,18 @@ from PIL import Image
 
 CLASSES = ("coin",)
 BACKGROUNDS = (
-    "astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
-    "grass", "brick", "gravel", "camera", "moon", "clock",
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "grass",
+    "brick",
+    "gravel",
+    "camera",
+    "moon",
+    "clock",
 )
 LAYOUTS = ("coins", "coco", "ade20k")
 FORMAT_VERSION = 1
@@ -116,7 +126,7 @@ def _random_background(rng: np.random.Generator, size: int) -> np.ndarray:
     h, w = photo.shape[:2]
     side = int(rng.uniform(0.4, 1.0) * min(h, w))
     y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-    crop = Image.fromarray(photo[y:y + side, x:x + side]).resize((size, size), Image.BILINEAR)
+    crop = Image.fromarray(photo[y : y + side, x : x + side]).resize((size, size), Image.BILINEAR)
     out = np.asarray(crop)
     return out[:, ::-1].copy() if rng.random() < 0.5 else out.copy()
 
@@ -150,15 +160,15 @@ def render_scene(rng: np.random.Generator, spec: CoinsSpec, coins: list[int]) ->
         h, w = mask.shape
         for _attempt in range(30):
             y, x = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
-            if not (occupied[y:y + h, x:x + w] & mask).any():
+            if not (occupied[y : y + h, x : x + w] & mask).any():
                 break
         else:
             continue
         full = np.zeros((size, size), dtype=bool)
-        full[y:y + h, x:x + w] = mask
-        region = image[y:y + h, x:x + w]
+        full[y : y + h, x : x + w] = mask
+        region = image[y : y + h, x : x + w]
         region[mask] = rgb[mask]
-        occupied[max(0, y - 2):y + h + 2, max(0, x - 2):x + w + 2] |= True
+        occupied[max(0, y - 2) : y + h + 2, max(0, x - 2) : x + w + 2] |= True
         masks.append(full)
     return image, masks
 
@@ -171,23 +181,39 @@ def _coco_annotation(mask: np.ndarray, ann_id: int, image_id: int, category_id: 
     rows, cols = np.nonzero(mask)
     x0, y0, x1, y1 = int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
     return {
-        "id": ann_id, "image_id": image_id, "category_id": category_id, "iscrowd": 0,
-        "bbox": [x0, y0, x1 - x0, y1 - y0], "area": int(mask.sum()), "segmentation": rle,
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "iscrowd": 0,
+        "bbox": [x0, y0, x1 - x0, y1 - y0],
+        "area": int(mask.sum()),
+        "segmentation": rle,
     }
 
 
 def _paths(layout: str, split: str) -> dict[str, str]:
     """Relative paths of one split's images, COCO json, semantic images and semantic labels for a layout."""
     if layout == "coco":
-        return {"images": f"{split}2017", "ann": f"annotations/instances_{split}2017.json",
-                "sem_images": f"{split}2017", "sem_labels": f"semantic/{split}2017"}
+        return {
+            "images": f"{split}2017",
+            "ann": f"annotations/instances_{split}2017.json",
+            "sem_images": f"{split}2017",
+            "sem_labels": f"semantic/{split}2017",
+        }
     if layout == "ade20k":
         name = {"train": "training", "val": "validation"}[split]
-        return {"images": f"ADEChallengeData2016/images/{name}", "ann": f"annotations/instances_{split}.json",
-                "sem_images": f"ADEChallengeData2016/images/{name}",
-                "sem_labels": f"ADEChallengeData2016/annotations/{name}"}
-    return {"images": split, "ann": f"annotations/instances_{split}.json",
-            "sem_images": split, "sem_labels": f"semantic/{split}"}
+        return {
+            "images": f"ADEChallengeData2016/images/{name}",
+            "ann": f"annotations/instances_{split}.json",
+            "sem_images": f"ADEChallengeData2016/images/{name}",
+            "sem_labels": f"ADEChallengeData2016/annotations/{name}",
+        }
+    return {
+        "images": split,
+        "ann": f"annotations/instances_{split}.json",
+        "sem_images": split,
+        "sem_labels": f"semantic/{split}",
+    }
 
 
 def _coco_class_names() -> tuple[str, ...]:
@@ -218,7 +244,8 @@ def _write_split(root: Path, spec: CoinsSpec, split: str, count: int, category_n
             annotations.append(_coco_annotation(mask, len(annotations) + 1, i + 1, 1))
     coco = {
         "info": {"description": "visiongates embedded coins set (see visiongates/data/coins_coco.py)"},
-        "images": images, "annotations": annotations,
+        "images": images,
+        "annotations": annotations,
         "categories": [{"id": k + 1, "name": n} for k, n in enumerate(category_names)],
     }
     ann = root / paths["ann"]
@@ -274,8 +301,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=CoinsSpec.image_size)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    root = build_coins_set(args.root, layout=args.layout, num_train=args.num_train, num_val=args.num_val,
-                           image_size=args.image_size, seed=args.seed)
+    root = build_coins_set(
+        args.root,
+        layout=args.layout,
+        num_train=args.num_train,
+        num_val=args.num_val,
+        image_size=args.image_size,
+        seed=args.seed,
+    )
     print(root)
 
 

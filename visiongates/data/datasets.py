@@ -19,8 +19,16 @@ from visiongates.errors import DataError, UnknownClassesError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "DigitsDataset", "build_dataset", "class_folders", "collate_skip",
-           "image_files", "sample_seed"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageFolderDataset",
+    "DigitsDataset",
+    "build_dataset",
+    "class_folders",
+    "collate_skip",
+    "image_files",
+    "sample_seed",
+]
 Transform = Callable[..., dict]
 
 
@@ -41,7 +49,8 @@ def image_files(folder: str | Path) -> list[Path]:
     """The image files under `folder` (recursive, sorted), dangling symlinks included: reading one then fails, so it
     is skipped and counted like any unreadable file instead of vanishing from the count."""
     return sorted(
-        p for p in Path(folder).rglob("*")
+        p
+        for p in Path(folder).rglob("*")
         if (p.is_file() or (p.is_symlink() and not p.exists())) and p.suffix.lower() in IMAGE_EXTENSIONS
     )
 
@@ -89,8 +98,13 @@ class ImageFolderDataset(AugmentedDataset):
     """
 
     def __init__(
-        self, root: str | Path, transform: Transform | None = None, classes: Sequence[str] | None = None, seed: int = 0,
-        max_pixels: int | None = None, unknown_classes: str = "error",
+        self,
+        root: str | Path,
+        transform: Transform | None = None,
+        classes: Sequence[str] | None = None,
+        seed: int = 0,
+        max_pixels: int | None = None,
+        unknown_classes: str = "error",
     ) -> None:
         super().__init__(transform, seed)
         self.max_pixels = max_pixels
@@ -154,9 +168,7 @@ class DigitsDataset(AugmentedDataset):
             raise DataError(f"digits split must be 'train' or 'val', not '{split}'")
         digits = load_digits()
         indices = np.arange(len(digits.target))
-        train_idx, val_idx = train_test_split(
-            indices, test_size=val_fraction, stratify=digits.target, random_state=0
-        )
+        train_idx, val_idx = train_test_split(indices, test_size=val_fraction, stratify=digits.target, random_state=0)
         chosen = np.sort(train_idx if split == "train" else val_idx)
         images = (digits.images[chosen] * (255.0 / 16.0)).round().astype(np.uint8)
         self.images = np.repeat(images[..., None], 3, axis=-1)
@@ -168,15 +180,26 @@ class DigitsDataset(AugmentedDataset):
 
 
 def build_dataset(
-    data: str | Path, split: str, transform: Transform | None = None, classes: Sequence[str] | None = None,
-    seed: int = 0, max_pixels: int | None = None, unknown_classes: str = "error",
+    data: str | Path,
+    split: str,
+    transform: Transform | None = None,
+    classes: Sequence[str] | None = None,
+    seed: int = 0,
+    max_pixels: int | None = None,
+    unknown_classes: str = "error",
 ) -> DigitsDataset | ImageFolderDataset:
     """One split of `data`: the embedded digits for 'digits', else the ImageFolder `<data>/<split>` (`classes`,
     `max_pixels` and `unknown_classes` as `ImageFolderDataset` takes them)."""
     if str(data) == "digits":
         return DigitsDataset(split, transform, seed=seed)
-    return ImageFolderDataset(Path(data) / split, transform, classes=classes, seed=seed, max_pixels=max_pixels,
-                              unknown_classes=unknown_classes)
+    return ImageFolderDataset(
+        Path(data) / split,
+        transform,
+        classes=classes,
+        seed=seed,
+        max_pixels=max_pixels,
+        unknown_classes=unknown_classes,
+    )
 
 
 def collate_skip(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -56,7 +56,11 @@ def _load_sample_photo(source: str, name: str) -> np.ndarray:
 
 
 def write_sample_photos(
-        output: str | Path, size: int = 128, train_per_class: int = 16, val_per_class: int = 6, seed: int = 0,
+    output: str | Path,
+    size: int = 128,
+    train_per_class: int = 16,
+    val_per_class: int = 6,
+    seed: int = 0,
 ) -> dict[str, dict[str, int]]:
     """Write a small real-photo ImageFolder (`output/{train,val}/<class>/*.jpg`) from photos in installed packages.
 
@@ -66,8 +70,10 @@ def write_sample_photos(
     images. Returns the number of images per split and class.
     """
     if size < 8 or train_per_class < 1 or val_per_class < 1:
-        raise DataError(f"need size >= 8 and at least one image per class and split (got size {size}, "
-                        f"{train_per_class} train / {val_per_class} val per class)")
+        raise DataError(
+            f"need size >= 8 and at least one image per class and split (got size {size}, "
+            f"{train_per_class} train / {val_per_class} val per class)"
+        )
     output = Path(output)
     rng = np.random.default_rng(seed)
     counts: dict[str, dict[str, int]] = {"train": {}, "val": {}}
@@ -76,15 +82,17 @@ def write_sample_photos(
         height, width = photo.shape[:2]
         split_at = int(width * TRAIN_WIDTH)
         largest = min(height, width - split_at)
-        for split, count, (x0, x1) in (("train", train_per_class, (0, split_at)),
-                                       ("val", val_per_class, (split_at, width))):
+        for split, count, (x0, x1) in (
+            ("train", train_per_class, (0, split_at)),
+            ("val", val_per_class, (split_at, width)),
+        ):
             folder = output / split / label
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 side = int(rng.uniform(0.5, 1.0) * largest)
                 y = int(rng.integers(0, height - side + 1))
                 x = int(rng.integers(x0, x1 - side + 1))
-                crop = photo[y:y + side, x:x + side]
+                crop = photo[y : y + side, x : x + side]
                 if rng.random() < 0.5:
                     crop = crop[:, ::-1]
                 image = Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.Resampling.BICUBIC)

@@ -28,8 +28,21 @@ from .datasets import sample_seed
 __all__ = ["CoinSegmentationDataset", "grey_coins", "load_backgrounds", "BACKGROUNDS"]
 
 BACKGROUNDS = (
-    "astronaut", "brick", "camera", "chelsea", "clock", "coffee", "grass", "gravel", "hubble_deep_field",
-    "immunohistochemistry", "moon", "page", "rocket", "text", "cell",
+    "astronaut",
+    "brick",
+    "camera",
+    "chelsea",
+    "clock",
+    "coffee",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "page",
+    "rocket",
+    "text",
+    "cell",
 )
 HELD_OUT_FRACTION = 0.3  # right part of each photo kept for held-out crops
 
@@ -102,8 +115,8 @@ def _paste(canvas: np.ndarray, labels: np.ndarray, piece: Cutout, label: int, rn
     y0, x0, y1, x1 = max(top, 0), max(left, 0), min(top + ph, h), min(left + pw, w)
     if y1 <= y0 or x1 <= x0:
         return
-    mask = piece.mask[y0 - top: y1 - top, x0 - left: x1 - left]
-    canvas[y0:y1, x0:x1][mask] = piece.image[y0 - top: y1 - top, x0 - left: x1 - left][mask]
+    mask = piece.mask[y0 - top : y1 - top, x0 - left : x1 - left]
+    canvas[y0:y1, x0:x1][mask] = piece.image[y0 - top : y1 - top, x0 - left : x1 - left][mask]
     labels[y0:y1, x0:x1][mask] = label
 
 
@@ -133,8 +146,10 @@ class CoinSegmentationDataset(torch.utils.data.Dataset):
         self.max_coins, self.distractors = max_coins, distractors
         held_out = split == "val"
         self.coins = [c for i, c in enumerate(grey_coins()) if (i % 4 == 3) == held_out]
-        self.backgrounds = [self._part(b, held_out) for b in load_backgrounds(
-            str(background_dir) if background_dir is not None else None)]
+        self.backgrounds = [
+            self._part(b, held_out)
+            for b in load_backgrounds(str(background_dir) if background_dir is not None else None)
+        ]
         self.epoch = 0
 
     @staticmethod
@@ -155,7 +170,7 @@ class CoinSegmentationDataset(torch.utils.data.Dataset):
         ch, cw = max(int(side), 8), max(int(side * w / h), 8)
         ch, cw = min(ch, photo.shape[0]), min(cw, photo.shape[1])
         y, x = rng.integers(photo.shape[0] - ch + 1), rng.integers(photo.shape[1] - cw + 1)
-        crop = _resize(photo[y: y + ch, x: x + cw], (h, w))
+        crop = _resize(photo[y : y + ch, x : x + cw], (h, w))
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         return np.clip(crop * rng.uniform(0.6, 1.2) + rng.uniform(-0.15, 0.15), 0, 1).astype(np.float32)
@@ -169,7 +184,7 @@ class CoinSegmentationDataset(torch.utils.data.Dataset):
         y, x = rng.integers(photo.shape[0] - ph + 1), rng.integers(photo.shape[1] - pw + 1)
         yy, xx = np.mgrid[:ph, :pw]
         mask = ((yy - ph / 2 + 0.5) / ry) ** 2 + ((xx - pw / 2 + 0.5) / rx) ** 2 <= 1.0
-        return Cutout(photo[y: y + ph, x: x + pw].copy(), mask)
+        return Cutout(photo[y : y + ph, x : x + pw].copy(), mask)
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Grey image [H, W] float32 in [0, 1] and mask [H, W] uint8 of sample `index` (deterministic per epoch)."""

@@ -39,9 +39,11 @@ def eval_transform(
 ) -> A.Compose:
     """Resize the shorter side to size / crop_pct, centre-crop `size`, normalise (timm's evaluation protocol)."""
     resize = math.floor(size / crop_pct)
-    return A.Compose([
-        A.SmallestMaxSize(max_size=resize),
-        A.CenterCrop(height=size, width=size),
-        A.Normalize(mean=mean, std=std),
-        ToTensorV2(),
-    ])
+    return A.Compose(
+        [
+            A.SmallestMaxSize(max_size=resize),
+            A.CenterCrop(height=size, width=size),
+            A.Normalize(mean=mean, std=std),
+            ToTensorV2(),
+        ]
+    )

@@ -68,11 +68,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             head = f.read(2)
         torch_file = head == b"PK" or head[:1] == b"\x80"  # the zip archive torch.save writes, or a pickle
         if not torch_file and path.suffix.lower() == ".onnx":
-            raise CheckpointError(f"'{path}' is an ONNX file, not a PyTorch checkpoint (export/ tools read it)"
-                                  ) from None
+            raise CheckpointError(
+                f"'{path}' is an ONNX file, not a PyTorch checkpoint (export/ tools read it)"
+            ) from None
         if not torch_file:
-            raise CheckpointError(f"'{path}' is not a PyTorch checkpoint (neither the zip archive torch.save writes "
-                                  "nor a pickle of tensors)") from None
+            raise CheckpointError(
+                f"'{path}' is not a PyTorch checkpoint (neither the zip archive torch.save writes "
+                "nor a pickle of tensors)"
+            ) from None
         if "Weights only load failed" in text or "Unsupported global" in text:
             detail = next((line.strip() for line in text.splitlines() if "Unsupported global" in line), reason)
             raise CheckpointError(

@@ -80,20 +80,41 @@ class TrainConfig:
 
 # (low, high, low inclusive, high inclusive) per numeric option; None: unbounded on that side
 RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
-    "epochs": (1, None, True, False), "stop_after": (1, None, True, False), "batch_size": (1, None, True, False),
-    "accum_steps": (1, None, True, False), "max_steps_per_epoch": (1, None, True, False),
-    "lr": (0, None, False, False), "weight_decay": (0, None, True, False), "momentum": (0, 1, True, True),
-    "clip_grad": (0, None, False, False), "warmup_epochs": (0, None, True, False), "warmup_lr": (0, None, True, False),
-    "min_lr": (0, None, True, False), "smoothing": (0, 1, True, False), "mixup": (0, None, True, False),
-    "cutmix": (0, None, True, False), "mixup_prob": (0, 1, True, True), "drop": (0, 1, True, False),
-    "drop_path": (0, 1, True, False), "ema_decay": (0, 1, False, False), "gate_target": (0, 1, False, True),
-    "gate_loss_weight": (0, None, True, False), "img_size": (1, None, True, False), "crop_pct": (0, 1, False, True),
-    "scale_min": (0, 1, False, True), "hflip": (0, 1, True, True), "rotate": (0, 180, True, True),
-    "color_jitter": (0, None, True, False), "workers": (0, None, True, False), "max_pixels": (0, None, True, False),
+    "epochs": (1, None, True, False),
+    "stop_after": (1, None, True, False),
+    "batch_size": (1, None, True, False),
+    "accum_steps": (1, None, True, False),
+    "max_steps_per_epoch": (1, None, True, False),
+    "lr": (0, None, False, False),
+    "weight_decay": (0, None, True, False),
+    "momentum": (0, 1, True, True),
+    "clip_grad": (0, None, False, False),
+    "warmup_epochs": (0, None, True, False),
+    "warmup_lr": (0, None, True, False),
+    "min_lr": (0, None, True, False),
+    "smoothing": (0, 1, True, False),
+    "mixup": (0, None, True, False),
+    "cutmix": (0, None, True, False),
+    "mixup_prob": (0, 1, True, True),
+    "drop": (0, 1, True, False),
+    "drop_path": (0, 1, True, False),
+    "ema_decay": (0, 1, False, False),
+    "gate_target": (0, 1, False, True),
+    "gate_loss_weight": (0, None, True, False),
+    "img_size": (1, None, True, False),
+    "crop_pct": (0, 1, False, True),
+    "scale_min": (0, 1, False, True),
+    "hflip": (0, 1, True, True),
+    "rotate": (0, 180, True, True),
+    "color_jitter": (0, None, True, False),
+    "workers": (0, None, True, False),
+    "max_pixels": (0, None, True, False),
 }
 KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 CHOICES: dict[str, tuple[str, ...]] = {
-    "amp": ("none", "bf16", "fp16"), "clip_mode": ("norm", "value", "agc"), "on_nonfinite": ("stop", "skip"),
+    "amp": ("none", "bf16", "fp16"),
+    "clip_mode": ("norm", "value", "agc"),
+    "on_nonfinite": ("stop", "skip"),
 }
 
 
@@ -120,10 +141,12 @@ def validate_config(cfg: TrainConfig) -> None:
         if f.name in RANGES:
             low, high, low_incl, high_incl = RANGES[f.name]
             inside = (value >= low if low_incl else value > low) and (
-                high is None or (value <= high if high_incl else value < high))
+                high is None or (value <= high if high_incl else value < high)
+            )
             if not inside:
                 raise VisionGatesError(
-                    f"option {f.name} must be {_describe(low, high, low_incl, high_incl)}, got {value!r}")
+                    f"option {f.name} must be {_describe(low, high, low_incl, high_incl)}, got {value!r}"
+                )
         if f.name in CHOICES and value not in CHOICES[f.name]:
             raise VisionGatesError(f"option {f.name} must be one of {', '.join(CHOICES[f.name])}, got {value!r}")
 

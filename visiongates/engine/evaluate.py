@@ -34,8 +34,14 @@ def load_classifier(checkpoint: str | Path, device: str = "cpu") -> tuple[torch.
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path, data: str, split: str = "val", output: str | Path | None = None,
-    batch_size: int = 64, workers: int = 2, device: str = "cpu", known_classes_only: bool = False,
+    checkpoint: str | Path,
+    data: str,
+    split: str = "val",
+    output: str | Path | None = None,
+    batch_size: int = 64,
+    workers: int = 2,
+    device: str = "cpu",
+    known_classes_only: bool = False,
 ) -> dict[str, Any]:
     """Evaluate on `data` ('digits' or an ImageFolder root with `split`/); writes metrics.json and confusion.png.
 
@@ -48,12 +54,18 @@ def evaluate_checkpoint(
     norm = {k: tuple(data_config[k]) for k in ("mean", "std") if k in data_config}
     transform = eval_transform(size, crop_pct=crop_pct, **norm)
     try:
-        dataset = build_dataset(data, split, transform, classes=ckpt["classes"],
-                                unknown_classes="leave_out" if known_classes_only else "error")
+        dataset = build_dataset(
+            data,
+            split,
+            transform,
+            classes=ckpt["classes"],
+            unknown_classes="leave_out" if known_classes_only else "error",
+        )
     except UnknownClassesError as exc:
-        raise UnknownClassesError(f"{exc}, which checkpoint '{checkpoint}' was trained on; "
-                                  "--known-classes-only evaluates on those classes and reports what it left out"
-                                  ) from None
+        raise UnknownClassesError(
+            f"{exc}, which checkpoint '{checkpoint}' was trained on; "
+            "--known-classes-only evaluates on those classes and reports what it left out"
+        ) from None
     left_out = getattr(dataset, "left_out", {})  # images of classes left out (ImageFolder only)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip)
     meter, skipped = evaluate(model, loader, len(ckpt["classes"]), next(model.parameters()).device)

@@ -26,9 +26,9 @@ class ClassificationMeter:
     def update(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor | None = None) -> None:
         logits, labels = logits.detach().float().cpu(), labels.cpu()
         preds = logits.argmax(dim=1)
-        self.confusion += torch.bincount(
-            labels * self.num_classes + preds, minlength=self.num_classes**2
-        ).reshape(self.num_classes, self.num_classes)
+        self.confusion += torch.bincount(labels * self.num_classes + preds, minlength=self.num_classes**2).reshape(
+            self.num_classes, self.num_classes
+        )
         if self.topk is not None:
             top = logits.topk(self.topk, dim=1).indices
             self.topk_hits += (top == labels[:, None]).any(dim=1).sum()

@@ -44,8 +44,15 @@ def plot_confusion(confusion: torch.Tensor, classes: Sequence[str], path: str | 
     if len(classes) <= 30:
         for i in range(len(classes)):
             for j in range(len(classes)):
-                ax.text(j, i, int(counts[i, j]), ha="center", va="center",
-                        color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+                ax.text(
+                    j,
+                    i,
+                    int(counts[i, j]),
+                    ha="center",
+                    va="center",
+                    color="white" if norm[i, j] > 0.5 else "black",
+                    fontsize=8,
+                )
     ax.set_title("confusion matrix")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -73,15 +73,18 @@ def build_datasets(cfg: TrainConfig, mean=None, std=None) -> tuple[Dataset, Data
     """Train and val datasets for `cfg.data`: the embedded digits, or `<folder>/train` and `<folder>/val`."""
     norm = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
     train_tf = train_transform(
-        cfg.img_size, scale=(cfg.scale_min, 1.0), hflip=cfg.hflip, rotate=cfg.rotate,
-        color_jitter=cfg.color_jitter, **norm,
+        cfg.img_size,
+        scale=(cfg.scale_min, 1.0),
+        hflip=cfg.hflip,
+        rotate=cfg.rotate,
+        color_jitter=cfg.color_jitter,
+        **norm,
     )
     val_tf = eval_transform(cfg.img_size, crop_pct=cfg.crop_pct, **norm)
     if cfg.data != "digits":
         _check_split_folders(Path(cfg.data))
     train_ds = build_dataset(cfg.data, "train", train_tf, seed=cfg.seed, max_pixels=cfg.max_pixels)
-    val_ds = build_dataset(cfg.data, "val", val_tf, classes=train_ds.classes, seed=cfg.seed,
-                           max_pixels=cfg.max_pixels)
+    val_ds = build_dataset(cfg.data, "val", val_tf, classes=train_ds.classes, seed=cfg.seed, max_pixels=cfg.max_pixels)
     return train_ds, val_ds
 
 
@@ -110,13 +113,27 @@ def build_loaders(
     iterator does not move the RNG state that a checkpoint restores.
     """
     sampler = ResumableSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
-    common = dict(num_workers=cfg.workers, collate_fn=collate_skip, persistent_workers=False,
-                  worker_init_fn=_ignore_sigterm_in_worker)
-    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                              generator=torch.Generator().manual_seed(cfg.seed), **common)
+    common = dict(
+        num_workers=cfg.workers,
+        collate_fn=collate_skip,
+        persistent_workers=False,
+        worker_init_fn=_ignore_sigterm_in_worker,
+    )
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        **common,
+    )
     val_indices = list(range(info.rank, len(val_ds), info.world_size))  # shards without padding duplicates
-    val_loader = DataLoader(torch.utils.data.Subset(val_ds, val_indices), batch_size=cfg.batch_size,
-                            generator=torch.Generator().manual_seed(cfg.seed), **common)
+    val_loader = DataLoader(
+        torch.utils.data.Subset(val_ds, val_indices),
+        batch_size=cfg.batch_size,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        **common,
+    )
     if len(train_loader) == 0:
         raise VisionGatesError(
             f"batch size {cfg.batch_size} x {info.world_size} process(es) exceeds the {len(train_ds)} training images"
@@ -155,8 +172,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -176,7 +198,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def build_model(cfg: TrainConfig, num_classes: int, device: torch.device) -> torch.nn.Module:
     model = timm.create_model(
-        check_model_name(cfg.model), num_classes=num_classes, drop_rate=cfg.drop, drop_path_rate=cfg.drop_path,
+        check_model_name(cfg.model),
+        num_classes=num_classes,
+        drop_rate=cfg.drop,
+        drop_path_rate=cfg.drop_path,
         **model_kwargs(cfg),
     )
     if cfg.pretrained:
@@ -344,8 +369,13 @@ def train_one_epoch(job: Job, state: TrainState, show_progress: bool = False) ->
     num_batches, _ = steps_per_epoch(cfg, job.train_loader)
     start = state.batch
     batches: Iterator = iter(job.train_loader)
-    bar = tqdm(total=num_batches, initial=start, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
-               disable=not show_progress, leave=False)
+    bar = tqdm(
+        total=num_batches,
+        initial=start,
+        desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+        disable=not show_progress,
+        leave=False,
+    )
     optimizer.zero_grad(set_to_none=True)
     pending = skip = False  # a backward pass since the last optimizer step; a non-finite loss in this step
     for index in range(start, num_batches):
@@ -358,8 +388,10 @@ def train_one_epoch(job: Job, state: TrainState, show_progress: bool = False) ->
                 where = f"step {state.step + 1} (epoch {state.epoch + 1}, batch {index + 1}/{num_batches})"
                 if cfg.on_nonfinite == "stop":
                     kept = f"last.pth is unchanged ({job.saved})" if job.saved else "no checkpoint was written yet"
-                    raise VisionGatesError(f"loss became non-finite at {where}; stopped before updating the weights: "
-                                           f"{kept}. Lower --lr, or pass --on-nonfinite skip to skip such steps")
+                    raise VisionGatesError(
+                        f"loss became non-finite at {where}; stopped before updating the weights: "
+                        f"{kept}. Lower --lr, or pass --on-nonfinite skip to skip such steps"
+                    )
                 if not skip:
                     totals.nonfinite += 1
                     log.warning("skipping %s: non-finite loss (%d step(s) this epoch)", where, totals.nonfinite)
@@ -377,8 +409,11 @@ def train_one_epoch(job: Job, state: TrainState, show_progress: bool = False) ->
             if job.stop.requested(job.info):
                 state.batch, state.totals = index + 1, dataclasses.asdict(totals)
                 _save_last(job, state)
-                raise Interrupted(f"SIGTERM: finished step {state.step} and wrote {job.output / 'last.pth'} "
-                                  f"({job.saved})", exit_status=143, resume=("--resume", "auto"))
+                raise Interrupted(
+                    f"SIGTERM: finished step {state.step} and wrote {job.output / 'last.pth'} ({job.saved})",
+                    exit_status=143,
+                    resume=("--resume", "auto"),
+                )
         lr = optimizer.param_groups[0]["lr"]
         bar.set_postfix(loss=f"{totals.loss_sum / max(totals.seen, 1):.4f}", lr=f"{lr:.2e}")
         bar.update()
@@ -523,19 +558,32 @@ def restore(job: Job, path: Path) -> TrainState:
     if ckpt.get("model_name") != cfg.model:
         raise VisionGatesError(f"'{path}' was written for model '{ckpt.get('model_name')}', not '{cfg.model}'")
     if "optimizer" not in ckpt or "rng" not in ckpt:
-        raise CheckpointError(f"'{path}' holds weights only (best.pth has no optimizer or scheduler state): resume "
-                              f"from last.pth, or start from these weights with --pretrained {path}")
-    state = TrainState(ckpt["epoch"], ckpt["step"], ckpt["best_top1"], list(ckpt["history"]), int(ckpt.get("batch", 0)),
-                       dict(ckpt.get("totals") or {}))
+        raise CheckpointError(
+            f"'{path}' holds weights only (best.pth has no optimizer or scheduler state): resume "
+            f"from last.pth, or start from these weights with --pretrained {path}"
+        )
+    state = TrainState(
+        ckpt["epoch"],
+        ckpt["step"],
+        ckpt["best_top1"],
+        list(ckpt["history"]),
+        int(ckpt.get("batch", 0)),
+        dict(ckpt.get("totals") or {}),
+    )
     if state.batch:
         saved = ckpt.get("config") or {}
-        changed = [k for k in ("batch_size", "accum_steps", "max_steps_per_epoch", "seed", "data")
-                   if saved.get(k) != getattr(cfg, k)]
+        changed = [
+            k
+            for k in ("batch_size", "accum_steps", "max_steps_per_epoch", "seed", "data")
+            if saved.get(k) != getattr(cfg, k)
+        ]
         if ckpt.get("world_size", 1) != job.info.world_size:
             changed.append("number of processes")
         if changed:
-            raise VisionGatesError(f"'{path}' was written in the middle of an epoch; resuming it needs the same "
-                                   f"{', '.join(changed)} as the interrupted run")
+            raise VisionGatesError(
+                f"'{path}' was written in the middle of an epoch; resuming it needs the same "
+                f"{', '.join(changed)} as the interrupted run"
+            )
     load_model_weights(job.model, ckpt["model"], source=f"checkpoint '{path}'")
     job.optimizer.load_state_dict(ckpt["optimizer"])
     job.scheduler.load_state_dict(ckpt["scheduler"])
@@ -574,25 +622,47 @@ def build_job(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Job:
     optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
     train_loader, val_loader, sampler = build_loaders(cfg, train_ds, val_ds, info)
     scheduler, _ = create_scheduler_v2(
-        optimizer, sched=cfg.sched, num_epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
-        warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr, step_on_epochs=False,
+        optimizer,
+        sched=cfg.sched,
+        num_epochs=cfg.epochs,
+        warmup_epochs=cfg.warmup_epochs,
+        warmup_lr=cfg.warmup_lr,
+        min_lr=cfg.min_lr,
+        step_on_epochs=False,
         updates_per_epoch=steps_per_epoch(cfg, train_loader)[1],
     )
     mixup = None
     if cfg.mixup > 0 or cfg.cutmix > 0:
-        mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mixup_prob,
-                      label_smoothing=cfg.smoothing, num_classes=len(classes))
+        mixup = Mixup(
+            mixup_alpha=cfg.mixup,
+            cutmix_alpha=cfg.cutmix,
+            prob=cfg.mixup_prob,
+            label_smoothing=cfg.smoothing,
+            num_classes=len(classes),
+        )
         loss_fn = SoftTargetCrossEntropy()
     elif cfg.smoothing > 0:
         loss_fn = LabelSmoothingCrossEntropy(cfg.smoothing)
     else:
         loss_fn = torch.nn.CrossEntropyLoss()
     return Job(
-        cfg=cfg, device=device, info=info, output=output, model=model,
-        train_model=DistributedDataParallel(model) if info.enabled else model, optimizer=optimizer,
-        scheduler=scheduler, ema=ModelEmaV3(model, decay=cfg.ema_decay) if cfg.ema else None, mixup=mixup,
-        loss_fn=loss_fn, train_ds=train_ds, train_loader=train_loader, val_loader=val_loader, sampler=sampler,
-        classes=classes, data_config=data_config,
+        cfg=cfg,
+        device=device,
+        info=info,
+        output=output,
+        model=model,
+        train_model=DistributedDataParallel(model) if info.enabled else model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        ema=ModelEmaV3(model, decay=cfg.ema_decay) if cfg.ema else None,
+        mixup=mixup,
+        loss_fn=loss_fn,
+        train_ds=train_ds,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        sampler=sampler,
+        classes=classes,
+        data_config=data_config,
     )
 
 
@@ -610,9 +680,14 @@ def run_epoch(job: Job, state: TrainState, epoch: int) -> dict[str, float]:
     state.epoch = epoch + 1
     job.scheduler.step(state.epoch)
     meter, val_skipped = evaluate(job.model, job.val_loader, len(job.classes), job.device, cfg.amp)
-    row = {"epoch": state.epoch, "lr": job.optimizer.param_groups[0]["lr"], **stats,
-           **{f"val_{k}": v for k, v in meter.summary().items()}, "val_skipped": val_skipped,
-           "epoch_seconds": round(time.perf_counter() - tick, 3)}
+    row = {
+        "epoch": state.epoch,
+        "lr": job.optimizer.param_groups[0]["lr"],
+        **stats,
+        **{f"val_{k}": v for k, v in meter.summary().items()},
+        "val_skipped": val_skipped,
+        "epoch_seconds": round(time.perf_counter() - tick, 3),
+    }
     if job.ema is not None:
         ema_meter, _ = evaluate(job.ema.module, job.val_loader, len(job.classes), job.device, cfg.amp)
         row["val_ema_top1"] = ema_meter.summary()["top1"]
@@ -634,13 +709,22 @@ def save_epoch(job: Job, state: TrainState, row: dict[str, float]) -> None:
         best = _inference_entries(job, state, job.ema.module if use_ema else job.model)
         _write(job, {**best, "weights": "ema" if use_ema else "model", "val_top1": score}, "best.pth")
     _write_logs(state.history, job.output)
-    notes = "".join([
-        f", val fine share {row['val_fine_share']:.3f}" if "val_fine_share" in row else "",
-        f", {row['skipped']} unreadable image(s) skipped" if row["skipped"] else "",
-        f", {row['nonfinite_skipped']} non-finite step(s) skipped" if row.get("nonfinite_skipped") else "",
-    ])
-    log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.2f%%%s", state.epoch, job.cfg.epochs,
-             row["train_loss"], row["val_loss"], row["val_top1"], notes)
+    notes = "".join(
+        [
+            f", val fine share {row['val_fine_share']:.3f}" if "val_fine_share" in row else "",
+            f", {row['skipped']} unreadable image(s) skipped" if row["skipped"] else "",
+            f", {row['nonfinite_skipped']} non-finite step(s) skipped" if row.get("nonfinite_skipped") else "",
+        ]
+    )
+    log.info(
+        "epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.2f%%%s",
+        state.epoch,
+        job.cfg.epochs,
+        row["train_loss"],
+        row["val_loss"],
+        row["val_top1"],
+        notes,
+    )
 
 
 def summarize(job: Job, state: TrainState, started: float) -> dict[str, Any]:
@@ -688,8 +772,11 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo, stop: StopFla
                 break
             save_epoch(job, state, run_epoch(job, state, epoch))
             if job.stop.requested(info) and state.epoch < cfg.epochs:
-                raise Interrupted(f"SIGTERM: wrote {job.output / 'last.pth'} ({job.saved})", exit_status=143,
-                                  resume=("--resume", "auto"))
+                raise Interrupted(
+                    f"SIGTERM: wrote {job.output / 'last.pth'} ({job.saved})",
+                    exit_status=143,
+                    resume=("--resume", "auto"),
+                )
     except KeyboardInterrupt:
         kept = f"{job.output / 'last.pth'} holds {job.saved}" if job.saved else "no checkpoint was written"
         raise Interrupted(kept, exit_status=130, resume=("--resume", "auto") if job.saved else None) from None

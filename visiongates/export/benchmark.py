@@ -51,8 +51,15 @@ def one_per_family(names: Sequence[str]) -> list[str]:
     return list(chosen.values())
 
 
-def int8_latency(path: Path, info: Any, x: np.ndarray, warmup: int, runs: int, threads: int | None,
-                 calibration: str | Path | None = None) -> dict[str, Any]:
+def int8_latency(
+    path: Path,
+    info: Any,
+    x: np.ndarray,
+    warmup: int,
+    runs: int,
+    threads: int | None,
+    calibration: str | Path | None = None,
+) -> dict[str, Any]:
     """int8 copy of an exported model by the family's method (`quantize.choose_method`; static calibrated on
     `calibration` images, else on random inputs, which is enough for latency) and fp32 vs int8 onnxruntime latency
     on `x`, the two called in turn."""
@@ -93,8 +100,14 @@ def benchmark_models(
         session = open_session(path)
         pytorch, onnxruntime = compare_latency(model, session, x, warmup, runs)
         diff, _ = max_abs_diff(model, session, x)
-        row = {"model": name, "input": "x".join(map(str, x.shape)), "pytorch_ms": pytorch,
-               "onnxruntime_ms": onnxruntime, "ratio": onnxruntime / pytorch, "max_abs_diff": diff}
+        row = {
+            "model": name,
+            "input": "x".join(map(str, x.shape)),
+            "pytorch_ms": pytorch,
+            "onnxruntime_ms": onnxruntime,
+            "ratio": onnxruntime / pytorch,
+            "max_abs_diff": diff,
+        }
         if int8:
             row.update(int8_latency(path, info, x.numpy(), warmup, runs, None, calibration))
         rows.append(row)

@@ -28,12 +28,15 @@ def check_same_model(onnx_info: ModelInfo, torch_info: ModelInfo, source: str) -
     ours = (onnx_info.model_name, list(onnx_info.labels))
     theirs = (torch_info.model_name, list(torch_info.labels))
     if ours != theirs:
+
         def describe(name: str, labels: list[str]) -> str:
             shown = ", ".join(labels[:6]) + (", ..." if len(labels) > 6 else "")
             return f"{name} with {len(labels)} classes ({shown})"
 
-        raise DataError(f"'{source}' is not the model this .onnx file was exported from: the file holds "
-                        f"{describe(*ours)}, '{source}' {describe(*theirs)}")
+        raise DataError(
+            f"'{source}' is not the model this .onnx file was exported from: the file holds "
+            f"{describe(*ours)}, '{source}' {describe(*theirs)}"
+        )
 
 
 def side_by_side(
@@ -68,8 +71,10 @@ def side_by_side_table(rows: Sequence[tuple[Prediction, Prediction]]) -> str:
             lines.append(f"{ours.path:<36} {'unreadable':<22} {'unreadable':<22} skipped")
             continue
         (_, a, pa), (_, b, pb) = ours.topk[0], theirs.topk[0]
-        lines.append(f"{ours.path:<36} {f'{a} ({pa:.3f})':<22} {f'{b} ({pb:.3f})':<22} "
-                     f"{'yes' if ours.top1 == theirs.top1 else 'NO'}")
+        lines.append(
+            f"{ours.path:<36} {f'{a} ({pa:.3f})':<22} {f'{b} ({pb:.3f})':<22} "
+            f"{'yes' if ours.top1 == theirs.top1 else 'NO'}"
+        )
     return "\n".join(lines)
 
 
@@ -100,7 +105,9 @@ def folder_agreement(
     every readable image of an ImageFolder split: counts, both accuracies, the disagreeing files, the largest
     differences, and the unreadable files skipped (as training and tools/eval.py skip them)."""
     torch_logits, targets, files, unreadable = torch_folder_logits(torch_model, torch_info, root)
-    ort_logits = np.concatenate([onnx_model(onnx_model.preprocess(files[i:i + 32])) for i in range(0, len(files), 32)])
+    ort_logits = np.concatenate(
+        [onnx_model(onnx_model.preprocess(files[i : i + 32])) for i in range(0, len(files), 32)]
+    )
     ours, theirs = ort_logits.argmax(-1), torch_logits.argmax(-1)
     labels = np.asarray(targets)
     return {

@@ -51,28 +51,51 @@ def _msvit_masked(model: nn.Module) -> Callable[[], None]:
     return lambda: model.set_token_path(old)
 
 
-
 FAMILY_SPECS: list[tuple[str, ExportSpec]] = [
-    ("das_resnet*", ExportSpec(
-        min_opset=19, size_multiple=32,
-        note="batch, height and width dynamic; deformable conv as ONNX DeformConv (opset >= 19)")),
+    (
+        "das_resnet*",
+        ExportSpec(
+            min_opset=19,
+            size_multiple=32,
+            note="batch, height and width dynamic; deformable conv as ONNX DeformConv (opset >= 19)",
+        ),
+    ),
     ("cbam_resnet*", ExportSpec(size_multiple=32)),
     ("seresnet*", ExportSpec(size_multiple=32)),
     ("gpsa_convit_*", ExportSpec(size_multiple=16, note="batch, height and width (multiples of 16) dynamic")),
-    ("vig_gla_h_*", ExportSpec(  # hierarchical ViG: its own entry, so tests treat it as its own architecture
-        size_multiple=32, note="batch, height and width (multiples of 32) dynamic; BiGLA traced for any token count")),
-    ("vig_gla_*", ExportSpec(
-        size_multiple=16,
-        note="batch, height and width (multiples of 16) dynamic; BiGLA traced for any token count, the position "
-             "embedding resized in the graph")),
-    ("maxim_*", ExportSpec(
-        size_multiple=64, pad="reflect", min_size=64,
-        note="batch, height and width (multiples of 64) dynamic; other sizes reflect-padded to 64 around the graph "
-             "as MAXIM's run_eval.py does")),
+    (
+        "vig_gla_h_*",
+        ExportSpec(  # hierarchical ViG: its own entry, so tests treat it as its own architecture
+            size_multiple=32, note="batch, height and width (multiples of 32) dynamic; BiGLA traced for any token count"
+        ),
+    ),
+    (
+        "vig_gla_*",
+        ExportSpec(
+            size_multiple=16,
+            note="batch, height and width (multiples of 16) dynamic; BiGLA traced for any token count, the position "
+            "embedding resized in the graph",
+        ),
+    ),
+    (
+        "maxim_*",
+        ExportSpec(
+            size_multiple=64,
+            pad="reflect",
+            min_size=64,
+            note="batch, height and width (multiples of 64) dynamic; other sizes reflect-padded to 64 around the graph "
+            "as MAXIM's run_eval.py does",
+        ),
+    ),
     ("attention_unet*", ExportSpec(size_multiple=32)),
-    ("msvit_*", ExportSpec(
-        size_multiple=32, prepare=_msvit_masked,
-        note="batch, height and width (multiples of 32) dynamic; masked token path (static token count per size)")),
+    (
+        "msvit_*",
+        ExportSpec(
+            size_multiple=32,
+            prepare=_msvit_masked,
+            note="batch, height and width (multiples of 32) dynamic; masked token path (static token count per size)",
+        ),
+    ),
 ]
 
 FALLBACK_SPEC = ExportSpec(dynamic_size=False, note="batch dynamic; height and width fixed (not a visiongates family)")

@@ -48,8 +48,7 @@ class SegmentorLogits(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         logits = self.segmentor._forward(image)
-        return F.interpolate(logits, size=image.shape[-2:], mode="bilinear",
-                             align_corners=self.segmentor.align_corners)
+        return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=self.segmentor.align_corners)
 
 
 @dataclass
@@ -86,12 +85,18 @@ def build_mm_model(config: str | Path, checkpoint: str | Path | None = None) -> 
     pre = cfg.model.get("data_preprocessor") or {}
     size = tuple(pre.get("size") or (128, 128))
     dataset = cfg.get("test_dataloader", {}).get("dataset", {})
-    classes = meta.get("classes") or (dataset.get("metainfo") or {}).get("classes") or getattr(
-        DATASETS.get(dataset.get("type", "")), "METAINFO", {}).get("classes", ())
+    classes = (
+        meta.get("classes")
+        or (dataset.get("metainfo") or {}).get("classes")
+        or getattr(DATASETS.get(dataset.get("type", "")), "METAINFO", {}).get("classes", ())
+    )
     info = ModelInfo(
-        task="detection" if scope == "mmdet" else "segmentation", model_name=Path(config).stem,
-        input_size=(3, *size), mean=tuple(m / 255 for m in pre.get("mean", (0, 0, 0))),
-        std=tuple(s / 255 for s in pre.get("std", (255, 255, 255))), labels=[str(c) for c in classes],
+        task="detection" if scope == "mmdet" else "segmentation",
+        model_name=Path(config).stem,
+        input_size=(3, *size),
+        mean=tuple(m / 255 for m in pre.get("mean", (0, 0, 0))),
+        std=tuple(s / 255 for s in pre.get("std", (255, 255, 255))),
+        labels=[str(c) for c in classes],
         source=str(checkpoint or config),
     )
     wrapper = DetectorHeadOutputs(model) if scope == "mmdet" else SegmentorLogits(model)
@@ -99,7 +104,10 @@ def build_mm_model(config: str | Path, checkpoint: str | Path | None = None) -> 
 
 
 def export_mm(
-    config: str | Path, output: str | Path, checkpoint: str | Path | None = None, img_size: int | None = None,
+    config: str | Path,
+    output: str | Path,
+    checkpoint: str | Path | None = None,
+    img_size: int | None = None,
     opset: int = DEFAULT_OPSET,
 ) -> MMExportReport:
     """Export a det/seg config's model (batch dynamic, size fixed) and compare every output with onnxruntime."""
@@ -113,16 +121,26 @@ def export_mm(
         expected = model(x)
     expected = expected if isinstance(expected, tuple) else (expected,)
     levels = len(expected) // 2
-    names = ([f"cls_score_{i}" for i in range(levels)] + [f"bbox_pred_{i}" for i in range(levels)]
-             if scope == "mmdet" else ["logits"])
+    names = (
+        [f"cls_score_{i}" for i in range(levels)] + [f"bbox_pred_{i}" for i in range(levels)]
+        if scope == "mmdet"
+        else ["logits"]
+    )
     info.dynamic, info.opset = ["batch"], opset
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with quiet_exporter():
-        program = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, input_names=["image"],
-                                    output_names=names, dynamic_shapes={"image": {0: Dim("batch", min=1, max=1024)}},
-                                    verbose=False)
+        program = torch.onnx.export(
+            model,
+            (x,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=["image"],
+            output_names=names,
+            dynamic_shapes={"image": {0: Dim("batch", min=1, max=1024)}},
+            verbose=False,
+        )
         program.model.metadata_props.update(info.to_props())
         program.save(output)
     seconds = time.perf_counter() - start

@@ -45,8 +45,11 @@ from .ort_inference import OnnxModel
 log = logging.getLogger(__name__)
 
 METHODS = ("auto", "static", "dynamic")
-CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                       "percentile": CalibrationMethod.Percentile}
+CALIBRATION_METHODS = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
 # model-name patterns (the `model_name` in the metadata); a segmentation model is named attention_unet[<encoder>]
 CONVOLUTIONAL = ("cbam_resnet*", "das_resnet*", "seresnet*", "resnet*", "attention_unet*", "maxim_*")
 TRANSFORMER = ("gpsa_convit_*", "vig_gla_*", "msvit_*", "vit_*", "deit_*", "convit_*")
@@ -112,7 +115,7 @@ class FolderCalibrationReader(CalibrationDataReader):
             raise DataError(f"no readable calibration image in '{images}'")
         if len(shapes) > 1:  # dense models see each image at its own size: calibrate one at a time
             batch_size = 1
-        self.batches = [np.stack(kept[i:i + batch_size]) for i in range(0, len(kept), batch_size)]
+        self.batches = [np.stack(kept[i : i + batch_size]) for i in range(0, len(kept), batch_size)]
         self.count = len(kept)
         self._iter = iter(self.batches)
 
@@ -141,15 +144,24 @@ def quantize_int8(
     with tempfile.TemporaryDirectory() as tmp, quiet_onnxruntime():
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        quantize_dynamic(prepared, output, op_types_to_quantize=list(op_types) if op_types else None,
-                         per_channel=per_channel, weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            prepared,
+            output,
+            op_types_to_quantize=list(op_types) if op_types else None,
+            per_channel=per_channel,
+            weight_type=QuantType.QInt8,
+        )
     _copy_metadata(source, output)
     return output
 
 
 def quantize_static_int8(
-    source: str | Path, output: str | Path, calibration: str | Path | None, calibrate_method: str = "minmax",
-    max_images: int = 100, op_types: Sequence[str] | None = None,
+    source: str | Path,
+    output: str | Path,
+    calibration: str | Path | None,
+    calibrate_method: str = "minmax",
+    max_images: int = 100,
+    op_types: Sequence[str] | None = None,
 ) -> tuple[Path, int, int]:
     """Write a statically int8-quantized copy of `source` (QDQ, per-channel symmetric int8 weights, uint8
     activations with ranges calibrated on up to `max_images` files under `calibration`, or on random inputs if it is
@@ -168,8 +180,13 @@ def quantize_static_int8(
         os.chdir(tmp)  # the calibrator writes its augmented model into the working directory
         try:
             quantize_static(
-                prepared, output, reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                prepared,
+                output,
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
                 op_types_to_quantize=list(op_types) if op_types else None,
                 calibrate_method=CALIBRATION_METHODS[calibrate_method],
                 extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
@@ -181,8 +198,13 @@ def quantize_static_int8(
 
 
 def quantize(
-    source: str | Path, output: str | Path, method: str = "auto", calibration: str | Path | None = None,
-    calibrate_method: str = "minmax", max_images: int = 100, op_types: Sequence[str] | None = None,
+    source: str | Path,
+    output: str | Path,
+    method: str = "auto",
+    calibration: str | Path | None = None,
+    calibrate_method: str = "minmax",
+    max_images: int = 100,
+    op_types: Sequence[str] | None = None,
     per_channel: bool = False,
 ) -> dict[str, Any]:
     """int8 copy of `source` by `method` ('auto' picks by family, see `choose_method`); static needs
@@ -198,10 +220,14 @@ def quantize(
     if method == "static":
         if calibration is None:
             raise DataError(f"static quantization needs calibration images (--calibration DIR); {why}")
-        path, count, skipped = quantize_static_int8(source, output, calibration, calibrate_method, max_images,
-                                                    op_types)
-        return {"path": path, "method": "static", "why": why, "calibration_images": count,
-                "calibration_skipped": skipped}
+        path, count, skipped = quantize_static_int8(source, output, calibration, calibrate_method, max_images, op_types)
+        return {
+            "path": path,
+            "method": "static",
+            "why": why,
+            "calibration_images": count,
+            "calibration_skipped": skipped,
+        }
     path = quantize_int8(source, output, op_types=op_types, per_channel=per_channel)
     return {"path": path, "method": "dynamic", "why": why, "calibration_images": 0, "calibration_skipped": 0}
 

@@ -47,9 +47,14 @@ def info_from_cfg(model: nn.Module, name: str, task: str, source: str, **overrid
     """`ModelInfo` from the model's timm pretrained_cfg (input size, mean, std, crop_pct, interpolation)."""
     cfg = {**model.pretrained_cfg, **{k: v for k, v in overrides.items() if v is not None}}
     return ModelInfo(
-        task=task, model_name=name, input_size=tuple(cfg["input_size"]), mean=tuple(cfg["mean"]),
-        std=tuple(cfg["std"]), crop_pct=float(cfg.get("crop_pct") or 1.0),
-        interpolation=cfg.get("interpolation") or "bilinear", source=source,
+        task=task,
+        model_name=name,
+        input_size=tuple(cfg["input_size"]),
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+        crop_pct=float(cfg.get("crop_pct") or 1.0),
+        interpolation=cfg.get("interpolation") or "bilinear",
+        source=source,
     )
 
 
@@ -76,9 +81,13 @@ def segmentation_from_checkpoint(ckpt: dict[str, Any], path: str | Path) -> tupl
     model, normalize = build_model(cfg)
     load_model_weights(model, model_state_from(ckpt), source=f"checkpoint '{path}'")
     info = ModelInfo(
-        task="segmentation", model_name=f"attention_unet[{cfg.encoder}]", input_size=(3, cfg.size, cfg.size),
-        mean=tuple(normalize.mean.flatten().tolist()), std=tuple(normalize.std.flatten().tolist()),
-        labels=["background", "coin"], source=str(path),
+        task="segmentation",
+        model_name=f"attention_unet[{cfg.encoder}]",
+        input_size=(3, cfg.size, cfg.size),
+        mean=tuple(normalize.mean.flatten().tolist()),
+        std=tuple(normalize.std.flatten().tolist()),
+        labels=["background", "coin"],
+        source=str(path),
     )
     return model.eval(), info
 

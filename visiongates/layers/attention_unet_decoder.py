@@ -90,16 +90,22 @@ class AttentionUNetDecoder(nn.Module):
         coarse = [in_channels[-1] if i == levels - 2 else decoder_channels[i + 1] for i in range(levels - 1)]
         top = levels - 2
         self.gating = ConvBnReLU(in_channels[-1], in_channels[-1], kernel_size=1, **dd) if top in gate_levels else None
-        self.gates = nn.ModuleDict({
-            str(i): AttentionGate(
-                in_channels[i], coarse[i], inter_channels[i], mode=gate,
-                sub_sample=max(1, round(strides[i + 1] / strides[i])), **dd,
-            )
-            for i in gate_levels
-        })
-        self.blocks = nn.ModuleList([
-            UNetUpBlock(in_channels[i], coarse[i], decoder_channels[i], **dd) for i in range(levels - 1)
-        ])
+        self.gates = nn.ModuleDict(
+            {
+                str(i): AttentionGate(
+                    in_channels[i],
+                    coarse[i],
+                    inter_channels[i],
+                    mode=gate,
+                    sub_sample=max(1, round(strides[i + 1] / strides[i])),
+                    **dd,
+                )
+                for i in gate_levels
+            }
+        )
+        self.blocks = nn.ModuleList(
+            [UNetUpBlock(in_channels[i], coarse[i], decoder_channels[i], **dd) for i in range(levels - 1)]
+        )
         if deep_supervision:
             self.heads = nn.ModuleList([nn.Conv2d(c, num_classes, 1, **dd) for c in decoder_channels])
             self.fuse = nn.Conv2d(num_classes * (levels - 1), num_classes, 1, **dd)

@@ -19,18 +19,40 @@ from timm.layers import Mlp, SEModule, lecun_normal_
 from torch import nn
 
 __all__ = [
-    "ConvNhwc", "ConvTransposeNhwc", "dense", "resize_nhwc", "split_tokens", "merge_tokens", "mix_tokens",
-    "SpatialGatingUnit", "GmlpLayer", "MultiAxisGmlpBlock", "RCAB", "RDCAB",
-    "SpatialGatingWeights", "CrossGatingBlock", "EncoderBlock", "DecoderBlock", "BottleneckBlock",
-    "UpSampleRatio", "MultiScaleFusion", "SAM", "OutputConv",
+    "ConvNhwc",
+    "ConvTransposeNhwc",
+    "dense",
+    "resize_nhwc",
+    "split_tokens",
+    "merge_tokens",
+    "mix_tokens",
+    "SpatialGatingUnit",
+    "GmlpLayer",
+    "MultiAxisGmlpBlock",
+    "RCAB",
+    "RDCAB",
+    "SpatialGatingWeights",
+    "CrossGatingBlock",
+    "EncoderBlock",
+    "DecoderBlock",
+    "BottleneckBlock",
+    "UpSampleRatio",
+    "MultiScaleFusion",
+    "SAM",
+    "OutputConv",
 ]
 
 Size2 = tuple[int, int]
 
 
 def dense(
-        in_features: int, out_features: int, bias: bool = True, init: str = "normal", bias_init: float = 0.0,
-        device=None, dtype=None,
+    in_features: int,
+    out_features: int,
+    bias: bool = True,
+    init: str = "normal",
+    bias_init: float = 0.0,
+    device=None,
+    dtype=None,
 ) -> nn.Linear:
     """nn.Linear initialised like a Flax `nn.Dense`: init 'normal' is N(0, 0.02), 'lecun' is LeCun-normal."""
     layer = nn.Linear(in_features, out_features, bias=bias, device=device, dtype=dtype)
@@ -47,12 +69,19 @@ class ConvNhwc(nn.Conv2d):
     """Conv2d on (B, H, W, C) tensors, LeCun-normal init: Flax `nn.Conv` with 'SAME' padding for the sizes used."""
 
     def __init__(
-            self, in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, bias: bool = True,
-            device=None, dtype=None,
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int,
+        stride: int = 1,
+        bias: bool = True,
+        device=None,
+        dtype=None,
     ):
         # 'SAME' padding of Flax: symmetric (k - s) / 2 for the kernels used here (1x1, 3x3, 4x4 stride 2).
-        super().__init__(in_chs, out_chs, kernel_size, stride, (kernel_size - stride) // 2, bias=bias,
-                         device=device, dtype=dtype)
+        super().__init__(
+            in_chs, out_chs, kernel_size, stride, (kernel_size - stride) // 2, bias=bias, device=device, dtype=dtype
+        )
         lecun_normal_(self.weight)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
@@ -77,8 +106,16 @@ class ConvTransposeNhwc(nn.ConvTranspose2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # nn.ConvTranspose2d.forward without an output_size (TorchScript cannot compile super().forward)
-        y = F.conv_transpose2d(x.permute(0, 3, 1, 2), self.weight, self.bias, self.stride, self.padding,
-                               self.output_padding, self.groups, self.dilation)
+        y = F.conv_transpose2d(
+            x.permute(0, 3, 1, 2),
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )
         return y.permute(0, 2, 3, 1)
 
 
@@ -136,8 +173,14 @@ class SpatialGatingUnit(nn.Module):
     """gMLP spatial gating unit over the grid or block axis: split (u, v); return u * (W LN(v) + b + 1)."""
 
     def __init__(
-            self, dim: int, size: Size2, axis: str, bias: bool = True, norm_eps: float = 1e-6,
-            device=None, dtype=None,
+        self,
+        dim: int,
+        size: Size2,
+        axis: str,
+        bias: bool = True,
+        norm_eps: float = 1e-6,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
@@ -156,8 +199,17 @@ class GmlpLayer(nn.Module):
     """Residual gMLP layer on one axis (official GridGmlpLayer / BlockGmlpLayer): x + Dense(SGU(GELU(Dense(LN x))))."""
 
     def __init__(
-            self, dim: int, size: Size2, axis: str, factor: int = 2, bias: bool = True, drop: float = 0.0,
-            act_layer: type[nn.Module] = nn.GELU, norm_eps: float = 1e-6, device=None, dtype=None,
+        self,
+        dim: int,
+        size: Size2,
+        axis: str,
+        factor: int = 2,
+        bias: bool = True,
+        drop: float = 0.0,
+        act_layer: type[nn.Module] = nn.GELU,
+        norm_eps: float = 1e-6,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
@@ -179,9 +231,19 @@ class MultiAxisGmlpBlock(nn.Module):
     local block-gMLP half, concat, Dense(C), residual (official ResidualSplitHeadMultiAxisGmlpLayer)."""
 
     def __init__(
-            self, dim: int, block_size: Size2, grid_size: Size2, block_gmlp_factor: int = 2,
-            grid_gmlp_factor: int = 2, input_proj_factor: int = 2, bias: bool = True, drop: float = 0.0,
-            act_layer: type[nn.Module] = nn.GELU, norm_eps: float = 1e-6, device=None, dtype=None,
+        self,
+        dim: int,
+        block_size: Size2,
+        grid_size: Size2,
+        block_gmlp_factor: int = 2,
+        grid_gmlp_factor: int = 2,
+        input_proj_factor: int = 2,
+        bias: bool = True,
+        drop: float = 0.0,
+        act_layer: type[nn.Module] = nn.GELU,
+        norm_eps: float = 1e-6,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
@@ -215,8 +277,14 @@ class RCAB(nn.Module):
     """Residual channel attention block: x + CA(Conv3(LeakyReLU(Conv3(LN x)))) (MAXIM Sec. 3.3)."""
 
     def __init__(
-            self, dim: int, reduction: int = 4, lrelu_slope: float = 0.2, bias: bool = True,
-            norm_eps: float = 1e-6, device=None, dtype=None,
+        self,
+        dim: int,
+        reduction: int = 4,
+        lrelu_slope: float = 0.2,
+        bias: bool = True,
+        norm_eps: float = 1e-6,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
@@ -235,8 +303,14 @@ class RDCAB(nn.Module):
     """Residual dense channel attention block of the bottleneck: x + CA(MLP(LN x))."""
 
     def __init__(
-            self, dim: int, reduction: int = 4, bias: bool = True, act_layer: type[nn.Module] = nn.GELU,
-            norm_eps: float = 1e-6, device=None, dtype=None,
+        self,
+        dim: int,
+        reduction: int = 4,
+        bias: bool = True,
+        act_layer: type[nn.Module] = nn.GELU,
+        norm_eps: float = 1e-6,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
@@ -258,8 +332,17 @@ class SpatialGatingWeights(nn.Module):
     grid Dense on one half, block Dense on the other (both with biases initialised to 1), concat, Dense(C)."""
 
     def __init__(
-            self, dim: int, block_size: Size2, grid_size: Size2, input_proj_factor: int = 2, bias: bool = True,
-            drop: float = 0.0, act_layer: type[nn.Module] = nn.GELU, norm_eps: float = 1e-6, device=None, dtype=None,
+        self,
+        dim: int,
+        block_size: Size2,
+        grid_size: Size2,
+        input_proj_factor: int = 2,
+        bias: bool = True,
+        drop: float = 0.0,
+        act_layer: type[nn.Module] = nn.GELU,
+        norm_eps: float = 1e-6,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
@@ -286,14 +369,26 @@ class CrossGatingBlock(nn.Module):
     gate the other. Returns (x + y' + x_shortcut, y') with y' = Dense(y * G(x)) + y_shortcut."""
 
     def __init__(
-            self, x_chs: int, y_chs: int, dim: int, block_size: Size2, grid_size: Size2, upsample_y: bool = True,
-            input_proj_factor: int = 2, bias: bool = True, drop: float = 0.0, act_layer: type[nn.Module] = nn.GELU,
-            norm_eps: float = 1e-6, device=None, dtype=None,
+        self,
+        x_chs: int,
+        y_chs: int,
+        dim: int,
+        block_size: Size2,
+        grid_size: Size2,
+        upsample_y: bool = True,
+        input_proj_factor: int = 2,
+        bias: bool = True,
+        drop: float = 0.0,
+        act_layer: type[nn.Module] = nn.GELU,
+        norm_eps: float = 1e-6,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        gating = dict(input_proj_factor=input_proj_factor, bias=bias, drop=drop, act_layer=act_layer,
-                      norm_eps=norm_eps, **dd)
+        gating = dict(
+            input_proj_factor=input_proj_factor, bias=bias, drop=drop, act_layer=act_layer, norm_eps=norm_eps, **dd
+        )
         self.up = ConvTransposeNhwc(y_chs, dim, bias, **dd) if upsample_y else None
         self.conv_x = ConvNhwc(x_chs, dim, 1, bias=bias, **dd)
         self.conv_y = ConvNhwc(dim if upsample_y else y_chs, dim, 1, bias=bias, **dd)
@@ -338,31 +433,62 @@ class EncoderBlock(nn.Module):
     the caller, which keeps the full-resolution output as the skip feature."""
 
     def __init__(
-            self, in_chs: int, dim: int, block_size: Size2, grid_size: Size2, num_groups: int = 2,
-            downsample: bool = True, cross_gating: bool = False, lrelu_slope: float = 0.2,
-            block_gmlp_factor: int = 2, grid_gmlp_factor: int = 2, input_proj_factor: int = 2,
-            channels_reduction: int = 4, bias: bool = True, drop: float = 0.0, act_layer: type[nn.Module] = nn.GELU,
-            norm_eps: float = 1e-6, device=None, dtype=None,
+        self,
+        in_chs: int,
+        dim: int,
+        block_size: Size2,
+        grid_size: Size2,
+        num_groups: int = 2,
+        downsample: bool = True,
+        cross_gating: bool = False,
+        lrelu_slope: float = 0.2,
+        block_gmlp_factor: int = 2,
+        grid_gmlp_factor: int = 2,
+        input_proj_factor: int = 2,
+        channels_reduction: int = 4,
+        bias: bool = True,
+        drop: float = 0.0,
+        act_layer: type[nn.Module] = nn.GELU,
+        norm_eps: float = 1e-6,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         common = dict(bias=bias, drop=drop, act_layer=act_layer, norm_eps=norm_eps, **dd)
         self.conv_in = ConvNhwc(in_chs, dim, 1, bias=bias, **dd)
-        self.blocks = nn.Sequential(*[
-            _EncoderGroup(
-                MultiAxisGmlpBlock(dim, block_size, grid_size, block_gmlp_factor, grid_gmlp_factor,
-                                   input_proj_factor, **common),
-                RCAB(dim, channels_reduction, lrelu_slope, bias, norm_eps, **dd),
+        self.blocks = nn.Sequential(
+            *[
+                _EncoderGroup(
+                    MultiAxisGmlpBlock(
+                        dim, block_size, grid_size, block_gmlp_factor, grid_gmlp_factor, input_proj_factor, **common
+                    ),
+                    RCAB(dim, channels_reduction, lrelu_slope, bias, norm_eps, **dd),
+                )
+                for _ in range(num_groups)
+            ]
+        )
+        self.cross_gate = (
+            CrossGatingBlock(
+                dim,
+                dim,
+                dim,
+                block_size,
+                grid_size,
+                upsample_y=False,
+                input_proj_factor=input_proj_factor,
+                **common,
             )
-            for _ in range(num_groups)
-        ])
-        self.cross_gate = CrossGatingBlock(
-            dim, dim, dim, block_size, grid_size, upsample_y=False, input_proj_factor=input_proj_factor, **common,
-        ) if cross_gating else None
+            if cross_gating
+            else None
+        )
         self.down = ConvNhwc(dim, dim, 4, stride=2, bias=bias, **dd) if downsample else None
 
     def forward(
-            self, x: torch.Tensor, skip: torch.Tensor | None = None, cond: torch.Tensor | None = None,
+        self,
+        x: torch.Tensor,
+        skip: torch.Tensor | None = None,
+        cond: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if skip is not None:
             x = torch.cat([x, skip], dim=-1)
@@ -381,8 +507,9 @@ class DecoderBlock(nn.Module):
         super().__init__()
         dd = {"device": block_kwargs.get("device"), "dtype": block_kwargs.get("dtype")}
         self.up = ConvTransposeNhwc(in_chs, dim, block_kwargs.get("bias", True), **dd)
-        self.block = EncoderBlock(dim + skip_chs, dim, block_size, grid_size, downsample=False, cross_gating=False,
-                                  **block_kwargs)
+        self.block = EncoderBlock(
+            dim + skip_chs, dim, block_size, grid_size, downsample=False, cross_gating=False, **block_kwargs
+        )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.block(self.up(x), skip)
@@ -403,22 +530,47 @@ class BottleneckBlock(nn.Module):
     """Global bottleneck block (official BottleneckBlock): Conv1x1, `num_groups` x (MAB, RDCAB), long residual."""
 
     def __init__(
-            self, in_chs: int, dim: int, block_size: Size2, grid_size: Size2, num_groups: int = 2,
-            block_gmlp_factor: int = 2, grid_gmlp_factor: int = 2, input_proj_factor: int = 2,
-            channels_reduction: int = 4, bias: bool = True, drop: float = 0.0, act_layer: type[nn.Module] = nn.GELU,
-            norm_eps: float = 1e-6, device=None, dtype=None,
+        self,
+        in_chs: int,
+        dim: int,
+        block_size: Size2,
+        grid_size: Size2,
+        num_groups: int = 2,
+        block_gmlp_factor: int = 2,
+        grid_gmlp_factor: int = 2,
+        input_proj_factor: int = 2,
+        channels_reduction: int = 4,
+        bias: bool = True,
+        drop: float = 0.0,
+        act_layer: type[nn.Module] = nn.GELU,
+        norm_eps: float = 1e-6,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.input_proj = ConvNhwc(in_chs, dim, 1, bias=bias, **dd)
-        self.blocks = nn.Sequential(*[
-            _BottleneckGroup(
-                MultiAxisGmlpBlock(dim, block_size, grid_size, block_gmlp_factor, grid_gmlp_factor,
-                                   input_proj_factor, bias, drop, act_layer, norm_eps, **dd),
-                RDCAB(dim, channels_reduction, bias, act_layer, norm_eps, **dd),  # official: no dropout here
-            )
-            for _ in range(num_groups)
-        ])
+        self.blocks = nn.Sequential(
+            *[
+                _BottleneckGroup(
+                    MultiAxisGmlpBlock(
+                        dim,
+                        block_size,
+                        grid_size,
+                        block_gmlp_factor,
+                        grid_gmlp_factor,
+                        input_proj_factor,
+                        bias,
+                        drop,
+                        act_layer,
+                        norm_eps,
+                        **dd,
+                    ),
+                    RDCAB(dim, channels_reduction, bias, act_layer, norm_eps, **dd),  # official: no dropout here
+                )
+                for _ in range(num_groups)
+            ]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_proj(x)
@@ -433,8 +585,14 @@ class UpSampleRatio(nn.Module):
     """
 
     def __init__(
-            self, in_chs: int, out_chs: int, scale_exp: int, bias: bool = True, antialias: bool = True,
-            device=None, dtype=None,
+        self,
+        in_chs: int,
+        out_chs: int,
+        scale_exp: int,
+        bias: bool = True,
+        antialias: bool = True,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         self.scale_exp, self.antialias = scale_exp, antialias
@@ -453,14 +611,22 @@ class MultiScaleFusion(nn.Module):
     """Concatenate features of several levels, each resized to one level and projected (MAXIM multi-level skips)."""
 
     def __init__(
-            self, in_chs: Sequence[int], scale_exps: Sequence[int], out_chs: int, bias: bool = True,
-            antialias: bool = True, device=None, dtype=None,
+        self,
+        in_chs: Sequence[int],
+        scale_exps: Sequence[int],
+        out_chs: int,
+        bias: bool = True,
+        antialias: bool = True,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
-        self.ups = nn.ModuleList([
-            UpSampleRatio(c, out_chs, e, bias, antialias, device=device, dtype=dtype)
-            for c, e in zip(in_chs, scale_exps, strict=True)
-        ])
+        self.ups = nn.ModuleList(
+            [
+                UpSampleRatio(c, out_chs, e, bias, antialias, device=device, dtype=dtype)
+                for c, e in zip(in_chs, scale_exps, strict=True)
+            ]
+        )
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         resized = []  # TorchScript iterates a ModuleList only in a for loop, and zips it only with modules

@@ -22,8 +22,14 @@ import torch.nn.functional as F
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 __all__ = [
-    "MixedScaleLayout", "mixed_scale_layout", "mixed_scale_slots", "kept_slots", "compact_slots", "kept_patch_pixels",
-    "scatter_slots", "unpool_slots",
+    "MixedScaleLayout",
+    "mixed_scale_layout",
+    "mixed_scale_slots",
+    "kept_slots",
+    "compact_slots",
+    "kept_patch_pixels",
+    "scatter_slots",
+    "unpool_slots",
 ]
 
 

@@ -71,7 +71,7 @@ def stage_ends(model: nn.Module, stage_modules: Sequence[str]) -> list[int]:
         count += sum(1 for _ in module.parameters(recurse=False))
     ends = []
     for stage in stage_modules:
-        after = [n for n in order[order.index(stage) + 1:] if not n.startswith(stage + ".")]
+        after = [n for n in order[order.index(stage) + 1 :] if not n.startswith(stage + ".")]
         ends.append(starts[after[0]] if after else count)
     return ends
 
@@ -86,7 +86,7 @@ def _body_to_reference_names(body: nn.Module, reference_names: Sequence[str]) ->
         head, _, rest = name.partition(".")
         for i in range(head.count("_")):
             parts = head.split("_")
-            candidates.append(".".join(["_".join(parts[: i + 1]), "_".join(parts[i + 1:])]) + "." + rest)
+            candidates.append(".".join(["_".join(parts[: i + 1]), "_".join(parts[i + 1 :])]) + "." + rest)
         mapping[name] = next((c for c in candidates if c in known), name)
     return mapping
 
@@ -132,8 +132,9 @@ class VGBackbone(BaseModule):
         self.out_channels: list[int] = list(info.channels())
         self.strides: list[int] = list(info.reduction())
         if not -1 <= frozen_stages < self.num_levels:
-            raise ValueError(f"frozen_stages must lie in -1..{self.num_levels - 1} for '{model_name}', "
-                             f"got {frozen_stages}")
+            raise ValueError(
+                f"frozen_stages must lie in -1..{self.num_levels - 1} for '{model_name}', got {frozen_stages}"
+            )
         self.frozen_stages, self.norm_eval, self.checkpoint = frozen_stages, norm_eval, checkpoint
 
         reference_names = [n for n, _ in reference.named_parameters()]
@@ -173,7 +174,8 @@ class VGBackbone(BaseModule):
             if name in frozen:
                 param.requires_grad_(False)
         self._frozen_modules = [
-            m for m in self.body.modules()
+            m
+            for m in self.body.modules()
             if any(True for _ in m.parameters()) and all(not p.requires_grad for p in m.parameters())
         ]
 
@@ -235,8 +237,13 @@ class VGBackbone(BaseModule):
         foreign = {k: state[k] for k in set(state) - self._reference_keys - set(mapped)}
         check_state_dict(self.body, {**mapped, **foreign}, source=f"'{path}'", name=self.model_name)
         self.body.load_state_dict(mapped, strict=True)
-        log.info("loaded %d tensors of %s from %s (%d unused, e.g. the classifier)",
-                 len(mapped), self.model_name, path, len(state) - len(mapped))
+        log.info(
+            "loaded %d tensors of %s from %s (%d unused, e.g. the classifier)",
+            len(mapped),
+            self.model_name,
+            path,
+            len(state) - len(mapped),
+        )
 
 
 def _backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -245,5 +252,5 @@ def _backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     state = clean_checkpoint(state)
     for prefix in ("backbone.", "body."):
         if any(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     return state

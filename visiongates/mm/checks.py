@@ -89,18 +89,24 @@ def check_dataset(dataset: Any, split: str, unknown_categories: str = "error") -
     missing, total = missing_files(dataset)
     if missing:
         names = ", ".join(Path(p).name for p in missing[:3])
-        raise DataError(f"{split}: {len(missing)} file(s) that {where} lists are missing (e.g. {names}; first: "
-                        f"'{missing[0]}'); fix the file names or data_root / data_prefix")
+        raise DataError(
+            f"{split}: {len(missing)} file(s) that {where} lists are missing (e.g. {names}; first: "
+            f"'{missing[0]}'); fix the file names or data_root / data_prefix"
+        )
     absent, unknown, left_out = category_problems(dataset)
     if absent:
-        raise DataError(f"{split}: class(es) {absent} named in the config are not categories of {where}; "
-                        "their labels would shift silently")
+        raise DataError(
+            f"{split}: class(es) {absent} named in the config are not categories of {where}; "
+            "their labels would shift silently"
+        )
     notes = []
     if unknown:
         count, ids = sum(unknown.values()), sorted(unknown, key=str)
         if unknown_categories == "error":
-            raise DataError(f"{split}: {count} annotation(s) in {where} have category ids {ids[:5]} that its "
-                            "categories list does not define; pass --unknown-categories drop to train without them")
+            raise DataError(
+                f"{split}: {count} annotation(s) in {where} have category ids {ids[:5]} that its "
+                "categories list does not define; pass --unknown-categories drop to train without them"
+            )
         notes.append(f"{count} annotation(s) with unknown category ids {ids[:5]} dropped")
     if left_out:
         notes.append(f"{left_out} annotation(s) of categories outside the config's classes left out")
@@ -115,8 +121,9 @@ class DataCheckHook(Hook):
 
     def __init__(self, unknown_categories: str = "error") -> None:
         if unknown_categories not in UNKNOWN_CATEGORY_CHOICES:
-            raise VisionGatesError(f"unknown_categories must be one of {UNKNOWN_CATEGORY_CHOICES}, "
-                                   f"not '{unknown_categories}'")
+            raise VisionGatesError(
+                f"unknown_categories must be one of {UNKNOWN_CATEGORY_CHOICES}, not '{unknown_categories}'"
+            )
         self.unknown_categories = unknown_categories
 
     def before_run(self, runner: Any) -> None:
@@ -153,8 +160,9 @@ def _selected(channels: list[int], index: int | Sequence[int], who: str) -> list
     indices = _as_list(index)
     bad = [i for i in indices if not -len(channels) <= i < len(channels)]
     if bad:
-        raise VisionGatesError(f"{who} reads in_index {index}, but the backbone returns only {len(channels)} "
-                               f"levels (channels {channels})")
+        raise VisionGatesError(
+            f"{who} reads in_index {index}, but the backbone returns only {len(channels)} levels (channels {channels})"
+        )
     return [channels[i] for i in indices]
 
 
@@ -169,8 +177,10 @@ def check_feature_channels(model: Any) -> None:
     if not isinstance(backbone, VGBackbone):
         return
     channels = list(backbone.out_channels)
-    gives = (f"backbone {backbone.model_name} with out_indices {backbone.out_indices} gives {len(channels)} "
-             f"level(s) with channels {channels}")
+    gives = (
+        f"backbone {backbone.model_name} with out_indices {backbone.out_indices} gives {len(channels)} "
+        f"level(s) with channels {channels}"
+    )
     neck = getattr(model, "neck", None)
     if neck is not None:
         necks = list(neck) if hasattr(neck, "__iter__") and not hasattr(neck, "in_channels") else [neck]
@@ -185,8 +195,10 @@ def check_feature_channels(model: Any) -> None:
         else:
             ok, expected_text = list(expected) == channels, f"in_channels {list(expected)}"
         if not ok:
-            raise VisionGatesError(f"{gives}, but the neck {name} expects {expected_text}; make "
-                                   "model.neck.in_channels match, or choose model.backbone.out_indices that give it")
+            raise VisionGatesError(
+                f"{gives}, but the neck {name} expects {expected_text}; make "
+                "model.neck.in_channels match, or choose model.backbone.out_indices that give it"
+            )
         return
     heads = []
     for attr in ("decode_head", "auxiliary_head"):
@@ -203,9 +215,11 @@ def check_feature_channels(model: Any) -> None:
         if transform == "resize_concat":
             got = [sum(got)]
         if got != want:
-            raise VisionGatesError(f"{gives}, but model.{attr} ({type(head).__name__}) reads in_index "
-                                   f"{head.in_index} and expects in_channels {head.in_channels} (those levels have "
-                                   f"{got}); make its in_channels match the backbone")
+            raise VisionGatesError(
+                f"{gives}, but model.{attr} ({type(head).__name__}) reads in_index "
+                f"{head.in_index} and expects in_channels {head.in_channels} (those levels have "
+                f"{got}); make its in_channels match the backbone"
+            )
 
 
 # ------------------------------------------------------------------------------------------------------- stops
@@ -261,5 +275,12 @@ def latest_checkpoint(work_dir: str | os.PathLike) -> str | None:
     return path if path and Path(path).is_file() else None
 
 
-__all__ = ["DataCheckHook", "StopOnSignalHook", "add_tool_hooks", "catch_sigterm", "check_dataset",
-           "check_feature_channels", "latest_checkpoint"]
+__all__ = [
+    "DataCheckHook",
+    "StopOnSignalHook",
+    "add_tool_hooks",
+    "catch_sigterm",
+    "check_dataset",
+    "check_feature_channels",
+    "latest_checkpoint",
+]

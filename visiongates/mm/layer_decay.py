@@ -25,8 +25,10 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     def add_params(self, params: list[dict], module: nn.Module, prefix: str = "", is_dcn_module=None) -> None:
         backbone = getattr(module, "backbone", None)
         if not isinstance(backbone, VGBackbone):
-            raise TypeError("LayerDecayOptimWrapperConstructor needs a model whose backbone is a VGBackbone, "
-                            f"got {type(backbone).__name__}")
+            raise TypeError(
+                "LayerDecayOptimWrapperConstructor needs a model whose backbone is a VGBackbone, "
+                f"got {type(backbone).__name__}"
+            )
         rate = float(self.paramwise_cfg.get("layer_decay_rate", 0.75))
         base_lr = self.optimizer_cfg["lr"]
         weight_decay = self.optimizer_cfg.get("weight_decay", 0.0)
@@ -40,9 +42,13 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             in_backbone = inner != name
             depth = ids.get(inner, num_layers - 1) if in_backbone else num_layers
             decay = param.ndim > 1 and not (in_backbone and inner in no_decay_names)
-            group = groups.setdefault((depth, decay), {
-                "params": [], "lr": base_lr * rate ** (num_layers - depth),
-                "weight_decay": weight_decay if decay else 0.0,
-            })
+            group = groups.setdefault(
+                (depth, decay),
+                {
+                    "params": [],
+                    "lr": base_lr * rate ** (num_layers - depth),
+                    "weight_decay": weight_decay if decay else 0.0,
+                },
+            )
             group["params"].append(param)
         params.extend(groups[key] for key in sorted(groups))

@@ -34,6 +34,7 @@ def register_hook(name: str | None = None) -> Callable[[type], type]:
 
 def register_dataset(name: str | None = None, scope: str = "mmdet") -> Callable[[type], type]:
     """Register a dataset class in one scope's DATASETS ('mmdet' or 'mmseg')."""
+
     def decorator(cls: type) -> type:
         registry = (det_registry if scope == "mmdet" else seg_registry).DATASETS
         registry.register_module(name=name or cls.__name__, module=cls, force=True)

@@ -24,7 +24,9 @@ def _rescale(channels: int, scale: float) -> tuple[nn.Module, int]:
     if scale == 4.0:
         half, quarter = channels // 2, channels // 4
         return nn.Sequential(
-            nn.ConvTranspose2d(channels, half, 2, stride=2), LayerNorm2d(half), nn.GELU(),
+            nn.ConvTranspose2d(channels, half, 2, stride=2),
+            LayerNorm2d(half),
+            nn.GELU(),
             nn.ConvTranspose2d(half, quarter, 2, stride=2),
         ), quarter
     if scale == 2.0:
@@ -65,10 +67,14 @@ class SimpleFeaturePyramid(BaseModule):
         for scale in self.scale_factors:
             branch, channels = _rescale(in_channels, scale)
             self.rescale.append(branch)
-            self.project.append(nn.Sequential(
-                nn.Conv2d(channels, out_channels, 1, bias=False), LayerNorm2d(out_channels),
-                nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), LayerNorm2d(out_channels),
-            ))
+            self.project.append(
+                nn.Sequential(
+                    nn.Conv2d(channels, out_channels, 1, bias=False),
+                    LayerNorm2d(out_channels),
+                    nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+                    LayerNorm2d(out_channels),
+                )
+            )
 
     def forward(self, inputs: Sequence[torch.Tensor] | torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = inputs if isinstance(inputs, torch.Tensor) else inputs[self.in_index]

@@ -40,7 +40,11 @@ class AttentionUNetHead(BaseDecodeHead):
         super().__init__(in_channels, widths[0], input_transform="multiple_select", **kwargs)
         del self.conv_seg  # the decoder has its own classifiers
         self.decoder = AttentionUNetDecoder(
-            in_channels, feature_strides, self.out_channels, decoder_channels=widths, gate=gate,
+            in_channels,
+            feature_strides,
+            self.out_channels,
+            decoder_channels=widths,
+            gate=gate,
             deep_supervision=deep_supervision,
         )
         self.aux_weight = aux_weight

@@ -30,6 +30,7 @@ class ModelFacts:
     task: str = "classification"
     published: str = ""
 
+
 # timm families that visiongates lists in its zoo without redefining them.
 TIMM_FAMILIES = {"seresnet": ["seresnet18", "seresnet34", "seresnet50", "seresnet101", "seresnet152"]}
 

@@ -194,8 +194,9 @@ def create_attention_unet(
     kwargs = dict(encoder_kwargs or {})
     if out_indices is not None:
         kwargs["out_indices"] = tuple(out_indices)
-    backbone = timm.create_model(check_model_name(encoder), pretrained=pretrained, features_only=True,
-                                 in_chans=in_chans, **kwargs)
+    backbone = timm.create_model(
+        check_model_name(encoder), pretrained=pretrained, features_only=True, in_chans=in_chans, **kwargs
+    )
     levels = len(backbone.feature_info.channels())
     if levels < 2:
         raise ValueError(
@@ -215,7 +216,9 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: UNetEncoder) -> dict
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> UNetEncoder:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3, 4))
     return build_model_with_cfg(
-        UNetEncoder, variant, pretrained,
+        UNetEncoder,
+        variant,
+        pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
         **kwargs,
@@ -224,22 +227,36 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> UN
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
-        "num_classes": 1000, "input_size": (3, 256, 256), "pool_size": (16, 16), "crop_pct": 1.0,
-        "interpolation": "bilinear", "fixed_input_size": False, "min_input_size": (3, 16, 16),
-        "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD, "first_conv": "stem.conv1.conv",
-        "classifier": "head.fc", "license": "mit", "paper_ids": "arXiv:1804.03999",
+        "num_classes": 1000,
+        "input_size": (3, 256, 256),
+        "pool_size": (16, 16),
+        "crop_pct": 1.0,
+        "interpolation": "bilinear",
+        "fixed_input_size": False,
+        "min_input_size": (3, 16, 16),
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "stem.conv1.conv",
+        "classifier": "head.fc",
+        "license": "mit",
+        "paper_ids": "arXiv:1804.03999",
         "paper_name": "Attention U-Net: Learning Where to Look for the Pancreas",
-        "origin_url": "https://github.com/ozan-oktay/Attention-Gated-Networks", **kwargs,
+        "origin_url": "https://github.com/ozan-oktay/Attention-Gated-Networks",
+        **kwargs,
     }
 
 
-default_cfgs = generate_default_cfgs({
-    "attention_unet_encoder": _cfg(),
-    "attention_unet_encoder_base": _cfg(),
-})
+default_cfgs = generate_default_cfgs(
+    {
+        "attention_unet_encoder": _cfg(),
+        "attention_unet_encoder_base": _cfg(),
+    }
+)
 
-_MEASURED = ("measured here (GMACs: visiongates.flops, 256x256, 1000-class head); the paper gives only whole-network "
-             "3D figures (see the module docstring)")
+_MEASURED = (
+    "measured here (GMACs: visiongates.flops, 256x256, 1000-class head); the paper gives only whole-network "
+    "3D figures (see the module docstring)"
+)
 model_facts = {
     "attention_unet_encoder": ModelFacts(1.437752, _MEASURED, 1.086, task="segmentation encoder"),
     "attention_unet_encoder_base": ModelFacts(19.876136, _MEASURED, 17.026, task="segmentation encoder"),
@@ -255,5 +272,6 @@ def attention_unet_encoder(pretrained: bool = False, **kwargs: Any) -> UNetEncod
 @register_model
 def attention_unet_encoder_base(pretrained: bool = False, **kwargs: Any) -> UNetEncoder:
     """U-Net encoder with the original U-Net widths 64-1024."""
-    return _create_encoder("attention_unet_encoder_base", pretrained,
-                           **dict(dict(widths=(64, 128, 256, 512, 1024)), **kwargs))
+    return _create_encoder(
+        "attention_unet_encoder_base", pretrained, **dict(dict(widths=(64, 128, 256, 512, 1024)), **kwargs)
+    )

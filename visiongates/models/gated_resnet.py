@@ -30,6 +30,7 @@ from ._registry import ModelFacts
 
 __all__ = ["CbamResNet", "DasResNet", "checkpoint_filter_fn"]
 
+
 class CbamResNet(ResNet):
     """ResNet with an official-form CBAM gate in every residual block (Woo et al. 2018)."""
 
@@ -84,9 +85,17 @@ def _create_gated_resnet(cls: type[ResNet], variant: str, pretrained: bool = Fal
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
-        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
-        "interpolation": "bilinear", "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "conv1", "classifier": "fc", "license": "mit", **kwargs,
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": (7, 7),
+        "crop_pct": 0.875,
+        "interpolation": "bilinear",
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "conv1",
+        "classifier": "fc",
+        "license": "mit",
+        **kwargs,
     }
 
 
@@ -106,17 +115,24 @@ _MEASURED = "measured here at 224x224 (GMACs: visiongates.flops, deformable conv
 # (commit 459efad) replaced the original Dropbox share of RESNET50_CBAM_new_name_wrap.pth, which no longer resolves,
 # with this Drive file; the link could not be opened from this project's machines.
 _CBAM_DRIVE = "https://drive.google.com/file/d/1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO/view?usp=sharing"
-default_cfgs = generate_default_cfgs({
-    **{f"cbam_resnet{depth}": _cfg(paper_ids="arXiv:1807.06521") for depth in (18, 34, 101, 152)},
-    "cbam_resnet50.jongchan_in1k": _cfg(
-        paper_ids="arXiv:1807.06521", origin_url="https://github.com/Jongchan/attention-module",
-        description="official ResNet50+CBAM ImageNet-1k checkpoint, top-1 77.622 (Jongchan/attention-module README)",
-        notes=(f"manual download of the ResNet50+CBAM checkpoint from {_CBAM_DRIVE} (a Google Drive share page "
-               "linked from the official README, no direct URL); then pretrained=True, "
-               "pretrained_cfg_overlay=dict(file=PATH)",),
-    ),
-    **{f"das_resnet{depth}": _cfg(paper_ids="arXiv:2311.12091") for depth in (18, 34, 50, 101)},
-})
+default_cfgs = generate_default_cfgs(
+    {
+        **{f"cbam_resnet{depth}": _cfg(paper_ids="arXiv:1807.06521") for depth in (18, 34, 101, 152)},
+        "cbam_resnet50.jongchan_in1k": _cfg(
+            paper_ids="arXiv:1807.06521",
+            origin_url="https://github.com/Jongchan/attention-module",
+            description=(
+                "official ResNet50+CBAM ImageNet-1k checkpoint, top-1 77.622 (Jongchan/attention-module README)"
+            ),
+            notes=(
+                f"manual download of the ResNet50+CBAM checkpoint from {_CBAM_DRIVE} (a Google Drive share page "
+                "linked from the official README, no direct URL); then pretrained=True, "
+                "pretrained_cfg_overlay=dict(file=PATH)",
+            ),
+        ),
+        **{f"das_resnet{depth}": _cfg(paper_ids="arXiv:2311.12091") for depth in (18, 34, 50, 101)},
+    }
+)
 model_facts = {
     "cbam_resnet18": ModelFacts(11.78, _CBAM_TABLE4, 1.815),
     "cbam_resnet34": ModelFacts(21.96, _CBAM_TABLE4, 3.665),

@@ -69,12 +69,22 @@ class ConVitBlock(nn.Module):
         self.norm1 = norm_layer(dim, **dd)
         if use_gpsa:
             self.attn = GPSA(
-                dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop,
-                locality_strength=locality_strength, **dd,
+                dim,
+                num_heads=num_heads,
+                qkv_bias=qkv_bias,
+                attn_drop=attn_drop,
+                proj_drop=proj_drop,
+                locality_strength=locality_strength,
+                **dd,
             )
         else:
             self.attn = Attention(
-                dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop, **dd,
+                dim,
+                num_heads=num_heads,
+                qkv_bias=qkv_bias,
+                attn_drop=attn_drop,
+                proj_drop=proj_drop,
+                **dd,
             )
         self.drop_path1 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim, **dd)
@@ -139,8 +149,14 @@ class GpsaConVit(nn.Module):
         self.grad_checkpointing = False
 
         self.patch_embed = PatchEmbed(
-            img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
-            output_fmt="NHWC", strict_img_size=False, dynamic_img_pad=dynamic_img_pad, **dd,
+            img_size=img_size,
+            patch_size=patch_size,
+            in_chans=in_chans,
+            embed_dim=embed_dim,
+            output_fmt="NHWC",
+            strict_img_size=False,
+            dynamic_img_pad=dynamic_img_pad,
+            **dd,
         )
         num_patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim, **dd)) if class_token else None
@@ -149,14 +165,25 @@ class GpsaConVit(nn.Module):
         self.pos_drop = nn.Dropout(pos_drop_rate)
 
         dpr = calculate_drop_path_rates(drop_path_rate, depth)
-        self.blocks = nn.ModuleList([
-            ConVitBlock(
-                embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop_rate,
-                attn_drop=attn_drop_rate, drop_path=dpr[i], act_layer=act_layer, norm_layer=norm_layer,
-                use_gpsa=i < local_up_to_layer, locality_strength=locality_strength, **dd,
-            )
-            for i in range(depth)
-        ])
+        self.blocks = nn.ModuleList(
+            [
+                ConVitBlock(
+                    embed_dim,
+                    num_heads,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias,
+                    proj_drop=proj_drop_rate,
+                    attn_drop=attn_drop_rate,
+                    drop_path=dpr[i],
+                    act_layer=act_layer,
+                    norm_layer=norm_layer,
+                    use_gpsa=i < local_up_to_layer,
+                    locality_strength=locality_strength,
+                    **dd,
+                )
+                for i in range(depth)
+            ]
+        )
         self.norm = norm_layer(embed_dim, **dd)
         reduction = self.patch_embed.feat_ratio()
         self.feature_info = [dict(num_chs=embed_dim, reduction=reduction, module=f"blocks.{i}") for i in range(depth)]
@@ -250,7 +277,7 @@ class GpsaConVit(nn.Module):
             x = self._block(index, x, feat_size)
             if index in take_indices:
                 y = self.norm(x) if norm else x
-                intermediates.append(y[:, self._num_prefix_after(index):])
+                intermediates.append(y[:, self._num_prefix_after(index) :])
         if output_fmt == "NCHW":
             height, width = feat_size
             intermediates = [
@@ -291,7 +318,7 @@ class GpsaConVit(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == "avg":
-            x = x[:, self.num_prefix_tokens:].mean(dim=1)
+            x = x[:, self.num_prefix_tokens :].mean(dim=1)
         elif self.global_pool == "token":
             x = x[:, 0]
         x = self.head_drop(x)
@@ -330,7 +357,9 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: GpsaConVit) -> dict[
 def _create_gpsa_convit(variant: str, pretrained: bool = False, **kwargs: Any) -> GpsaConVit:
     out_indices = kwargs.pop("out_indices", 3)  # features_only: the last 3 blocks' /16 maps, as timm's ViTs
     return build_model_with_cfg(
-        GpsaConVit, variant, pretrained,
+        GpsaConVit,
+        variant,
+        pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
         **kwargs,
@@ -339,26 +368,37 @@ def _create_gpsa_convit(variant: str, pretrained: bool = False, **kwargs: Any) -
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
-        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None, "crop_pct": 0.875,
-        "interpolation": "bicubic", "fixed_input_size": False, "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD, "first_conv": "patch_embed.proj", "classifier": "head",
-        "license": "apache-2.0", "paper_ids": "arXiv:2103.10697",
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": None,
+        "crop_pct": 0.875,
+        "interpolation": "bicubic",
+        "fixed_input_size": False,
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "patch_embed.proj",
+        "classifier": "head",
+        "license": "apache-2.0",
+        "paper_ids": "arXiv:2103.10697",
         "paper_name": "ConViT: Improving Vision Transformers with Soft Convolutional Inductive Biases",
-        "origin_url": "https://github.com/facebookresearch/convit", **kwargs,
+        "origin_url": "https://github.com/facebookresearch/convit",
+        **kwargs,
     }
 
 
 # ImageNet-1k weights: timm's own `convit_{tiny,small,base}.fb_in1k` (timm/models/convit.py default_cfgs, hf_hub_id
 # 'timm/' + name, i.e. the Hugging Face repos timm/convit_*.fb_in1k, apache-2.0), the facebookresearch/convit release
 # in timm's key layout, which this model shares. Top-1 (timm results): 73.14 / 81.41 / 82.30. No "+" weights exist.
-default_cfgs = generate_default_cfgs({
-    "gpsa_convit_tiny.fb_in1k": _cfg(hf_hub_id="timm/convit_tiny.fb_in1k"),
-    "gpsa_convit_small.fb_in1k": _cfg(hf_hub_id="timm/convit_small.fb_in1k"),
-    "gpsa_convit_base.fb_in1k": _cfg(hf_hub_id="timm/convit_base.fb_in1k"),
-    "gpsa_convit_tiny_plus": _cfg(),
-    "gpsa_convit_small_plus": _cfg(),
-    "gpsa_convit_base_plus": _cfg(),
-})
+default_cfgs = generate_default_cfgs(
+    {
+        "gpsa_convit_tiny.fb_in1k": _cfg(hf_hub_id="timm/convit_tiny.fb_in1k"),
+        "gpsa_convit_small.fb_in1k": _cfg(hf_hub_id="timm/convit_small.fb_in1k"),
+        "gpsa_convit_base.fb_in1k": _cfg(hf_hub_id="timm/convit_base.fb_in1k"),
+        "gpsa_convit_tiny_plus": _cfg(),
+        "gpsa_convit_small_plus": _cfg(),
+        "gpsa_convit_base_plus": _cfg(),
+    }
+)
 
 # Paper Table 1 lists rounded sizes (Ti 6M / 1G FLOPs ... B+ 152M / 30G); the exact parameter counts are timm's
 # for the same architectures (docs/models.md); GMACs are counted here (visiongates.flops, 224x224) and agree with

@@ -104,56 +104,92 @@ class MaximStage(nn.Module):
     two are equal, (8, 8), in every released configuration)."""
 
     def __init__(
-            self, features: int, depth: int, num_scales: int, first: bool, last: bool, in_chans: int, out_chans: int,
-            num_groups: int, num_bottleneck_blocks: int, high_res_levels: int, block_size_hr: Size2,
-            grid_size_hr: Size2, block_size_lr: Size2, grid_size_lr: Size2, antialias: bool, bias: bool,
-            block_kwargs: dict[str, Any], device=None, dtype=None,
+        self,
+        features: int,
+        depth: int,
+        num_scales: int,
+        first: bool,
+        last: bool,
+        in_chans: int,
+        out_chans: int,
+        num_groups: int,
+        num_bottleneck_blocks: int,
+        high_res_levels: int,
+        block_size_hr: Size2,
+        grid_size_hr: Size2,
+        block_size_lr: Size2,
+        grid_size_lr: Size2,
+        antialias: bool,
+        bias: bool,
+        block_kwargs: dict[str, Any],
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.depth, self.num_scales = depth, num_scales
         self.grad_checkpointing = False
-        dims = [features * 2 ** i for i in range(depth)]
+        dims = [features * 2**i for i in range(depth)]
         sizes = [
             (block_size_hr, grid_size_hr) if i < high_res_levels else (block_size_lr, grid_size_lr)
             for i in range(depth)
         ]
         blk = dict(block_kwargs, bias=bias, **dd)
-        gating = {k: v for k, v in blk.items() if k not in ("lrelu_slope", "block_gmlp_factor", "grid_gmlp_factor",
-                                                             "channels_reduction", "num_groups")}
+        gating = {
+            k: v
+            for k, v in blk.items()
+            if k not in ("lrelu_slope", "block_gmlp_factor", "grid_gmlp_factor", "channels_reduction", "num_groups")
+        }
 
         self.input_convs = nn.ModuleList([ConvNhwc(in_chans, dims[i], 3, bias=bias, **dd) for i in range(num_scales)])
-        self.input_fuse = None if first else nn.ModuleList([
-            CrossGatingBlock(dims[i], dims[i], dims[i], *sizes[i], upsample_y=False, **gating)
-            for i in range(num_scales)
-        ])
+        self.input_fuse = (
+            None
+            if first
+            else nn.ModuleList(
+                [
+                    CrossGatingBlock(dims[i], dims[i], dims[i], *sizes[i], upsample_y=False, **gating)
+                    for i in range(num_scales)
+                ]
+            )
+        )
         self.encoders = nn.ModuleList()
         for i in range(depth):
             in_chs = dims[0] if i == 0 else dims[i - 1]
             in_chs += dims[i] if i < num_scales else 0
             self.encoders.append(EncoderBlock(in_chs, dims[i], *sizes[i], cross_gating=not first, **blk))
         bottleneck = {k: v for k, v in blk.items() if k != "lrelu_slope"}
-        self.bottleneck = nn.Sequential(*[
-            BottleneckBlock(dims[-1], dims[-1], block_size_lr, grid_size_lr, **bottleneck)
-            for _ in range(num_bottleneck_blocks)
-        ])
+        self.bottleneck = nn.Sequential(
+            *[
+                BottleneckBlock(dims[-1], dims[-1], block_size_lr, grid_size_lr, **bottleneck)
+                for _ in range(num_bottleneck_blocks)
+            ]
+        )
         # level i fuses every encoder level j (resized by 2**(j - i)) and cross-gates it with the global feature
-        self.skip_fusions = nn.ModuleList([
-            MultiScaleFusion(dims, [j - i for j in range(depth)], dims[i], bias, antialias, **dd) for i in range(depth)
-        ])
-        self.cross_gates = nn.ModuleList([
-            CrossGatingBlock(depth * dims[i], dims[min(i + 1, depth - 1)], dims[i], *sizes[i], **gating)
-            for i in range(depth)
-        ])
+        self.skip_fusions = nn.ModuleList(
+            [
+                MultiScaleFusion(dims, [j - i for j in range(depth)], dims[i], bias, antialias, **dd)
+                for i in range(depth)
+            ]
+        )
+        self.cross_gates = nn.ModuleList(
+            [
+                CrossGatingBlock(depth * dims[i], dims[min(i + 1, depth - 1)], dims[i], *sizes[i], **gating)
+                for i in range(depth)
+            ]
+        )
         # decoder level i fuses every cross-gated skip, coarsest first (the official concatenation order)
-        self.dec_fusions = nn.ModuleList([
-            MultiScaleFusion(dims[::-1], [depth - 1 - j - i for j in range(depth)], dims[i], bias, antialias, **dd)
-            for i in range(depth)
-        ])
-        self.decoders = nn.ModuleList([
-            DecoderBlock(dims[min(i + 1, depth - 1)], depth * dims[i], dims[i], *sizes[i], **blk)
-            for i in range(depth)
-        ])
+        self.dec_fusions = nn.ModuleList(
+            [
+                MultiScaleFusion(dims[::-1], [depth - 1 - j - i for j in range(depth)], dims[i], bias, antialias, **dd)
+                for i in range(depth)
+            ]
+        )
+        self.decoders = nn.ModuleList(
+            [
+                DecoderBlock(dims[min(i + 1, depth - 1)], depth * dims[i], dims[i], *sizes[i], **blk)
+                for i in range(depth)
+            ]
+        )
         residual = in_chans == out_chans
         head = OutputConv if last else SAM
         self.heads = nn.ModuleList([head(dims[i], out_chans, residual, bias, **dd) for i in range(num_scales)])
@@ -162,7 +198,10 @@ class MaximStage(nn.Module):
         return self.grad_checkpointing and torch.is_grad_enabled()
 
     def forward_encoder(
-            self, images: list[torch.Tensor], prev: StageFeatures | None = None, max_level: int | None = None,
+        self,
+        images: list[torch.Tensor],
+        prev: StageFeatures | None = None,
+        max_level: int | None = None,
     ) -> list[torch.Tensor]:
         """Encoder (and bottleneck when `max_level` is None or `depth`): returns the skip features of each level,
         then the bottleneck output, all channels-last."""
@@ -198,7 +237,9 @@ class MaximStage(nn.Module):
         return feats
 
     def forward(
-            self, images: list[torch.Tensor], prev: StageFeatures | None = None,
+        self,
+        images: list[torch.Tensor],
+        prev: StageFeatures | None = None,
     ) -> tuple[list[torch.Tensor], StageFeatures]:
         """images: the input at each supervision scale (channels-last, full resolution first); prev: the previous
         stage's (encoder features, decoder features, SAM features) per level. Returns the restored image at each
@@ -237,35 +278,35 @@ class MAXIM(nn.Module):
     the input; `forward(x, return_all=True)` returns every stage's images at every supervision scale."""
 
     def __init__(
-            self,
-            features: int = 32,
-            depth: int = 3,
-            num_stages: int = 1,
-            num_groups: int = 2,
-            num_bottleneck_blocks: int = 2,
-            num_supervision_scales: int = 1,
-            high_res_levels: int = 2,
-            block_size_hr: Size2 = (16, 16),
-            grid_size_hr: Size2 = (16, 16),
-            block_size_lr: Size2 = (8, 8),
-            grid_size_lr: Size2 = (8, 8),
-            block_gmlp_factor: int = 2,
-            grid_gmlp_factor: int = 2,
-            input_proj_factor: int = 2,
-            channels_reduction: int = 4,
-            lrelu_slope: float = 0.2,
-            drop_rate: float = 0.0,
-            bias: bool = True,
-            in_chans: int = 3,
-            out_chans: int | None = None,
-            num_classes: int = 0,
-            act_layer: str | type[nn.Module] = "gelu_tanh",
-            norm_eps: float = 1e-6,
-            antialias: bool = True,
-            nearest_mode: str = "nearest-exact",
-            zero_init_last: bool = False,
-            device=None,
-            dtype=None,
+        self,
+        features: int = 32,
+        depth: int = 3,
+        num_stages: int = 1,
+        num_groups: int = 2,
+        num_bottleneck_blocks: int = 2,
+        num_supervision_scales: int = 1,
+        high_res_levels: int = 2,
+        block_size_hr: Size2 = (16, 16),
+        grid_size_hr: Size2 = (16, 16),
+        block_size_lr: Size2 = (8, 8),
+        grid_size_lr: Size2 = (8, 8),
+        block_gmlp_factor: int = 2,
+        grid_gmlp_factor: int = 2,
+        input_proj_factor: int = 2,
+        channels_reduction: int = 4,
+        lrelu_slope: float = 0.2,
+        drop_rate: float = 0.0,
+        bias: bool = True,
+        in_chans: int = 3,
+        out_chans: int | None = None,
+        num_classes: int = 0,
+        act_layer: str | type[nn.Module] = "gelu_tanh",
+        norm_eps: float = 1e-6,
+        antialias: bool = True,
+        nearest_mode: str = "nearest-exact",
+        zero_init_last: bool = False,
+        device=None,
+        dtype=None,
     ):
         """
         Args:
@@ -308,21 +349,41 @@ class MAXIM(nn.Module):
         self.pruned = False
         act = get_act_layer(act_layer)
         block_kwargs = dict(
-            num_groups=num_groups, lrelu_slope=lrelu_slope, block_gmlp_factor=block_gmlp_factor,
-            grid_gmlp_factor=grid_gmlp_factor, input_proj_factor=input_proj_factor,
-            channels_reduction=channels_reduction, drop=drop_rate, act_layer=act, norm_eps=norm_eps,
+            num_groups=num_groups,
+            lrelu_slope=lrelu_slope,
+            block_gmlp_factor=block_gmlp_factor,
+            grid_gmlp_factor=grid_gmlp_factor,
+            input_proj_factor=input_proj_factor,
+            channels_reduction=channels_reduction,
+            drop=drop_rate,
+            act_layer=act,
+            norm_eps=norm_eps,
         )
-        self.stages = nn.ModuleList([
-            MaximStage(
-                features, depth, num_supervision_scales, first=s == 0, last=s == num_stages - 1,
-                in_chans=in_chans, out_chans=out_chans, num_groups=num_groups,
-                num_bottleneck_blocks=num_bottleneck_blocks, high_res_levels=high_res_levels,
-                block_size_hr=tuple(block_size_hr), grid_size_hr=tuple(grid_size_hr),
-                block_size_lr=tuple(block_size_lr), grid_size_lr=tuple(grid_size_lr), antialias=antialias,
-                bias=bias, block_kwargs=block_kwargs, **dd,
-            )
-            for s in range(num_stages)
-        ])
+        self.stages = nn.ModuleList(
+            [
+                MaximStage(
+                    features,
+                    depth,
+                    num_supervision_scales,
+                    first=s == 0,
+                    last=s == num_stages - 1,
+                    in_chans=in_chans,
+                    out_chans=out_chans,
+                    num_groups=num_groups,
+                    num_bottleneck_blocks=num_bottleneck_blocks,
+                    high_res_levels=high_res_levels,
+                    block_size_hr=tuple(block_size_hr),
+                    grid_size_hr=tuple(grid_size_hr),
+                    block_size_lr=tuple(block_size_lr),
+                    grid_size_lr=tuple(grid_size_lr),
+                    antialias=antialias,
+                    bias=bias,
+                    block_kwargs=block_kwargs,
+                    **dd,
+                )
+                for s in range(num_stages)
+            ]
+        )
         if zero_init_last:
             for stage in self.stages:
                 for head in stage.heads:
@@ -332,14 +393,14 @@ class MAXIM(nn.Module):
                         nn.init.zeros_(conv.bias)
         # spatial size every level's windows and grids divide (64 for the official configs)
         windows = [
-            2 ** i * max(*(block_size_hr + grid_size_hr if i < high_res_levels else block_size_lr + grid_size_lr))
+            2**i * max(*(block_size_hr + grid_size_hr if i < high_res_levels else block_size_lr + grid_size_lr))
             for i in range(depth)
         ]
-        self.pad_multiple = math.lcm(*windows, 2 ** depth * max(*block_size_lr, *grid_size_lr))
-        dims = [features * 2 ** i for i in range(depth)]
+        self.pad_multiple = math.lcm(*windows, 2**depth * max(*block_size_lr, *grid_size_lr))
+        dims = [features * 2**i for i in range(depth)]
         self.feature_info = [
-            dict(num_chs=dims[i], reduction=2 ** i, module=f"stages.0.encoders.{i}") for i in range(depth)
-        ] + [dict(num_chs=dims[-1], reduction=2 ** depth, module="stages.0.bottleneck")]
+            dict(num_chs=dims[i], reduction=2**i, module=f"stages.0.encoders.{i}") for i in range(depth)
+        ] + [dict(num_chs=dims[-1], reduction=2**depth, module="stages.0.bottleneck")]
         self.num_features = self.head_hidden_size = dims[-1]
 
     @torch.jit.ignore
@@ -350,7 +411,9 @@ class MAXIM(nn.Module):
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(
             stem=r"^stages\.0\.input_convs",
-            blocks=r"^stages\.(\d+)" if coarse else [
+            blocks=r"^stages\.(\d+)"
+            if coarse
+            else [
                 (r"^stages\.(\d+)\.(?:input_fuse|encoders)\.(\d+)", None),
                 (r"^stages\.(\d+)\.bottleneck\.(\d+)", None),
                 (r"^stages\.(\d+)\.(?:skip_fusions|cross_gates|dec_fusions|decoders|heads)\.(\d+)", None),
@@ -402,25 +465,25 @@ class MAXIM(nn.Module):
         padded, (top, left) = reflect_pad(x, self.pad_multiple)
         outputs = self._forward_stages(padded)
         if (not torch.jit.is_scripting() and _fx_proxy(return_all)) or not return_all:
-            return outputs[-1][-1][..., top:top + h, left:left + w]
+            return outputs[-1][-1][..., top : top + h, left : left + w]
         cropped: list[list[torch.Tensor]] = []
         for stage_outputs in outputs:
             row: list[torch.Tensor] = []
             for out in stage_outputs:
                 s = padded.shape[-1] // out.shape[-1]
                 t, l_ = top // s, left // s
-                row.append(out[..., t:t + -(-h // s), l_:l_ + -(-w // s)])
+                row.append(out[..., t : t + -(-h // s), l_ : l_ + -(-w // s)])
             cropped.append(row)
         return cropped
 
     def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: int | list[int] | None = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = "NCHW",
-            intermediates_only: bool = False,
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
     ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Encoder features of the first stage: each level's skip feature (reductions 1, 2, 4) and the bottleneck
         output (reduction 8). The input is reflect-padded at the bottom/right to `pad_multiple` and each feature is
@@ -435,7 +498,7 @@ class MAXIM(nn.Module):
         feats = self.stages[0].forward_encoder(self._input_pyramid(x), max_level=max_level)
         for i, f in enumerate(feats):
             r = self.feature_info[i]["reduction"]
-            f = f[:, :-(-h // r), :-(-w // r)]
+            f = f[:, : -(-h // r), : -(-w // r)]
             feats[i] = f.permute(0, 3, 1, 2) if output_fmt == "NCHW" else f
         intermediates = [feats[i] for i in take_indices]
         if intermediates_only:
@@ -443,7 +506,10 @@ class MAXIM(nn.Module):
         return feats[-1], intermediates
 
     def prune_intermediate_layers(
-            self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True,
+        self,
+        indices: int | list[int] = 1,
+        prune_norm: bool = False,
+        prune_head: bool = True,
     ) -> list[int]:
         """Keep only what the requested encoder features need: the first stage's input convs and encoder levels."""
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
@@ -453,7 +519,7 @@ class MAXIM(nn.Module):
             setattr(stage, name, None)
         if max_index < self.depth:
             stage.bottleneck = nn.Identity()
-            stage.encoders = stage.encoders[:max_index + 1]
+            stage.encoders = stage.encoders[: max_index + 1]
             stage.encoders[-1].down = None
         self.pruned = True
         return take_indices
@@ -492,7 +558,9 @@ def _create_maxim(variant: str, pretrained: bool = False, **kwargs: Any) -> MAXI
     if str(overlay.get("file") or "").endswith(".npz"):  # a local copy of a released Flax file: timm's custom_load
         kwargs["pretrained_cfg_overlay"] = {"custom_load": True, **overlay}
     return build_model_with_cfg(
-        MAXIM, variant, pretrained,
+        MAXIM,
+        variant,
+        pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(feature_cls="getter", out_indices=(0, 1, 2, 3)),
         **kwargs,
@@ -501,11 +569,19 @@ def _create_maxim(variant: str, pretrained: bool = False, **kwargs: Any) -> MAXI
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
-        "num_classes": 0, "input_size": (3, 256, 256), "crop_pct": 1.0, "interpolation": "bicubic",
-        "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "first_conv": "stages.0.input_convs.0", "classifier": None,
-        "license": "apache-2.0", "paper_ids": "arXiv:2201.02973",
+        "num_classes": 0,
+        "input_size": (3, 256, 256),
+        "crop_pct": 1.0,
+        "interpolation": "bicubic",
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "first_conv": "stages.0.input_convs.0",
+        "classifier": None,
+        "license": "apache-2.0",
+        "paper_ids": "arXiv:2201.02973",
         "paper_name": "MAXIM: Multi-Axis MLP for Image Processing",
-        "origin_url": "https://github.com/google-research/maxim", **kwargs,
+        "origin_url": "https://github.com/google-research/maxim",
+        **kwargs,
     }
 
 
@@ -527,32 +603,45 @@ def _released(folder: str, task: str, psnr: float, ssim: float) -> dict[str, Any
     )  # fmt: skip
 
 
-default_cfgs = generate_default_cfgs({
-    "maxim_s1": _cfg(), "maxim_s2": _cfg(), "maxim_s3": _cfg(),
-    "maxim_m1": _cfg(), "maxim_m2": _cfg(), "maxim_m3": _cfg(),
-    "maxim_3s.denoising_sidd": _released("Denoising/SIDD", "denoising, SIDD (also DND 39.84 / 0.954)", 39.96, 0.960),
-    "maxim_3s.deblurring_gopro": _released("Deblurring/GoPro", "deblurring, GoPro (also HIDE 32.83 / 0.956)", 32.86,
-                                           0.961),
-    "maxim_3s.deblurring_reds": _released("Deblurring/REDS", "deblurring, REDS", 28.93, 0.865),
-    "maxim_3s.deblurring_realblur_r": _released("Deblurring/RealBlur_R", "deblurring, RealBlur-R", 39.45, 0.962),
-    "maxim_3s.deblurring_realblur_j": _released("Deblurring/RealBlur_J", "deblurring, RealBlur-J", 32.84, 0.935),
-    "maxim_2s.deraining_rain13k": _released("Deraining/Rain13k", "deraining, Rain13k", 33.24, 0.933),
-    "maxim_2s.deraining_raindrop": _released("Deraining/Raindrop", "deraining, Raindrop", 31.87, 0.935),
-    "maxim_2s.dehazing_sots_indoor": _released("Dehazing/SOTS-Indoor", "dehazing, RESIDE-Indoor", 38.11, 0.991),
-    "maxim_2s.dehazing_sots_outdoor": _released("Dehazing/SOTS-Outdoor", "dehazing, RESIDE-Outdoor", 34.19, 0.985),
-    "maxim_2s.enhancement_lol": _released("Enhancement/LOL", "low-light enhancement, LOL", 23.43, 0.863),
-    "maxim_2s.enhancement_fivek": _released("Enhancement/FiveK", "retouching, MIT-Adobe FiveK", 26.15, 0.945),
-})
+default_cfgs = generate_default_cfgs(
+    {
+        "maxim_s1": _cfg(),
+        "maxim_s2": _cfg(),
+        "maxim_s3": _cfg(),
+        "maxim_m1": _cfg(),
+        "maxim_m2": _cfg(),
+        "maxim_m3": _cfg(),
+        "maxim_3s.denoising_sidd": _released(
+            "Denoising/SIDD", "denoising, SIDD (also DND 39.84 / 0.954)", 39.96, 0.960
+        ),
+        "maxim_3s.deblurring_gopro": _released(
+            "Deblurring/GoPro", "deblurring, GoPro (also HIDE 32.83 / 0.956)", 32.86, 0.961
+        ),
+        "maxim_3s.deblurring_reds": _released("Deblurring/REDS", "deblurring, REDS", 28.93, 0.865),
+        "maxim_3s.deblurring_realblur_r": _released("Deblurring/RealBlur_R", "deblurring, RealBlur-R", 39.45, 0.962),
+        "maxim_3s.deblurring_realblur_j": _released("Deblurring/RealBlur_J", "deblurring, RealBlur-J", 32.84, 0.935),
+        "maxim_2s.deraining_rain13k": _released("Deraining/Rain13k", "deraining, Rain13k", 33.24, 0.933),
+        "maxim_2s.deraining_raindrop": _released("Deraining/Raindrop", "deraining, Raindrop", 31.87, 0.935),
+        "maxim_2s.dehazing_sots_indoor": _released("Dehazing/SOTS-Indoor", "dehazing, RESIDE-Indoor", 38.11, 0.991),
+        "maxim_2s.dehazing_sots_outdoor": _released("Dehazing/SOTS-Outdoor", "dehazing, RESIDE-Outdoor", 34.19, 0.985),
+        "maxim_2s.enhancement_lol": _released("Enhancement/LOL", "low-light enhancement, LOL", 23.43, 0.863),
+        "maxim_2s.enhancement_fivek": _released("Enhancement/FiveK", "retouching, MIT-Adobe FiveK", 26.15, 0.945),
+    }
+)
 
 # GMACs are counted here (visiongates.flops at 256x256: multiply-accumulates of convolutions and dense layers). The
 # official "GFLOPs" (93.16 / 206.74 / 320.32 / 308.50 / 675.26 / 1042.01 for S-1/2/3, M-1/2/3 at 256x256, in the same
 # Model() comments) are 2.32 / 2.30 / 2.29 / 2.21 / 2.19 / 2.19x these: a different convention (a count of
 # operations, elementwise ones included, not of multiply-accumulates), not a different network. None is published
 # for the 3-scale task models.
-_OFFICIAL = ("params: official maxim/models/maxim.py Model() comments (exact counts, 1 supervision scale); GMACs "
-             "counted here at 256x256")
-_README = ("params: official README (22.2M, 14.1M: the exact sizes 22,212,795 and 14,176,178 truncated to one "
-           "decimal, hence the 0.6% tolerance); GMACs counted here at 256x256")
+_OFFICIAL = (
+    "params: official maxim/models/maxim.py Model() comments (exact counts, 1 supervision scale); GMACs "
+    "counted here at 256x256"
+)
+_README = (
+    "params: official README (22.2M, 14.1M: the exact sizes 22,212,795 and 14,176,178 truncated to one "
+    "decimal, hence the 0.6% tolerance); GMACs counted here at 256x256"
+)
 _GFLOPS = "{} GFLOPs at 256x256 (official Model() comments), {}x the MACs here: an operation count, elementwise ops too"
 model_facts = {
     "maxim_s1": ModelFacts(6.108515, _OFFICIAL, 40.077, task="restoration", published=_GFLOPS.format(93.16, 2.32)),
@@ -560,8 +649,7 @@ model_facts = {
     "maxim_s3": ModelFacts(20.599145, _OFFICIAL, 140.073, task="restoration", published=_GFLOPS.format(320.32, 2.29)),
     "maxim_m1": ModelFacts(19.361219, _OFFICIAL, 139.813, task="restoration", published=_GFLOPS.format(308.50, 2.21)),
     "maxim_m2": ModelFacts(40.83911, _OFFICIAL, 308.194, task="restoration", published=_GFLOPS.format(675.26, 2.19)),
-    "maxim_m3": ModelFacts(62.317001, _OFFICIAL, 476.575, task="restoration",
-                           published=_GFLOPS.format(1042.01, 2.19)),
+    "maxim_m3": ModelFacts(62.317001, _OFFICIAL, 476.575, task="restoration", published=_GFLOPS.format(1042.01, 2.19)),
     "maxim_3s": ModelFacts(22.2, _README, 149.406, params_tol=0.006, task="restoration"),
     "maxim_2s": ModelFacts(14.1, _README, 94.851, params_tol=0.006, task="restoration"),
 }

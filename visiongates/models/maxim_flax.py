@@ -34,14 +34,21 @@ def load_flax_npz(path: str | Path) -> dict[str, np.ndarray]:
 
 def _gmlp(t: str, f: str, kind: str) -> Iterator[tuple[str, str]]:
     unit = "GridGatingUnit" if kind == "grid" else "BlockGatingUnit"
-    yield from [(f"{t}.norm", f"{f}/LayerNorm"), (f"{t}.in_proj", f"{f}/in_project"),
-                (f"{t}.gate.norm", f"{f}/{unit}/intermediate_layernorm"), (f"{t}.gate.proj", f"{f}/{unit}/Dense_0"),
-                (f"{t}.out_proj", f"{f}/out_project")]
+    yield from [
+        (f"{t}.norm", f"{f}/LayerNorm"),
+        (f"{t}.in_proj", f"{f}/in_project"),
+        (f"{t}.gate.norm", f"{f}/{unit}/intermediate_layernorm"),
+        (f"{t}.gate.proj", f"{f}/{unit}/Dense_0"),
+        (f"{t}.out_proj", f"{f}/out_project"),
+    ]
 
 
 def _mab(t: str, f: str) -> Iterator[tuple[str, str]]:
-    yield from [(f"{t}.norm", f"{f}/LayerNorm_in"), (f"{t}.in_proj", f"{f}/in_project"),
-                (f"{t}.out_proj", f"{f}/out_project")]
+    yield from [
+        (f"{t}.norm", f"{f}/LayerNorm_in"),
+        (f"{t}.in_proj", f"{f}/in_project"),
+        (f"{t}.out_proj", f"{f}/out_project"),
+    ]
     yield from _gmlp(f"{t}.grid", f"{f}/GridGmlpLayer", "grid")
     yield from _gmlp(f"{t}.block", f"{f}/BlockGmlpLayer", "block")
 
@@ -56,15 +63,22 @@ def _rcab(t: str, f: str) -> Iterator[tuple[str, str]]:
 
 
 def _rdcab(t: str, f: str) -> Iterator[tuple[str, str]]:
-    yield from [(f"{t}.norm", f"{f}/LayerNorm"), (f"{t}.mlp.fc1", f"{f}/channel_mixing/Dense_0"),
-                (f"{t}.mlp.fc2", f"{f}/channel_mixing/Dense_1")]
+    yield from [
+        (f"{t}.norm", f"{f}/LayerNorm"),
+        (f"{t}.mlp.fc1", f"{f}/channel_mixing/Dense_0"),
+        (f"{t}.mlp.fc2", f"{f}/channel_mixing/Dense_1"),
+    ]
     yield from _ca(f"{t}.ca", f"{f}/channel_attention")
 
 
 def _gating_weights(t: str, f: str) -> Iterator[tuple[str, str]]:
-    yield from [(f"{t}.norm", f"{f}/LayerNorm_in"), (f"{t}.in_proj", f"{f}/in_project"),
-                (f"{t}.grid_proj", f"{f}/Dense_0"), (f"{t}.block_proj", f"{f}/Dense_1"),
-                (f"{t}.out_proj", f"{f}/out_project")]
+    yield from [
+        (f"{t}.norm", f"{f}/LayerNorm_in"),
+        (f"{t}.in_proj", f"{f}/in_project"),
+        (f"{t}.grid_proj", f"{f}/Dense_0"),
+        (f"{t}.block_proj", f"{f}/Dense_1"),
+        (f"{t}.out_proj", f"{f}/out_project"),
+    ]
 
 
 def _cross_gating(t: str, f: str, upsample: bool) -> Iterator[tuple[str, str]]:
@@ -72,8 +86,11 @@ def _cross_gating(t: str, f: str, upsample: bool) -> Iterator[tuple[str, str]]:
         yield f"{t}.up", f"{f}/ConvTranspose_0"
     yield from [(f"{t}.conv_x", f"{f}/Conv_0"), (f"{t}.conv_y", f"{f}/Conv_1")]
     for s in ("x", "y"):
-        yield from [(f"{t}.norm_{s}", f"{f}/LayerNorm_{s}"), (f"{t}.in_proj_{s}", f"{f}/in_project_{s}"),
-                    (f"{t}.out_proj_{s}", f"{f}/out_project_{s}")]
+        yield from [
+            (f"{t}.norm_{s}", f"{f}/LayerNorm_{s}"),
+            (f"{t}.in_proj_{s}", f"{f}/in_project_{s}"),
+            (f"{t}.out_proj_{s}", f"{f}/out_project_{s}"),
+        ]
         yield from _gating_weights(f"{t}.gate_{s}", f"{f}/SplitHeadMultiAxisGating_{s}")
 
 
@@ -96,7 +113,11 @@ def _bottleneck(t: str, f: str, groups: int) -> Iterator[tuple[str, str]]:
 
 
 def flax_module_names(
-        num_stages: int, depth: int, num_scales: int, num_groups: int, num_bottleneck_blocks: int,
+    num_stages: int,
+    depth: int,
+    num_scales: int,
+    num_groups: int,
+    num_bottleneck_blocks: int,
 ) -> Iterator[tuple[str, str]]:
     """(our module path, official Flax module path) of every parameterised leaf module of a MAXIM model."""
     upsample_index = 0  # Flax names the unnamed UpSampleRatio modules of MAXIM in call order, across stages
@@ -118,13 +139,21 @@ def flax_module_names(
         for i in range(depth):
             yield from _cross_gating(f"{t}.cross_gates.{i}", f"{f}_cross_gating_block_{i}", upsample=True)
             yield f"{t}.decoders.{i}.up", f"{f}_decoder_block_{i}/ConvTranspose_0"
-            yield from _encoder(f"{t}.decoders.{i}.block", f"{f}_decoder_block_{i}/UNetEncoderBlock_0",
-                                num_groups, cross_gating=False, down=False)
+            yield from _encoder(
+                f"{t}.decoders.{i}.block",
+                f"{f}_decoder_block_{i}/UNetEncoderBlock_0",
+                num_groups,
+                cross_gating=False,
+                down=False,
+            )
         for i in range(num_scales):
             if s < num_stages - 1:
                 sam = f"{f}_supervised_attention_module_{i}"
-                yield from [(f"{t}.heads.{i}.conv_feat", f"{sam}/Conv_0"), (f"{t}.heads.{i}.conv_img", f"{sam}/Conv_1"),
-                            (f"{t}.heads.{i}.conv_attn", f"{sam}/Conv_2")]
+                yield from [
+                    (f"{t}.heads.{i}.conv_feat", f"{sam}/Conv_0"),
+                    (f"{t}.heads.{i}.conv_img", f"{sam}/Conv_1"),
+                    (f"{t}.heads.{i}.conv_attn", f"{sam}/Conv_2"),
+                ]
             else:
                 yield f"{t}.heads.{i}.conv", f"{f}_output_conv_{i}"
 
@@ -147,7 +176,9 @@ def _to_torch(module: nn.Module, name: str, value: np.ndarray) -> tuple[str, tor
 
 
 def convert_flax_params(
-        params: Mapping[str, np.ndarray], model: nn.Module, strict: bool = True,
+    params: Mapping[str, np.ndarray],
+    model: nn.Module,
+    strict: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Map a flattened official Flax parameter tree onto `model` (a visiongates MAXIM).
 
@@ -155,8 +186,9 @@ def convert_flax_params(
     parameter of the model must be produced, with matching shapes; otherwise a ValueError lists the differences.
     """
     flat = {k.removeprefix(_PREFIX): v for k, v in params.items()}
-    names = flax_module_names(model.num_stages, model.depth, model.num_supervision_scales, model.num_groups,
-                              model.num_bottleneck_blocks)
+    names = flax_module_names(
+        model.num_stages, model.depth, model.num_supervision_scales, model.num_groups, model.num_bottleneck_blocks
+    )
     expected = model.state_dict()
     out, used, problems = {}, set(), []
     for ours, theirs in names:

@@ -58,8 +58,12 @@ _SCALE_MODES = ("gate", "fine", "coarse")
 
 def _tracing() -> bool:
     """Tracers (jit, FX, dynamo, export) take the static 'masked' path and leave no Python-side state."""
-    return (torch.jit.is_tracing() or is_fx_symbolic_tracing() or torch.compiler.is_compiling()
-            or torch.compiler.is_exporting())
+    return (
+        torch.jit.is_tracing()
+        or is_fx_symbolic_tracing()
+        or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+    )
 
 
 class MixedScaleVisionTransformer(VisionTransformer):
@@ -107,11 +111,25 @@ class MixedScaleVisionTransformer(VisionTransformer):
         if gate_target is not None and not 0.0 <= gate_target <= 1.0:
             raise ValueError(f"gate_target is a share of regions and must lie in [0, 1], got {gate_target}")
         super().__init__(
-            img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes,
-            global_pool=global_pool, embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias, drop_rate=drop_rate, pos_drop_rate=pos_drop_rate, proj_drop_rate=proj_drop_rate,
-            attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate, weight_init=weight_init,
-            dynamic_img_size=True, device=device, dtype=dtype,
+            img_size=img_size,
+            patch_size=patch_size,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            global_pool=global_pool,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_rate=drop_rate,
+            pos_drop_rate=pos_drop_rate,
+            proj_drop_rate=proj_drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+            weight_init=weight_init,
+            dynamic_img_size=True,
+            device=device,
+            dtype=dtype,
         )
         dd = {"device": device, "dtype": dtype}
         self.patch = self.patch_embed.patch_size[0]
@@ -121,15 +139,25 @@ class MixedScaleVisionTransformer(VisionTransformer):
         self.gate_target = gate_target
         self.scale_mode = {1.0: "fine", 0.0: "coarse"}.get(gate_target, "gate") if gate_target is not None else "gate"
         self.scale_gate = ScaleGate(
-            in_chans, region=2 * self.patch, hidden=gate_hidden, depth=gate_depth, tau=gate_tau,
-            init_bias=gate_init_bias, **dd,
+            in_chans,
+            region=2 * self.patch,
+            hidden=gate_hidden,
+            depth=gate_depth,
+            tau=gate_tau,
+            init_bias=gate_init_bias,
+            **dd,
         )
         grid = self.patch_embed.grid_size
         self.gate_loss = None
         if self.scale_mode == "gate" and gate_target is not None:
             self.gate_loss = GeneralizedBatchShapingLoss(
-                (grid[0] // 2, grid[1] // 2), gate_target, weight=gate_loss_weight, hyperprior=gate_hyperprior,
-                concentration=gate_concentration, temperature_weight=gate_temperature_weight, **dd,
+                (grid[0] // 2, grid[1] // 2),
+                gate_target,
+                weight=gate_loss_weight,
+                hyperprior=gate_hyperprior,
+                concentration=gate_concentration,
+                temperature_weight=gate_temperature_weight,
+                **dd,
             )
         self._last_decision: GateDecision | None = None
 
@@ -206,9 +234,15 @@ class MixedScaleVisionTransformer(VisionTransformer):
         """True when the patch embedding is one p x p, stride-p convolution, so a token is a linear map of its
         patch's pixels (what `_embed_kept` relies on)."""
         proj, p = self.patch_embed.proj, self.patch
-        return (isinstance(proj, torch.nn.Conv2d) and proj.kernel_size == (p, p) and proj.stride == (p, p)
-                and proj.padding == (0, 0) and proj.dilation == (1, 1) and proj.groups == 1
-                and not getattr(self.patch_embed, "dynamic_img_pad", False))
+        return (
+            isinstance(proj, torch.nn.Conv2d)
+            and proj.kernel_size == (p, p)
+            and proj.stride == (p, p)
+            and proj.padding == (0, 0)
+            and proj.dilation == (1, 1)
+            and proj.groups == 1
+            and not getattr(self.patch_embed, "dynamic_img_pad", False)
+        )
 
     def _embed_kept(
         self, x: torch.Tensor, layout: MixedScaleLayout
@@ -242,8 +276,13 @@ class MixedScaleVisionTransformer(VisionTransformer):
             self._last_decision = decision
         layout = mixed_scale_layout(decision.mask, (x.shape[-2] // self.patch, x.shape[-1] // self.patch))
         # meta tensors (shape-only model checks) have no values to drop tokens by: they take the masked path
-        dropping = (not self.training and self.token_path == "drop" and self.scale_mode != "fine"
-                    and not _tracing() and x.device.type != "meta")
+        dropping = (
+            not self.training
+            and self.token_path == "drop"
+            and self.scale_mode != "fine"
+            and not _tracing()
+            and x.device.type != "meta"
+        )
         if dropping and self._embeds_plain_patches():
             tokens, index, valid, cls = self._embed_kept(x, layout)
             if x.shape[0] == 1 or bool(valid.all()):
@@ -314,8 +353,9 @@ class MixedScaleVisionTransformer(VisionTransformer):
                 intermediates.append(self._dense(y[:, 1:], layout, index))
         if output_fmt == "NCHW":
             height, width = layout.fine_grid
-            intermediates = [y.reshape(y.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
-                             for y in intermediates]
+            intermediates = [
+                y.reshape(y.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous() for y in intermediates
+            ]
         if return_prefix_tokens:
             intermediates = list(zip(intermediates, prefixes))
         if intermediates_only:
@@ -372,11 +412,18 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: MixedScaleVisionTran
 def to_plain_vit(model: MixedScaleVisionTransformer) -> VisionTransformer:
     """The plain timm VisionTransformer with the same backbone weights: every region fine, no gate (any input size)."""
     vit = VisionTransformer(
-        img_size=model.patch_embed.img_size, patch_size=model.patch, in_chans=model.in_chans,
-        num_classes=model.num_classes, global_pool=model.global_pool, embed_dim=model.embed_dim,
-        depth=len(model.blocks), num_heads=model.blocks[0].attn.num_heads,
+        img_size=model.patch_embed.img_size,
+        patch_size=model.patch,
+        in_chans=model.in_chans,
+        num_classes=model.num_classes,
+        global_pool=model.global_pool,
+        embed_dim=model.embed_dim,
+        depth=len(model.blocks),
+        num_heads=model.blocks[0].attn.num_heads,
         mlp_ratio=model.blocks[0].mlp.fc1.out_features / model.embed_dim,
-        qkv_bias=model.blocks[0].attn.qkv.bias is not None, dynamic_img_size=True, weight_init="skip",
+        qkv_bias=model.blocks[0].attn.qkv.bias is not None,
+        dynamic_img_size=True,
+        weight_init="skip",
     )
     backbone = {k: v for k, v in model.state_dict().items() if not k.startswith(("scale_gate.", "gate_loss."))}
     vit.load_state_dict(backbone, strict=True)
@@ -386,7 +433,9 @@ def to_plain_vit(model: MixedScaleVisionTransformer) -> VisionTransformer:
 def _create_msvit(variant: str, pretrained: bool = False, **kwargs: Any) -> MixedScaleVisionTransformer:
     out_indices = kwargs.pop("out_indices", 3)  # features_only: the last 3 blocks, /16 each (as timm's ViT)
     return build_model_with_cfg(
-        MixedScaleVisionTransformer, variant, pretrained,
+        MixedScaleVisionTransformer,
+        variant,
+        pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
         **kwargs,
@@ -395,31 +444,45 @@ def _create_msvit(variant: str, pretrained: bool = False, **kwargs: Any) -> Mixe
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
-        "num_classes": 1000, "input_size": (3, 224, 224), "min_input_size": (3, 32, 32), "pool_size": None,
-        "crop_pct": 0.875, "interpolation": "bicubic", "fixed_input_size": False, "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD, "first_conv": "patch_embed.proj", "classifier": "head", "license": "apache-2.0",
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "min_input_size": (3, 32, 32),
+        "pool_size": None,
+        "crop_pct": 0.875,
+        "interpolation": "bicubic",
+        "fixed_input_size": False,
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "patch_embed.proj",
+        "classifier": "head",
+        "license": "apache-2.0",
         "paper_ids": "arXiv:2307.02321",
-        "paper_name": "MSViT: Dynamic Mixed-Scale Tokenization for Vision Transformers", **kwargs,
+        "paper_name": "MSViT: Dynamic Mixed-Scale Tokenization for Vision Transformers",
+        **kwargs,
     }
 
 
 # No MSViT weights were released (only the batch-shaping loss is public). The `deit_fb_in1k` tags load the DeiT
 # ImageNet-1k backbone exactly as timm publishes it (timm/models/deit.py default_cfgs: `deit_{tiny,small}_patch16_224
 # .fb_in1k`, hf_hub_id 'timm/' + name, url the facebookresearch/deit release); the scale gate starts fresh.
-default_cfgs = generate_default_cfgs({
-    "msvit_tiny_patch16_224.deit_fb_in1k": _cfg(
-        hf_hub_id="timm/deit_tiny_patch16_224.fb_in1k",
-        url="https://dl.fbaipublicfiles.com/deit/deit_tiny_patch16_224-a1311bcf.pth",
-        origin_url="https://github.com/facebookresearch/deit", description="DeiT-Ti backbone weights",
-        notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
-    ),
-    "msvit_small_patch16_224.deit_fb_in1k": _cfg(
-        hf_hub_id="timm/deit_small_patch16_224.fb_in1k",
-        url="https://dl.fbaipublicfiles.com/deit/deit_small_patch16_224-cd65a155.pth",
-        origin_url="https://github.com/facebookresearch/deit", description="DeiT-S backbone weights",
-        notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
-    ),
-})
+default_cfgs = generate_default_cfgs(
+    {
+        "msvit_tiny_patch16_224.deit_fb_in1k": _cfg(
+            hf_hub_id="timm/deit_tiny_patch16_224.fb_in1k",
+            url="https://dl.fbaipublicfiles.com/deit/deit_tiny_patch16_224-a1311bcf.pth",
+            origin_url="https://github.com/facebookresearch/deit",
+            description="DeiT-Ti backbone weights",
+            notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
+        ),
+        "msvit_small_patch16_224.deit_fb_in1k": _cfg(
+            hf_hub_id="timm/deit_small_patch16_224.fb_in1k",
+            url="https://dl.fbaipublicfiles.com/deit/deit_small_patch16_224-cd65a155.pth",
+            origin_url="https://github.com/facebookresearch/deit",
+            description="DeiT-S backbone weights",
+            notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
+        ),
+    }
+)
 
 # Backbone = DeiT-Ti / DeiT-S (timm deit_tiny/small_patch16_224: 5.717M / 22.051M); + the gate MLP (0.201M).
 # GMACs depend on the image (the gate's choice), so none is recorded: tools/analysis/benchmark_msvit.py counts them

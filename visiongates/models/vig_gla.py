@@ -549,14 +549,16 @@ def _hustvl(filename: str, top1: float, **kwargs: Any) -> dict[str, Any]:
     )  # fmt: skip
 
 
-default_cfgs = generate_default_cfgs({
-    f"vig_gla_tiny.{_OFFICIAL_TAG}": _hustvl("vig_t_77p2acc.pth", 77.2, pool_size=(14, 14)),
-    f"vig_gla_small.{_OFFICIAL_TAG}": _hustvl("vig_s_81p7acc.pth", 81.7, pool_size=(14, 14)),
-    f"vig_gla_base.{_OFFICIAL_TAG}": _hustvl("vig_b_82p6acc.pth", 82.6, pool_size=(14, 14)),
-    f"vig_gla_h_tiny.{_OFFICIAL_TAG}": _hustvl("vig_h_t_82p8acc.pth", 82.8),
-    f"vig_gla_h_small.{_OFFICIAL_TAG}": _hustvl("vig_h_s_83p8acc.pth", 83.8),
-    f"vig_gla_h_base.{_OFFICIAL_TAG}": _hustvl("vig_h_b_84p2acc.pth", 84.2),
-})
+default_cfgs = generate_default_cfgs(
+    {
+        f"vig_gla_tiny.{_OFFICIAL_TAG}": _hustvl("vig_t_77p2acc.pth", 77.2, pool_size=(14, 14)),
+        f"vig_gla_small.{_OFFICIAL_TAG}": _hustvl("vig_s_81p7acc.pth", 81.7, pool_size=(14, 14)),
+        f"vig_gla_base.{_OFFICIAL_TAG}": _hustvl("vig_b_82p6acc.pth", 82.6, pool_size=(14, 14)),
+        f"vig_gla_h_tiny.{_OFFICIAL_TAG}": _hustvl("vig_h_t_82p8acc.pth", 82.8),
+        f"vig_gla_h_small.{_OFFICIAL_TAG}": _hustvl("vig_h_s_83p8acc.pth", 83.8),
+        f"vig_gla_h_base.{_OFFICIAL_TAG}": _hustvl("vig_h_b_84p2acc.pth", 84.2),
+    }
+)
 
 # Parameters: the official code's sizes (docs/models.md). GMACs: counted here (visiongates.flops, 224x224: every
 # convolution and matrix product, BiGLA as 2 K V MACs per token, head and direction). The paper's FLOPs for plain

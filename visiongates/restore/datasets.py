@@ -57,8 +57,13 @@ class SyntheticDegradationDataset(torch.utils.data.Dataset):
     """Clean photos from an image folder; the input is `degrade(target)` (noise, blur, ...)."""
 
     def __init__(
-            self, root: str | Path, degrade: Any, crop_size: int | None, train: bool, seed: int = 0,
-            max_images: int | None = None,
+        self,
+        root: str | Path,
+        degrade: Any,
+        crop_size: int | None,
+        train: bool,
+        seed: int = 0,
+        max_images: int | None = None,
     ):
         self.files = list_images(root)[:max_images]
         self.degrade, self.train, self.seed = degrade, train, seed
@@ -83,8 +88,9 @@ class SyntheticDegradationDataset(torch.utils.data.Dataset):
 class PairedFolderDataset(torch.utils.data.Dataset):
     """`root/input/<name>` and `root/target/<name>` pairs (the layout official run_eval.py reads)."""
 
-    def __init__(self, root: str | Path, crop_size: int | None, train: bool, seed: int = 0,
-                 max_images: int | None = None):
+    def __init__(
+        self, root: str | Path, crop_size: int | None, train: bool, seed: int = 0, max_images: int | None = None
+    ):
         root = Path(root)
         self.inputs = list_images(root / "input")[:max_images]
         self.targets = [root / "target" / p.relative_to(root / "input") for p in self.inputs]

@@ -36,7 +36,7 @@ class GaussianNoise:
 def gaussian_kernel(size: int, sigma: float) -> torch.Tensor:
     """Isotropic 2-D Gaussian blur kernel, normalised to sum 1."""
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    g = torch.exp(-(x**2) / (2 * sigma**2))
     k = torch.outer(g, g)
     return (k / k.sum()).float()
 
@@ -97,7 +97,8 @@ def build_degradation(specs: Sequence[dict[str, Any]]) -> Compose:
                 steps.append(KernelBlur(motion_kernel(int(spec["size"]), float(spec.get("angle", 0.0)))))
             else:
                 raise VisionGatesError(
-                    f"unknown degradation type {kind!r} (gaussian_noise, gaussian_blur, motion_blur)")
+                    f"unknown degradation type {kind!r} (gaussian_noise, gaussian_blur, motion_blur)"
+                )
         except (TypeError, KeyError) as exc:
             raise VisionGatesError(f"bad degradation {kind!r} options {spec}: {exc}") from None
     return Compose(steps)

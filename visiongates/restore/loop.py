@@ -34,8 +34,15 @@ from .degradations import build_degradation
 from .losses import MultiScaleRestorationLoss
 from .metrics import psnr, ssim
 
-__all__ = ["build_model", "load_weights", "build_dataset", "evaluate", "train", "evaluate_checkpoint",
-           "save_side_by_side"]
+__all__ = [
+    "build_model",
+    "load_weights",
+    "build_dataset",
+    "evaluate",
+    "train",
+    "evaluate_checkpoint",
+    "save_side_by_side",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +97,12 @@ def save_side_by_side(inp: torch.Tensor, out: torch.Tensor, target: torch.Tensor
 
 @torch.no_grad()
 def evaluate(
-        model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device | str = "cpu",
-        samples_dir: str | Path | None = None, num_samples: int = 0, progress: bool = False,
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    device: torch.device | str = "cpu",
+    samples_dir: str | Path | None = None,
+    num_samples: int = 0,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Mean PSNR / SSIM of the model outputs and of the degraded inputs over `loader` (final output only)."""
     was_training = model.training
@@ -119,7 +130,11 @@ def evaluate(
 def _loader(dataset, cfg: RestoreConfig, train: bool) -> torch.utils.data.DataLoader:
     if train:
         return torch.utils.data.DataLoader(
-            dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.workers,
+            dataset,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=cfg.workers,
             generator=torch.Generator().manual_seed(cfg.seed),
         )
     batch_size = cfg.batch_size if cfg.eval_crop_size else 1  # whole images differ in size
@@ -153,24 +168,38 @@ def train(cfg: RestoreConfig) -> dict[str, Any]:
     val_loader = _loader(build_dataset(cfg, train=False), cfg, train=False) if cfg.val_dir else None
     loader = _loader(train_set, cfg, train=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = CosineLRScheduler(optimizer, t_initial=max(cfg.steps, 1), lr_min=cfg.min_lr, warmup_t=cfg.warmup_steps,
-                                  warmup_lr_init=cfg.lr * 0.01, t_in_epochs=False)
-    criterion = MultiScaleRestorationLoss(cfg.charbonnier_eps, cfg.freq_weight,
-                                          getattr(model, "nearest_mode", "nearest-exact"))
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=max(cfg.steps, 1),
+        lr_min=cfg.min_lr,
+        warmup_t=cfg.warmup_steps,
+        warmup_lr_init=cfg.lr * 0.01,
+        t_in_epochs=False,
+    )
+    criterion = MultiScaleRestorationLoss(
+        cfg.charbonnier_eps, cfg.freq_weight, getattr(model, "nearest_mode", "nearest-exact")
+    )
     metrics: dict[str, Any] = {"config": cfg.to_dict(), "evals": []}
 
     def run_eval(step: int) -> None:
         if val_loader is None:
             return
-        result = evaluate(model, val_loader, device, output / "samples" / f"step_{step}", cfg.num_samples,
-                          cfg.progress)
+        result = evaluate(model, val_loader, device, output / "samples" / f"step_{step}", cfg.num_samples, cfg.progress)
         result["step"] = step
         metrics["evals"].append(result)
-        log.info("step %d: PSNR %.2f dB (input %.2f), SSIM %.4f (input %.4f)", step, result["psnr"],
-                 result["input_psnr"], result["ssim"], result["input_ssim"])
+        log.info(
+            "step %d: PSNR %.2f dB (input %.2f), SSIM %.4f (input %.4f)",
+            step,
+            result["psnr"],
+            result["input_psnr"],
+            result["ssim"],
+            result["input_ssim"],
+        )
         if cfg.progress:
-            tqdm.write(f"step {step}: PSNR {result['psnr']:.2f} dB (input {result['input_psnr']:.2f}, "
-                       f"gain {result['gain_db']:+.2f}), SSIM {result['ssim']:.4f} (input {result['input_ssim']:.4f})")
+            tqdm.write(
+                f"step {step}: PSNR {result['psnr']:.2f} dB (input {result['input_psnr']:.2f}, "
+                f"gain {result['gain_db']:+.2f}), SSIM {result['ssim']:.4f} (input {result['input_ssim']:.4f})"
+            )
 
     run_eval(0)
 
@@ -199,8 +228,16 @@ def train(cfg: RestoreConfig) -> dict[str, Any]:
             run_eval(step)
     metrics["train_loss_last20"] = float(np.mean(losses[-20:])) if losses else None
     run_eval(cfg.steps)
-    save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": cfg.steps,
-                     "arch": cfg.model, "config": cfg.to_dict()}, output / "last.pth")
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": cfg.steps,
+            "arch": cfg.model,
+            "config": cfg.to_dict(),
+        },
+        output / "last.pth",
+    )
     _write_metrics(output, metrics)
     return metrics
 

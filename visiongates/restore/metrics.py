@@ -21,7 +21,14 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 def ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
     """SSIM of one CHW image (Wang et al. 2004 setting: 11x11 Gaussian window, sigma 1.5, averaged over channels)."""
-    return float(structural_similarity(
-        to_image(target), to_image(pred), data_range=1.0, channel_axis=-1,
-        gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-    ))
+    return float(
+        structural_similarity(
+            to_image(target),
+            to_image(pred),
+            data_range=1.0,
+            channel_axis=-1,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )

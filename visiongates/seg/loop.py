@@ -33,8 +33,16 @@ from .config import SegConfig
 from .losses import SegmentationLoss
 from .metrics import dice_per_image
 
-__all__ = ["build_model", "build_datasets", "evaluate", "train", "compare_gates", "format_comparison",
-           "load_trained", "Normalize"]
+__all__ = [
+    "build_model",
+    "build_datasets",
+    "evaluate",
+    "train",
+    "compare_gates",
+    "format_comparison",
+    "load_trained",
+    "Normalize",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +61,32 @@ class Normalize(nn.Module):
 
 def build_model(cfg: SegConfig) -> tuple[AttentionUNet, Normalize]:
     """The Attention U-Net of `cfg` (gate None: plain skips) and the input normalisation its encoder expects."""
-    model = create_attention_unet(cfg.encoder, num_classes=2, gate=cfg.gate, deep_supervision=cfg.deep_supervision,
-                                  encoder_kwargs=cfg.encoder_kwargs)
+    model = create_attention_unet(
+        cfg.encoder,
+        num_classes=2,
+        gate=cfg.gate,
+        deep_supervision=cfg.deep_supervision,
+        encoder_kwargs=cfg.encoder_kwargs,
+    )
     data_cfg = timm.data.resolve_data_config({}, model=model.encoder)
     return model, Normalize(data_cfg["mean"], data_cfg["std"])
 
 
 def build_datasets(cfg: SegConfig) -> tuple[CoinSegmentationDataset, CoinSegmentationDataset]:
     """Training composites (seeded by the run's seed) and the fixed held-out images (seeded by val_seed)."""
-    common = dict(size=cfg.size, max_coins=cfg.max_coins, distractors=cfg.distractors,
-                  background_dir=cfg.background_dir)
-    return (CoinSegmentationDataset("train", length=cfg.train_length, seed=cfg.seed, **common),
-            CoinSegmentationDataset("val", length=cfg.val_length, seed=cfg.val_seed, **common))
+    common = dict(
+        size=cfg.size, max_coins=cfg.max_coins, distractors=cfg.distractors, background_dir=cfg.background_dir
+    )
+    return (
+        CoinSegmentationDataset("train", length=cfg.train_length, seed=cfg.seed, **common),
+        CoinSegmentationDataset("val", length=cfg.val_length, seed=cfg.val_seed, **common),
+    )
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, normalize: nn.Module, loader: torch.utils.data.DataLoader,
-             device: torch.device | str = "cpu") -> dict[str, float]:
+def evaluate(
+    model: nn.Module, normalize: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device | str = "cpu"
+) -> dict[str, float]:
     """Mean per-image Dice of the coin class, pooled Dice over all pixels, and pixel accuracy."""
     was_training = model.training
     model.eval()
@@ -84,8 +101,12 @@ def evaluate(model: nn.Module, normalize: nn.Module, loader: torch.utils.data.Da
         pixels += mask.numel()
     model.train(was_training)
     per_image = torch.cat(dices)
-    return {"dice": float(per_image.mean()), "dice_pooled": 2 * inter / max(total, 1),
-            "pixel_accuracy": correct / max(pixels, 1), "images": len(per_image)}
+    return {
+        "dice": float(per_image.mean()),
+        "dice_pooled": 2 * inter / max(total, 1),
+        "pixel_accuracy": correct / max(pixels, 1),
+        "images": len(per_image),
+    }
 
 
 def _setup(cfg: SegConfig) -> torch.device:
@@ -103,12 +124,23 @@ def train(cfg: SegConfig) -> dict[str, Any]:
     model, normalize = build_model(cfg)
     model, normalize = model.to(device), normalize.to(device)
     train_set, val_set = build_datasets(cfg)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                         generator=torch.Generator().manual_seed(cfg.seed))
+    loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=16, shuffle=False)
     optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = CosineLRScheduler(optimizer, t_initial=max(cfg.steps, 1), lr_min=cfg.min_lr,
-                                  warmup_t=cfg.warmup_steps, warmup_lr_init=cfg.lr * 0.01, t_in_epochs=False)
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=max(cfg.steps, 1),
+        lr_min=cfg.min_lr,
+        warmup_t=cfg.warmup_steps,
+        warmup_lr_init=cfg.lr * 0.01,
+        t_in_epochs=False,
+    )
     criterion = SegmentationLoss(cfg.dice_weight, cfg.aux_weight)
     params = sum(p.numel() for p in model.parameters())
     metrics: dict[str, Any] = {"config": cfg.to_dict(), "params": params, "evals": []}
@@ -120,8 +152,12 @@ def train(cfg: SegConfig) -> dict[str, Any]:
 
     start, losses = time.time(), []
     model.train()
-    bar = tqdm(zip(range(1, cfg.steps + 1), batches()), total=cfg.steps, desc=f"train gate={cfg.gate}",
-               disable=not cfg.progress)
+    bar = tqdm(
+        zip(range(1, cfg.steps + 1), batches()),
+        total=cfg.steps,
+        desc=f"train gate={cfg.gate}",
+        disable=not cfg.progress,
+    )
     for step, batch in bar:
         image, mask = batch["image"].to(device), batch["mask"].to(device)
         out = model.forward_all(normalize(image))
@@ -137,10 +173,19 @@ def train(cfg: SegConfig) -> dict[str, Any]:
         if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
             result = {"step": step, **evaluate(model, normalize, val_loader, device)}
             metrics["evals"].append(result)
-            log.info("gate=%s seed=%d step %d: held-out Dice %.4f (pooled %.4f)", cfg.gate, cfg.seed, step,
-                     result["dice"], result["dice_pooled"])
-    metrics.update(train_loss_last20=float(np.mean(losses[-20:])) if losses else None,
-                   train_seconds=time.time() - start, **{k: v for k, v in metrics["evals"][-1].items() if k != "step"})
+            log.info(
+                "gate=%s seed=%d step %d: held-out Dice %.4f (pooled %.4f)",
+                cfg.gate,
+                cfg.seed,
+                step,
+                result["dice"],
+                result["dice_pooled"],
+            )
+    metrics.update(
+        train_loss_last20=float(np.mean(losses[-20:])) if losses else None,
+        train_seconds=time.time() - start,
+        **{k: v for k, v in metrics["evals"][-1].items() if k != "step"},
+    )
     save_checkpoint({"model": model.state_dict(), "step": cfg.steps, "config": cfg.to_dict()}, output / "last.pth")
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -164,15 +209,31 @@ def compare_gates(cfg: SegConfig, seeds: list[int], gates: list[str | None]) -> 
     for gate in gates:
         runs = []
         for seed in seeds:
-            run_cfg = SegConfig(**{**cfg.to_dict(), "gate": gate, "seed": seed,
-                                   "output": str(Path(cfg.output) / f"{gate or 'none'}_seed{seed}")})
+            run_cfg = SegConfig(
+                **{
+                    **cfg.to_dict(),
+                    "gate": gate,
+                    "seed": seed,
+                    "output": str(Path(cfg.output) / f"{gate or 'none'}_seed{seed}"),
+                }
+            )
             result = train(run_cfg)
-            runs.append({"seed": seed, "dice": result["dice"], "dice_pooled": result["dice_pooled"],
-                         "train_seconds": result["train_seconds"], "params": result["params"]})
+            runs.append(
+                {
+                    "seed": seed,
+                    "dice": result["dice"],
+                    "dice_pooled": result["dice_pooled"],
+                    "train_seconds": result["train_seconds"],
+                    "params": result["params"],
+                }
+            )
         dice = np.array([r["dice"] for r in runs])
-        rows[gate or "none"] = {"runs": runs, "dice_mean": float(dice.mean()),
-                                "dice_std": float(dice.std(ddof=1)) if len(dice) > 1 else 0.0,
-                                "params": runs[0]["params"]}
+        rows[gate or "none"] = {
+            "runs": runs,
+            "dice_mean": float(dice.mean()),
+            "dice_std": float(dice.std(ddof=1)) if len(dice) > 1 else 0.0,
+            "params": runs[0]["params"],
+        }
     summary = {"config": cfg.to_dict(), "seeds": seeds, "results": rows, "table": format_comparison(rows)}
     Path(cfg.output).mkdir(parents=True, exist_ok=True)
     (Path(cfg.output) / "comparison.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -180,8 +241,11 @@ def compare_gates(cfg: SegConfig, seeds: list[int], gates: list[str | None]) -> 
     return summary
 
 
-_GATE_NAMES = {"grid": "Attention U-Net (grid gates)", "equal": "Attention U-Net (equal-resolution gates)",
-               "none": "U-Net (plain skips)"}
+_GATE_NAMES = {
+    "grid": "Attention U-Net (grid gates)",
+    "equal": "Attention U-Net (equal-resolution gates)",
+    "none": "U-Net (plain skips)",
+}
 
 
 def format_comparison(rows: dict[str, Any]) -> str:
@@ -189,6 +253,8 @@ def format_comparison(rows: dict[str, Any]) -> str:
     lines = ["| skips | params | held-out Dice, mean ± std | per seed |", "|---|---|---|---|"]
     for gate, row in rows.items():
         per_seed = ", ".join(f"{r['dice']:.4f}" for r in row["runs"])
-        lines.append(f"| {_GATE_NAMES.get(gate, gate)} | {row['params'] / 1e6:.3f}M "
-                     f"| {row['dice_mean']:.4f} ± {row['dice_std']:.4f} | {per_seed} |")
+        lines.append(
+            f"| {_GATE_NAMES.get(gate, gate)} | {row['params'] / 1e6:.3f}M "
+            f"| {row['dice_mean']:.4f} ± {row['dice_std']:.4f} | {per_seed} |"
+        )
     return "\n".join(lines)

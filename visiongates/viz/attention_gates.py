@@ -31,8 +31,9 @@ class GateView:
 
 
 @torch.no_grad()
-def gate_view(model: nn.Module, image: torch.Tensor, normalize: nn.Module | None = None,
-              mask: torch.Tensor | None = None) -> GateView:
+def gate_view(
+    model: nn.Module, image: torch.Tensor, normalize: nn.Module | None = None, mask: torch.Tensor | None = None
+) -> GateView:
     """Run an AttentionUNet on one image [3, H, W] in [0, 1] and collect its gates (bilinear to H x W)."""
     was_training = model.training
     model.eval()
@@ -67,8 +68,9 @@ def plot_attention_gates(views: list[GateView], path: str | Path, title: str | N
     if not levels:
         raise ValueError("the model has no attention gates (gate=None): nothing to overlay")
     columns = 1 + len(levels) + 1 + int(any(v.mask is not None for v in views))
-    fig, axes = plt.subplots(len(views), columns, figsize=(2.0 * columns + 0.8, 2.0 * len(views) + 0.7),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(views), columns, figsize=(2.0 * columns + 0.8, 2.0 * len(views) + 0.7), squeeze=False, layout="constrained"
+    )
     image_artist = None
     for row, view in enumerate(views):
         grey = _grey(view.image)
@@ -83,13 +85,14 @@ def plot_attention_gates(views: list[GateView], path: str | Path, title: str | N
                 image_artist = ax.imshow(overlay.numpy(), cmap="jet", vmin=0, vmax=1, alpha=0.5)
                 ax.set_xlabel(f"min {float(overlay.min()):.2f}  max {float(overlay.max()):.2f}", fontsize=7)
             elif overlay is not None:
-                ax.contour(overlay.numpy(), levels=[0.5], colors=["lime" if name == "prediction" else "red"],
-                           linewidths=1.0)
+                ax.contour(
+                    overlay.numpy(), levels=[0.5], colors=["lime" if name == "prediction" else "red"], linewidths=1.0
+                )
             if row == 0:
                 ax.set_title(name, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-    for ax in axes[:, len(panels):].flat:
+    for ax in axes[:, len(panels) :].flat:
         ax.axis("off")
     if image_artist is not None:
         fig.colorbar(image_artist, ax=axes, shrink=0.5, location="right", label="α")

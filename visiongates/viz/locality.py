@@ -79,8 +79,12 @@ def plot_locality(
     fig_h = header + num_heads * (panel + gap_h)
     fig, axes = plt.subplots(num_heads, num_layers, figsize=(fig_w, fig_h), squeeze=False)
     fig.subplots_adjust(
-        left=left / fig_w, right=1.0 - gap_w / fig_w, top=1.0 - header / fig_h, bottom=gap_h / 2 / fig_h,
-        wspace=gap_w / panel, hspace=gap_h / panel,
+        left=left / fig_w,
+        right=1.0 - gap_w / fig_w,
+        top=1.0 - header / fig_h,
+        bottom=gap_h / 2 / fig_h,
+        wspace=gap_w / panel,
+        hspace=gap_h / panel,
     )
     extent = (x0 - qx - 0.5, x1 - qx - 0.5, y1 - qy - 0.5, y0 - qy - 0.5)  # axes in offsets from the query
     for layer in range(num_layers):
@@ -93,15 +97,23 @@ def plot_locality(
             ax.set_xticks([])
             ax.set_yticks([])
             if head == 0:
-                ax.annotate(data.layer_names[layer].replace(".attn", ""), (0.5, 1.2), xycoords="axes fraction",
-                            ha="center", fontsize=8, fontweight="bold")
+                ax.annotate(
+                    data.layer_names[layer].replace(".attn", ""),
+                    (0.5, 1.2),
+                    xycoords="axes fraction",
+                    ha="center",
+                    fontsize=8,
+                    fontweight="bold",
+                )
             if layer == 0:
                 ax.set_ylabel(f"head {head}", fontsize=8)
     fig.suptitle(
         (title or "GPSA positional attention") + f": query (y={qy}, x={qx}) on a {height}x{width} grid, "
         f"{x1 - x0}x{y1 - y0} window\nσ = gate σ(λ), the share of positional attention;  "
         "d = mean positional-attention distance (patches);  red + = query",
-        fontsize=9, y=1.0 - 0.12 / fig_h, va="top",
+        fontsize=9,
+        y=1.0 - 0.12 / fig_h,
+        va="top",
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

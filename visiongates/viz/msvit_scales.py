@@ -45,11 +45,28 @@ def _draw(ax, rgb: np.ndarray, mask: torch.Tensor, patch: int) -> None:
             if mask[i, j] > 0.5:
                 for dy in (0, patch):
                     for dx in (0, patch):
-                        ax.add_patch(Rectangle((x + dx - 0.5, y + dy - 0.5), patch, patch, fill=False,
-                                               edgecolor=FINE_COLOR, linewidth=1.2))
+                        ax.add_patch(
+                            Rectangle(
+                                (x + dx - 0.5, y + dy - 0.5),
+                                patch,
+                                patch,
+                                fill=False,
+                                edgecolor=FINE_COLOR,
+                                linewidth=1.2,
+                            )
+                        )
             else:
-                ax.add_patch(Rectangle((x - 0.5, y - 0.5), region, region, facecolor=COARSE_COLOR, alpha=0.25,
-                                       edgecolor=COARSE_COLOR, linewidth=1.6))
+                ax.add_patch(
+                    Rectangle(
+                        (x - 0.5, y - 0.5),
+                        region,
+                        region,
+                        facecolor=COARSE_COLOR,
+                        alpha=0.25,
+                        edgecolor=COARSE_COLOR,
+                        linewidth=1.6,
+                    )
+                )
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -74,8 +91,9 @@ def plot_scales(
     count = images.shape[0]
     columns = min(columns, count)
     rows = (count + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.7 * rows + 0.7), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(2.4 * columns, 2.7 * rows + 0.7), squeeze=False, layout="constrained"
+    )
     for index, ax in enumerate(axes.flat):
         if index >= count:
             ax.axis("off")

@@ -24,6 +24,7 @@ from .registry import _BACKENDS, Backend, available_backends, register_backend
 
 __all__ = ["AUTO_ORDER", "Backend", "available_backends", "bigla", "register_backend", "resolve"]
 
+
 @torch.library.custom_op("visiongates::bigla", mutates_args=())
 def _bigla_op(
     q: torch.Tensor,

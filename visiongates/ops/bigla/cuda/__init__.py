@@ -34,8 +34,10 @@ def extension() -> ModuleType | None:
 
         return build.build(build.device_archs())
     except Exception as err:  # any build or load failure means: fall back
-        warn_once(f"BiGLA CUDA kernels could not be built or loaded ({type(err).__name__}: {err}); "
-                   "CUDA tensors use the 'chunk' backend")
+        warn_once(
+            f"BiGLA CUDA kernels could not be built or loaded ({type(err).__name__}: {err}); "
+            "CUDA tensors use the 'chunk' backend"
+        )
         return None
 
 
@@ -61,18 +63,22 @@ def _kernel_dtypes(q, k, v, g_fwd, g_bwd) -> tuple[torch.dtype, torch.dtype] | N
         return None
     dtypes = {t.dtype for t in (q, k, v, g_fwd, g_bwd)}
     if not dtypes <= set(KERNEL_DTYPES):
-        warn_once(f"BiGLA CUDA kernels take {[str(d) for d in KERNEL_DTYPES]}, not {sorted(map(str, dtypes))}: "
-                   "using 'chunk'")
+        warn_once(
+            f"BiGLA CUDA kernels take {[str(d) for d in KERNEL_DTYPES]}, not {sorted(map(str, dtypes))}: using 'chunk'"
+        )
         return None
     dims = (q.shape[-1], v.shape[-1])
     smem = head_dims().get(dims)
     if smem is None:
-        warn_once(f"BiGLA CUDA kernels are compiled for head dims (K, V) in {sorted(head_dims())}, not {dims}: "
-                   "using 'chunk'")
+        warn_once(
+            f"BiGLA CUDA kernels are compiled for head dims (K, V) in {sorted(head_dims())}, not {dims}: using 'chunk'"
+        )
         return None
     if max(smem) > _smem_limit(q.device.index or 0):
-        warn_once(f"BiGLA CUDA kernels for head dims {dims} need {max(smem)} bytes of shared memory per block, "
-                   "more than this GPU has: using 'chunk'")
+        warn_once(
+            f"BiGLA CUDA kernels for head dims {dims} need {max(smem)} bytes of shared memory per block, "
+            "more than this GPU has: using 'chunk'"
+        )
         return None
     qkv = {q.dtype, k.dtype, v.dtype}
     dtype = qkv.pop() if len(qkv) == 1 else torch.float32

@@ -30,8 +30,16 @@ import torch
 from ..chunk import bigla_chunk
 from ..registry import register_backend, warn_once
 
-__all__ = ["BLOCK_T", "FACTORISE_LIMIT", "HEAD_DIMS", "backward", "forward", "interpreting", "is_available",
-           "launch_config"]
+__all__ = [
+    "BLOCK_T",
+    "FACTORISE_LIMIT",
+    "HEAD_DIMS",
+    "backward",
+    "forward",
+    "interpreting",
+    "is_available",
+    "launch_config",
+]
 
 # tokens per chunk (the intra-chunk products are [BT, BT] tensor-core tiles): fp16 / bf16 dots, and fp32 ones, whose
 # 3xTF32 splitting needs three times the registers (the largest chunks that compile without spills, aot.py)
@@ -109,8 +117,9 @@ def _runs_here(q, k, v, g_fwd, g_bwd) -> bool:
         return False
     dtypes = {t.dtype for t in (q, k, v, g_fwd, g_bwd)}
     if not dtypes <= set(KERNEL_DTYPES):
-        warn_once(f"BiGLA triton kernels take fp32 / fp16 / bf16, not {sorted(map(str, dtypes))}: using 'chunk'",
-                  stacklevel=4)
+        warn_once(
+            f"BiGLA triton kernels take fp32 / fp16 / bf16, not {sorted(map(str, dtypes))}: using 'chunk'", stacklevel=4
+        )
         return False
     return q.shape[-2] > 0
 
@@ -125,9 +134,7 @@ def _strides(*tensors: torch.Tensor) -> list[int]:
 
 
 def _launch(kernel: str, grid: tuple[int, ...], mode: DotMode, *args, **constants) -> None:
-    getattr(_kernels(), kernel)[grid](
-        *args, **constants, **mode.constants(), **launch_config(kernel, mode.dot_fp32)
-    )
+    getattr(_kernels(), kernel)[grid](*args, **constants, **mode.constants(), **launch_config(kernel, mode.dot_fp32))
 
 
 def chunk_constants(mode: DotMode) -> dict[str, int]:
@@ -197,5 +204,6 @@ def backward(grad_out, q, k, v, g_fwd, g_bwd, scale: float):
         _launch("bigla_bwd_dv_kernel", (batch * heads, h.shape[2]), mode, q_, k_, gf_, gb_, do_, dh, flags, dv,
                 *_strides(q_, k_, gf_, gb_, do_), length, heads, 0.5 * scale, **constants)  # fmt: skip
     return dq2.sum(0).to(q.dtype), dk2.sum(0).to(k.dtype), dv, dg_fwd, dg_bwd
+
 
 register_backend("triton", forward, backward, device_types=("cuda", "cpu"), is_available=is_available)

@@ -176,9 +176,19 @@ def format_table(variants: list[Variant]) -> str:
     from visiongates.benchmarks.table import markdown_table
 
     rows = [{**dataclasses.asdict(v), "arch": f"sm_{v.arch}", "ok": "yes" if v.ok else "NO"} for v in variants]
-    columns = ["kernel", "dtype", "K", "V", "arch", ("num_warps", "warps", ""), "registers",
-               ("spill_stores", "spill stores (B)", ""), ("spill_loads", "spill loads (B)", ""),
-               ("shared", "shared (B)", ""), "ok"]
+    columns = [
+        "kernel",
+        "dtype",
+        "K",
+        "V",
+        "arch",
+        ("num_warps", "warps", ""),
+        "registers",
+        ("spill_stores", "spill stores (B)", ""),
+        ("spill_loads", "spill loads (B)", ""),
+        ("shared", "shared (B)", ""),
+        "ok",
+    ]
     return markdown_table(rows, columns)
 
 
