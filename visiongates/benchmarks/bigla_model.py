@@ -17,6 +17,7 @@ SMs x 1.755 GHz), every instruction one issue slot (tensor-core instructions inc
 
 from __future__ import annotations
 
+from . import fla_model
 from .sass import CLASSES, Cost, Sass, disassemble
 
 SMS, CLOCK_HZ, ISSUE_PER_CLOCK, HBM_BYTES_PER_S = 132, 1.755e9, 4, 3.0e12  # H100 SXM (docs/bigla.md)
@@ -117,8 +118,6 @@ def model_rows(dtype: str = "bf16+fp32g", batch: int = 128, fla: bool = True) ->
         block = BLOCK_T["fp32" if aot.DTYPES[dtype][0] == "fp32" else "half"]
         padded = -(-length // block) * block  # the last chunk is computed whole
         if with_fla:
-            from . import fla_model
-
             fla_costs = fla_model.chunk_gla_costs(batch, length, heads)
             fla_costs["forward + backward"] = _both(fla_costs)
         for name, cost in costs.items():

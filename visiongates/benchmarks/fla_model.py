@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .sass import CLASSES, Cost, Sass, disassemble
+
 FLA_VERSION = "0.6.0"  # fla-core as pinned in requirements/dev.txt
 HOPPER_SHARED_MEMORY = 232448  # bytes per block an H100 may opt into (what fla's check_shared_mem reads on one)
 # fla kernels whose programs work on 16-token sub-chunks of a 64-token chunk; every other kernel is per chunk
@@ -119,7 +121,10 @@ def record_chunk_gla(B: int, T: int, H: int, K: int, V: int) -> tuple[list[Launc
     return forward, backward
 
 
-def launch_sass(launch: Launch, arch: int = 90, _cache: dict = {}):  # noqa: B006 (the cache is meant to persist)
+_SASS: dict[tuple, Sass] = {}  # one compile per distinct specialisation and architecture
+
+
+def launch_sass(launch: Launch, arch: int = 90) -> Sass:
     """The parsed SASS of a recorded launch, compiled as triton would for a device of `arch`: same specialisation,
     same options (one compile per distinct specialisation)."""
     import triton
@@ -127,20 +132,18 @@ def launch_sass(launch: Launch, arch: int = 90, _cache: dict = {}):  # noqa: B00
     from triton.compiler import ASTSource, make_backend
     from triton.runtime.jit import create_function_from_signature
 
-    from .sass import Sass, disassemble
-
     target = GPUTarget("cuda", arch, 32)
     backend = make_backend(target)
     fn, kwargs = launch.fn, {"debug": False, **launch.kwargs}
     binder = create_function_from_signature(fn.signature, fn.params, backend)
     bound, specialization, options = binder(*launch.args, **kwargs)
     key = (fn.__name__, arch, repr(specialization), repr(sorted(options.items())))
-    if key not in _cache:
+    if key not in _SASS:
         options, signature, constexprs, attrs = fn._pack_args(backend, kwargs, bound, specialization, options)
         source = ASTSource(fn, signature, constexprs, attrs)
         compiled = triton.compile(source, target=target, options=options.__dict__)
-        _cache[key] = Sass.parse(disassemble(compiled.asm["cubin"]))
-    return _cache[key]
+        _SASS[key] = Sass.parse(disassemble(compiled.asm["cubin"]))
+    return _SASS[key]
 
 
 def _programs(launch: Launch, T: int) -> list[tuple[int, tuple[int, ...] | None]]:
@@ -171,10 +174,8 @@ def _programs(launch: Launch, T: int) -> list[tuple[int, tuple[int, ...] | None]
     return rows
 
 
-def warp_instructions(launch: Launch, T: int, sass) -> dict[str, float]:
+def warp_instructions(launch: Launch, T: int, sass: Sass) -> dict[str, float]:
     """Warp-instructions by class (sass.CLASSES) that one launch issues over all its programs."""
-    from .sass import CLASSES
-
     names = [*CLASSES, "other"]
     warps = launch.kwargs["num_warps"]
     prologue = sass.classes(0, sass.prologue() - 1)
@@ -202,7 +203,7 @@ def launch_bytes(launch: Launch) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
 
 
-def direction_bytes(T: int, K: int, V: int, backward: bool) -> int:
+def direction_bytes(T: int, K: int, V: int) -> int:
     """Bytes per batch-head of running fla once per direction on top of its kernels: flipping q, k, v and the
     backward gates in, the backward output out, and averaging the two outputs (bf16 data, fp32 gates); the
     backward flips the gradients the same way."""
@@ -228,8 +229,6 @@ def chunk_gla_costs(B: int, T: int, H: int, K: int = 32, V: int = 64, every_conf
     calls); "kernels": (pass, kernel, chosen config, warp-instructions per token-head) rows; "skipped": the kernels
     of configurations left out for a LoopMismatch. Per kernel the configuration with the fewest warp-instructions
     (`every_config=False`: fla's first configuration after pruning, a quick check of the machinery)."""
-    from .sass import Cost
-
     tokens = B * T * H
     costs, kernels, skipped = {}, [], []
     for name, launches in zip(("forward", "backward"), record_chunk_gla(B, T, H, K, V)):
@@ -250,7 +249,7 @@ def chunk_gla_costs(B: int, T: int, H: int, K: int = 32, V: int = 64, every_conf
                 key: launch.kwargs[key] for key in ("BK", "BV", "BS", "num_warps", "num_stages") if key in launch.kwargs
             }
             kernels.append((name, launch.name, config, 2 * sum(best.values()) / tokens))
-        cost.bytes += direction_bytes(T, K, V, backward=name == "backward") / T
+        cost.bytes += direction_bytes(T, K, V) / T
         costs[name] = cost
     costs["kernels"], costs["skipped"] = kernels, skipped
     return costs
