@@ -273,8 +273,9 @@ def check_reset_classifier_device_dtype(name: str) -> None:
     assert not any(m.training for m in model.modules())
 
 
-def _fx_model(model: torch.nn.Module, train: bool) -> torch.nn.Module:
-    """timm's FX feature extractor of the model's output node (timm's notrace leaves and functions)."""
+def _fx_model(model: torch.nn.Module) -> torch.nn.Module:
+    """timm's FX feature extractor of the model's output node (timm's notrace leaves and functions): one module
+    holding the traced train and eval graphs, `.train()` / `.eval()` switching between them."""
     from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
     tracer_kwargs = dict(
@@ -284,7 +285,7 @@ def _fx_model(model: torch.nn.Module, train: bool) -> torch.nn.Module:
     )
     train_nodes, eval_nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)
     return create_feature_extractor(
-        model.train(train),
+        model,
         train_return_nodes=[train_nodes[-1]],
         eval_return_nodes=[eval_nodes[-1]],
         tracer_kwargs=tracer_kwargs,
@@ -293,16 +294,16 @@ def _fx_model(model: torch.nn.Module, train: bool) -> torch.nn.Module:
 
 def check_fx(name: str) -> None:
     """FX symbolic tracing: the traced eval graph equals the model; the traced train graph backpropagates to every
-    parameter."""
+    parameter. One extractor serves both (each graph traced once: the MAXIM graphs take minutes to trace)."""
     size = input_size(name, 64)
     x = torch.randn(1, 3, *size)
     model = timm.create_model(name).eval()
+    traced = _fx_model(model).eval()
     with torch.no_grad():
         expected = model(x)
-        traced = next(iter(_fx_model(model, train=False).eval()(x).values()))
-    torch.testing.assert_close(traced, expected, rtol=1e-4, atol=1e-5)
-    model = timm.create_model(name).train()
-    traced = _fx_model(model, train=True).train()
+        output = next(iter(traced(x).values()))
+    torch.testing.assert_close(output, expected, rtol=1e-4, atol=1e-5)
+    traced.train()
     out = next(iter(traced(torch.randn(2, 3, *size)).values()))
     out.float().mean().backward()
     missing = [n for n, p in traced.named_parameters() if p.grad is None]
