@@ -181,13 +181,16 @@ def warp_instructions(launch: Launch, T: int, sass: Sass) -> dict[str, float]:
     prologue = sass.classes(0, sass.prologue() - 1)
     per_instruction = [sass.classes(i, i) for i in range(len(sass.opcodes))]
     total = dict.fromkeys(names, 0.0)
+    by_trips: dict[tuple[int, ...], dict[str, float]] = {}  # most programs share their trips
     for count, trips in _programs(launch, T):
         if trips is None:
             issued = prologue
+        elif trips in by_trips:
+            issued = by_trips[trips]
         else:
             if len(trips) != len(sass.loops):
                 raise LoopMismatch(f"{launch.name}: {len(sass.loops)} SASS loops, the model knows {len(trips)}")
-            issued = dict.fromkeys(names, 0.0)
+            issued = by_trips[trips] = dict.fromkeys(names, 0.0)
             for i, classes in enumerate(per_instruction):
                 times = math.prod(n for (first, last), n in zip(sass.loops, trips) if first <= i <= last)
                 for cls, n in classes.items():
