@@ -27,13 +27,14 @@ TOLERANCE = {torch.float64: ("abs", 1e-10), torch.float32: ("rel", 1e-4)}
 
 def make_inputs(T, K, V, B=1, H=1, dtype=torch.float64, gates="vig", seed=0, requires_grad=False):
     """q, k, v, g_fwd, g_bwd; gates 'vig' = logsigmoid(z)/16 as in ViG, 'extreme' = uniform in [-20, 0] with exact
-    zeros and exact -20s, 'zero' = no decay."""
+    zeros and exact -20s, 'zero' = no decay, 'backward_span' = 'vig' with the backward scan's gates of tokens 40 to
+    79 at -20 (only that scan's chunks there pass the triton kernels' factorisation limit)."""
     gen = torch.Generator().manual_seed(seed)
     q, k = (torch.randn(B, H, T, K, generator=gen, dtype=dtype) for _ in range(2))
     v = torch.randn(B, H, T, V, generator=gen, dtype=dtype)
     gate_pair = []
     for _ in range(2):
-        if gates == "vig":
+        if gates in ("vig", "backward_span"):
             g = F.logsigmoid(2 * torch.randn(B, H, T, K, generator=gen, dtype=dtype)) / 16
         elif gates == "extreme":
             g = -20 * torch.rand(B, H, T, K, generator=gen, dtype=dtype)
@@ -42,6 +43,8 @@ def make_inputs(T, K, V, B=1, H=1, dtype=torch.float64, gates="vig", seed=0, req
         else:
             g = torch.zeros(B, H, T, K, dtype=dtype)
         gate_pair.append(g)
+    if gates == "backward_span":
+        gate_pair[1][..., 40:80, :] = -20.0
     tensors = (q, k, v, *gate_pair)
     return tuple(t.requires_grad_(requires_grad) for t in tensors)
 

@@ -2,11 +2,12 @@
 SASS without a GPU (docs/bigla.md, "A static performance model").
 
 Each kernel is compiled ahead of time (`visiongates.ops.bigla.triton.aot`) and disassembled with the `nvdisasm`
-that triton ships. Instructions are counted per class. The chunk kernels run straight-line code per program (their
-tree loops are unrolled), so a program issues its static count once per warp; the state kernel's loop bodies (found
-as backward branches) run once per chunk. Warp-instructions per token and head are then
+that triton ships. Instructions are counted per class. The backward's chunk kernels run straight-line code per
+program (their tree loops are unrolled), so a program issues its static count once per warp; the kernels that walk
+the chunks (the state kernel, the forward kernel) run their loop bodies (found as backward branches) once per chunk.
+Warp-instructions per token and head are then
 
-    chunk kernels: instructions x warps / BT          state kernel: sum of loop bodies x warps / BT
+    chunk kernels: instructions x warps / BT          walking kernels: sum of loop bodies x warps / BT
 
 (the exact passes, which a trained ViG never takes, count only the flag check every program makes before it
 returns). HBM bytes per token and head are counted by design from what each kernel reads and writes. The predicted
@@ -40,8 +41,9 @@ def kernel_costs(dtype: str = "bf16+fp32g", K: int = 32, V: int = 64) -> dict[st
     e, eg = element[data], element[gates]
     block = BLOCK_T["fp32" if data == "fp32" else "half"]
     state = K * V * e / block  # one chunk state per token (states travel in the dots' operand dtype)
-    warps = launch_config("bigla_fwd_kernel", data == "fp32")["num_warps"]
-    per_token = warps / block
+
+    def per_token(kernel: str) -> float:  # a program's warp-instructions per token of its chunk
+        return launch_config(kernel, data == "fp32")["num_warps"] / block
 
     def loops(sass: Sass) -> dict[str, int]:
         total = dict.fromkeys([*CLASSES, "other"], 0)
@@ -51,18 +53,18 @@ def kernel_costs(dtype: str = "bf16+fp32g", K: int = 32, V: int = 64) -> dict[st
         return total
 
     forward = Cost()
-    forward.add(loops(_sass("bigla_state_kernel", dtype, K, V, with_grad=False)), per_token)
-    forward.add(_sass("bigla_fwd_kernel", dtype, K, V).classes(), per_token)
-    forward.add({"other": _sass("bigla_fwd_kernel", dtype, K, V, exact=True).prologue()}, per_token)
-    # state kernel: each scan reads k, v and its gates, writes its states; forward: q, k, v, both gates, both states
-    # in, o out
-    forward.bytes = 2 * ((K + V) * e + K * eg) + 2 * state + (2 * K + V) * e + 2 * K * eg + 2 * state + V * e
+    forward.add(loops(_sass("bigla_state_kernel", dtype, K, V, with_grad=False)), per_token("bigla_state_kernel"))
+    forward.add(loops(_sass("bigla_fwd_kernel", dtype, K, V)), per_token("bigla_fwd_kernel"))
+    forward.add({"other": _sass("bigla_fwd_kernel", dtype, K, V, exact=True).prologue()}, per_token("bigla_fwd_kernel"))
+    # state kernel (the backward scan): k, v and its gates in, its states out; the walk: q, k, v, both gates and the
+    # backward scan's states in, o out (the forward scan's state stays in registers)
+    forward.bytes = (K + V) * e + K * eg + state + (2 * K + V) * e + 2 * K * eg + state + V * e
 
     backward = Cost()
-    backward.add(loops(_sass("bigla_state_kernel", dtype, K, V, with_grad=True)), per_token)
+    backward.add(loops(_sass("bigla_state_kernel", dtype, K, V, with_grad=True)), per_token("bigla_state_kernel"))
     for kernel in ("bigla_bwd_dqk_kernel", "bigla_bwd_dv_kernel"):
-        backward.add(_sass(kernel, dtype, K, V).classes(), per_token)
-        backward.add({"other": _sass(kernel, dtype, K, V, exact=True).prologue()}, per_token)
+        backward.add(_sass(kernel, dtype, K, V).classes(), per_token(kernel))
+        backward.add({"other": _sass(kernel, dtype, K, V, exact=True).prologue()}, per_token(kernel))
     backward.bytes = (
         2 * ((K + V) * e + K * eg) + 2 * state  # state kernel, the walk forward: k, v, gates in; h out
         + 2 * ((K + V) * e + K * eg) + 2 * state + 2 * state + 2 * K * 4 / block  # back: q, dO, gates, h; dh, beyond

@@ -1,6 +1,7 @@
 """The BiGLA "triton" backend: a state kernel and chunk-parallel tensor-core kernels (kernels.py, docs/bigla.md).
 
-forward: the state kernel, then the forward kernel's factorised and exact passes; backward: the state kernel with
+forward: the state kernel (backward scan), then the forward kernel's walk (factorised, carrying the forward scan's
+state) and its exact pass; backward: the state kernel with
 its gradient walk, then the dq / dk / dg and dv kernels' two passes each, and the sum of dq's and dk's two fp32
 halves (one per scan).
 
@@ -75,9 +76,10 @@ def _kernels() -> ModuleType:
 
 def launch_config(kernel: str, dot_fp32: bool) -> dict[str, int]:
     """num_warps / num_stages that compile without register spills for ViG's head dims (checked by aot.py): 8 warps
-    spread the [BT, BT] tiles over enough registers; no software pipelining (nothing loops over loads but the state
-    kernel, whose loads are small)."""
-    return {"num_warps": 8, "num_stages": 1}
+    spread the chunk kernels' [BT, BT] tiles over enough registers; the forward kernel, which walks the chunks,
+    issues a quarter fewer instructions per token with 4 (the state kernel's gradient walk spills with 4; see
+    docs/bigla.md). No software pipelining."""
+    return {"num_warps": 4 if kernel == "bigla_fwd_kernel" else 8, "num_stages": 1}
 
 
 @dataclass(frozen=True)
@@ -144,9 +146,10 @@ def chunk_constants(mode: DotMode) -> dict[str, int]:
 
 
 def _states(q, k, v, g_fwd, g_bwd, grad_out, half_scale: float, mode: DotMode) -> tuple[torch.Tensor, ...]:
-    """Both scans' chunk states h [B * H, 2, num_chunks, K, V] and the chunks whose span passes the factorisation
-    limit, flags [B * H, 2, num_chunks] (int8); with grad_out also the states' gradients dh (as h) and each chunk's
-    gate gradient from the tokens after it, beyond [B * H, 2, num_chunks, K] (fp32)."""
+    """Chunk states h [B * H, 2, num_chunks, K, V] and the chunks whose span passes the factorisation limit, flags
+    [B * H, 2, num_chunks] (int8): the backward scan's only without grad_out (the forward kernel carries the forward
+    scan's); with grad_out both scans', the states' gradients dh (as h) and each chunk's gate gradient from the
+    tokens after it, beyond [B * H, 2, num_chunks, K] (fp32)."""
     batch, heads, length, dim_k = q.shape
     dim_v = v.shape[-1]
     block = chunk_constants(mode)["BT"]
@@ -157,7 +160,7 @@ def _states(q, k, v, g_fwd, g_bwd, grad_out, half_scale: float, mode: DotMode) -
     beyond = torch.empty(h.shape[:-1], dtype=torch.float32, device=q.device) if grad_out is not None else h
     do = grad_out if grad_out is not None else v  # not read without WITH_GRAD
     _launch(
-        "bigla_state_kernel", (batch * heads, 2), mode,
+        "bigla_state_kernel", (batch * heads, 2 if grad_out is not None else 1), mode,
         q, k, v, g_fwd, g_bwd, do, h, dh, beyond, flags, *_strides(q, k, v, g_fwd, g_bwd, do), length, heads,
         half_scale, WITH_GRAD=grad_out is not None, LIMIT=FACTORISE_LIMIT[mode.dtype], K=dim_k, V=dim_v, BT=block,
     )  # fmt: skip
@@ -174,11 +177,12 @@ def forward(q, k, v, g_fwd, g_bwd, scale: float) -> torch.Tensor:
     mode = dot_mode(q, k, v)
     h, flags, _, _ = _states(*inputs, None, 0.5 * scale, mode)
     out = torch.empty(batch, heads, length, dim_v, dtype=v.dtype, device=v.device)
-    for exact in (False, True):  # the factorised chunks, then the flagged ones (a program each, most return at once)
+    # a walk over each sequence's chunks, then the flagged ones again (a program each, most return at once)
+    for exact, grid in ((False, (batch * heads,)), (True, (batch * heads, h.shape[2]))):
         _launch(
-            "bigla_fwd_kernel", (batch * heads, h.shape[2]), mode,
+            "bigla_fwd_kernel", grid, mode,
             *inputs, h, flags, out, *_strides(*inputs), length, heads, 0.5 * scale,
-            EXACT=exact, K=dim_k, V=dim_v, **chunk_constants(mode),
+            EXACT=exact, LIMIT=FACTORISE_LIMIT[mode.dtype], K=dim_k, V=dim_v, **chunk_constants(mode),
         )  # fmt: skip
     return out
 

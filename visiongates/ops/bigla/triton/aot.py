@@ -126,9 +126,11 @@ def compile_kernel(kernel: str, dtype: str, K: int, V: int, arch: int, exact: bo
     mode = DotMode(data == "fp32", torch_dtype, False)
     constants = {"K": K, "V": V, **mode.constants()}
     if kernel == "bigla_state_kernel":
-        constants.update(BT=chunk_constants(mode)["BT"], WITH_GRAD=with_grad, LIMIT=FACTORISE_LIMIT[torch_dtype])
+        constants.update(BT=chunk_constants(mode)["BT"], WITH_GRAD=with_grad)
     else:
         constants.update(chunk_constants(mode), EXACT=exact)
+    if "LIMIT" in jit_fn.arg_names:
+        constants["LIMIT"] = FACTORISE_LIMIT[torch_dtype]
     source = ASTSource(
         fn=jit_fn,
         signature=_signature(jit_fn, dtype),

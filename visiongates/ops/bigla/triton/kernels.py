@@ -2,14 +2,19 @@
 
 docs/bigla.md ("The Triton kernels") gives the algorithm; in short, per (batch, head) the sequence is cut into chunks
 of BT tokens and
-- `bigla_state_kernel`, grid (B * H, 2), runs each scan's K x V state recurrence, the only sequential part: program
-  (bh, d) walks the chunks of scan d (0 forward, 1 backward) in its time order and stores the state each chunk starts
-  from. With WITH_GRAD it also walks them against that order and stores the gradient each chunk's end state receives
-  from the chunks after it in scan order (dh, carried from the queries' q^T dO).
-- `bigla_fwd_kernel` and `bigla_bwd_kernel`, grid (B * H, num_chunks), one program per chunk and both scans: the
-  pairs inside the chunk plus the stored states. Everything a chunk needs is read once and every output written once,
-  in its final dtype; each scan's gate gradient is finished in the chunk from its own q dq - k dk terms and, for the
-  tokens past the chunk, the identity dL/dg = sum_V(h_end * dh) at the chunk boundary.
+- `bigla_state_kernel`, grid (B * H, 2) in the backward, (B * H, 1) in the forward: a scan's K x V state
+  recurrence. Program (bh, d) walks the chunks of scan d (0 forward, 1 backward) in its time order and stores the
+  state each chunk starts from (the forward needs only the backward scan's). With WITH_GRAD it also walks them
+  against that order and stores the gradient each chunk's end state receives from the chunks after it in scan
+  order (dh, carried from the queries' q^T dO).
+- `bigla_fwd_kernel`, grid (B * H,): walks each sequence's chunks in time order with the forward scan's state in
+  registers, reading the backward scan's start states: every input is read once and o written once, so the forward
+  moves the single-pass minimum plus the backward scan's state pass. Its exact pass, grid (B * H, num_chunks),
+  redoes the chunks either scan flags.
+- `bigla_bwd_dqk_kernel` and `bigla_bwd_dv_kernel`, grid (B * H, num_chunks), one program per chunk: the pairs
+  inside the chunk plus the stored states; each scan's gate gradient is finished in the chunk from its own
+  q dq - k dk terms and, for the tokens past the chunk, the identity dL/dg = sum_V(h_end * dh) at the chunk
+  boundary.
 
 Gates are natural log-decays; they are multiplied by log2(e) on load and every exponential is an exp2. With G the
 chunk-local cumulative gate (prefix sums for the forward scan, suffix sums for the backward one), the pairs of a
@@ -262,18 +267,18 @@ def bigla_state_kernel(
     WITH_GRAD: tl.constexpr, LIMIT: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
     DOT_FP32: tl.constexpr, DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr,
 ):  # fmt: skip
-    """Chunk states of both scans, h [B * H, 2, num_chunks, K, V] and flags [B * H, 2, num_chunks] (int8); with
-    WITH_GRAD also dh (as h) and beyond [B * H, 2, num_chunks, K] (fp32). Program (bh, d) runs scan d; q and do are
-    read only WITH_GRAD."""
+    """Chunk states h [B * H, 2, num_chunks, K, V] and flags [B * H, 2, num_chunks] (int8). With WITH_GRAD (the
+    backward), both scans, program (bh, d) running scan d, and also dh (as h) and beyond [B * H, 2, num_chunks, K]
+    (fp32); without (the forward, grid (B * H, 1)), only the backward scan's: `bigla_fwd_kernel` carries the forward
+    scan's state itself. q and do are read only WITH_GRAD."""
     bh = tl.program_id(0)
-    direction = tl.program_id(1)
     b = (bh // H).to(tl.int64)
     hd = (bh % H).to(tl.int64)
     q += b * sq_b + hd * sq_h
     k += b * sk_b + hd * sk_h
     v += b * sv_b + hd * sv_h
     do += b * sdo_b + hd * sdo_h
-    if direction == 0:
+    if WITH_GRAD and tl.program_id(1) == 0:
         _state_sweeps(q, k, v, g_fwd + b * sgf_b + hd * sgf_h, do, h, dh, beyond, flags, sq_t, sk_t, sv_t, sgf_t,
                       sdo_t, bh, 0, T, half_scale, True, WITH_GRAD, LIMIT, K, V, BT, DOT_FP32, DOT_DTYPE,
                       ROUND_DOTS)  # fmt: skip
@@ -293,9 +298,9 @@ def _exact(flags, bh, chunk, num_chunks):
 
 @triton.jit
 def _fwd_chunk(q, k, v, g_fwd, g_bwd, h, o, sq_t, sk_t, sv_t, sgf_t, sgb_t, bh, chunk, num_chunks, T, half_scale,
-               EXACT: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, LOG2_BT: tl.constexpr,
-               DOT_FP32: tl.constexpr, DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr):  # fmt: skip
-    """One chunk's output of both scans."""
+               K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, LOG2_BT: tl.constexpr, DOT_FP32: tl.constexpr,
+               DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr):  # fmt: skip
+    """One chunk's output of both scans by the exact tree, from both scans' stored start states."""
     rows = chunk * BT + tl.arange(0, BT)
     rk = tl.arange(0, K)
     rv = tl.arange(0, V)
@@ -304,8 +309,8 @@ def _fwd_chunk(q, k, v, g_fwd, g_bwd, h, o, sq_t, sk_t, sv_t, sgf_t, sgb_t, bh, 
     v = _load(v, sv_t, rows, rv, T)
     g_f, G_f, _, _ = _gates(g_fwd, sgf_t, rows, rk, T, True)
     g_b, G_b, _, _ = _gates(g_bwd, sgb_t, rows, rk, T, False)
-    scores_f, _, _ = _intra(q, k, q, g_f, G_f, EXACT, True, False, LOG2_BT, BT, K, DOT_FP32, DOT_DTYPE, ROUND_DOTS)
-    scores_b, _, _ = _intra(q, k, q, g_b, G_b, EXACT, False, False, LOG2_BT, BT, K, DOT_FP32, DOT_DTYPE, ROUND_DOTS)
+    scores_f, _, _ = _intra(q, k, q, g_f, G_f, True, True, False, LOG2_BT, BT, K, DOT_FP32, DOT_DTYPE, ROUND_DOTS)
+    scores_b, _, _ = _intra(q, k, q, g_b, G_b, True, False, False, LOG2_BT, BT, K, DOT_FP32, DOT_DTYPE, ROUND_DOTS)
     out = _dot(scores_f + scores_b, v, DOT_FP32, DOT_DTYPE, ROUND_DOTS)
     out += _dot(q * tl.exp2(G_f), _load_state(h + _state_offset(bh, 0, chunk, num_chunks, K, V), K, V),
                 DOT_FP32, DOT_DTYPE, ROUND_DOTS)  # fmt: skip
@@ -315,29 +320,69 @@ def _fwd_chunk(q, k, v, g_fwd, g_bwd, h, o, sq_t, sk_t, sv_t, sgf_t, sgb_t, bh, 
 
 
 @triton.jit
+def _fwd_walk(q, k, v, g_fwd, g_bwd, h, flags, o, sq_t, sk_t, sv_t, sgf_t, sgb_t, bh, num_chunks, T, half_scale,
+              LIMIT: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, DOT_FP32: tl.constexpr,
+              DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr):  # fmt: skip
+    """Every chunk's output of both scans by the factorised product, walked in time order with the forward scan's
+    state in registers (the backward scan's start states come from the state kernel). A chunk either scan flags
+    (its span passes LIMIT) has its forward start state and flag stored for the exact pass, which rewrites its
+    output (the factorised one may overflow there; the state update never does: its exponents are <= 0)."""
+    rk = tl.arange(0, K)
+    rv = tl.arange(0, V)
+    state = tl.zeros([K, V], dtype=tl.float32)
+    for chunk in range(0, num_chunks):
+        rows = chunk * BT + tl.arange(0, BT)
+        q_tile = _load(q, sq_t, rows, rk, T)
+        k_tile = _load(k, sk_t, rows, rk, T)
+        v_tile = _load(v, sv_t, rows, rv, T)
+        _, G_f, to_end, total = _gates(g_fwd, sgf_t, rows, rk, T, True)
+        _, G_b, _, _ = _gates(g_bwd, sgb_t, rows, rk, T, False)
+        forward_at = _state_offset(bh, 0, chunk, num_chunks, K, V)
+        backward_at = _state_offset(bh, 1, chunk, num_chunks, K, V)
+        flag = (-tl.min(total, axis=0) > LIMIT).to(tl.int8)
+        tl.store(flags + forward_at // (K * V), flag)
+        if (flag + tl.load(flags + backward_at // (K * V))) != 0:
+            _store_state(h + forward_at, _round(state, DOT_DTYPE) if ROUND_DOTS else state, K, V)
+        scores_f, _, _ = _intra_fast(q_tile, k_tile, q_tile, G_f, True, False, BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)
+        scores_b, _, _ = _intra_fast(q_tile, k_tile, q_tile, G_b, False, False, BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)
+        out = _dot(scores_f + scores_b, v_tile, DOT_FP32, DOT_DTYPE, ROUND_DOTS)
+        out += _dot(q_tile * tl.exp2(G_f), state, DOT_FP32, DOT_DTYPE, ROUND_DOTS)
+        out += _dot(q_tile * tl.exp2(G_b), _load_state(h + backward_at, K, V), DOT_FP32, DOT_DTYPE, ROUND_DOTS)
+        _store(o + bh.to(tl.int64) * T * V, V, rows, rv, T, out * half_scale)
+        state = tl.exp2(total)[:, None] * state + _dot(tl.trans(k_tile * tl.exp2(to_end)), v_tile, DOT_FP32,
+                                                       DOT_DTYPE, ROUND_DOTS)  # fmt: skip
+
+
+@triton.jit
 def bigla_fwd_kernel(
     q, k, v, g_fwd, g_bwd, h, flags, o,
     sq_b, sq_h, sq_t, sk_b, sk_h, sk_t, sv_b, sv_h, sv_t, sgf_b, sgf_h, sgf_t, sgb_b, sgb_h, sgb_t,
     T, H, half_scale,
-    EXACT: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, LOG2_BT: tl.constexpr,
-    DOT_FP32: tl.constexpr, DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr,
+    EXACT: tl.constexpr, LIMIT: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
+    LOG2_BT: tl.constexpr, DOT_FP32: tl.constexpr, DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr,
 ):  # fmt: skip
-    """o = half_scale * (forward scan with g_fwd + backward scan with g_bwd) of chunk program_id(1), o a contiguous
-    [B, H, T, V]: the fast pass does the chunks the state kernel did not flag, the EXACT pass the flagged ones."""
+    """o = half_scale * (forward scan with g_fwd + backward scan with g_bwd), o a contiguous [B, H, T, V]; h and
+    flags hold the backward scan's states and flags from `bigla_state_kernel`. The factorised pass, grid (B * H,),
+    walks each sequence's chunks carrying the forward scan's state and stores it (and its flag) where a chunk is
+    flagged; the EXACT pass, grid (B * H, num_chunks), then redoes the flagged chunks (most programs return at
+    once)."""
     bh = tl.program_id(0)
-    chunk = tl.program_id(1)
     num_chunks = tl.cdiv(T, BT)
     b = (bh // H).to(tl.int64)
     hd = (bh % H).to(tl.int64)
-    exact = _exact(flags, bh, chunk, num_chunks)
     q += b * sq_b + hd * sq_h
     k += b * sk_b + hd * sk_h
     v += b * sv_b + hd * sv_h
     g_fwd += b * sgf_b + hd * sgf_h
     g_bwd += b * sgb_b + hd * sgb_h
-    if exact == EXACT:
-        _fwd_chunk(q, k, v, g_fwd, g_bwd, h, o, sq_t, sk_t, sv_t, sgf_t, sgb_t, bh, chunk, num_chunks, T, half_scale,
-                   EXACT, K, V, BT, LOG2_BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)  # fmt: skip
+    if EXACT:
+        chunk = tl.program_id(1)
+        if _exact(flags, bh, chunk, num_chunks):
+            _fwd_chunk(q, k, v, g_fwd, g_bwd, h, o, sq_t, sk_t, sv_t, sgf_t, sgb_t, bh, chunk, num_chunks, T,
+                       half_scale, K, V, BT, LOG2_BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)  # fmt: skip
+    else:
+        _fwd_walk(q, k, v, g_fwd, g_bwd, h, flags, o, sq_t, sk_t, sv_t, sgf_t, sgb_t, bh, num_chunks, T, half_scale,
+                  LIMIT, K, V, BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)  # fmt: skip
 
 
 @triton.jit
