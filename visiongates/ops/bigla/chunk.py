@@ -45,8 +45,10 @@ FACTORISE_LIMIT = {torch.float32: 30.0, torch.float64: 300.0}
 # up to this many tokens `bigla_chunk` (not static) computes each direction as one T x T product (quadratic.py):
 # at one CPU thread it beat the chunks at T = 49 and 196 (ViG-T at 224 px) and lost at T = 256
 QUADRATIC_MAX_LENGTH = 224
-# chunk of the export path (`gla_scan_pairwise`): its [C, C, K] pair weights take C times the memory of q
-PAIRWISE_CHUNK_SIZE = 32
+# chunk of the export path (`gla_scan_pairwise`): its [C, C, K] pair weights take C times the memory and the exps
+# of q; the chunk states' N x N weights grow as (T / C)^2. In onnxruntime (one thread, K = 32, V = 64, H = 3) 16
+# took 2.7 / 16 / 114 ms at T = 196 / 784 / 3136 against 32's 10.3 / 36 / 118 ms (docs/benchmarks.md)
+PAIRWISE_CHUNK_SIZE = 16
 
 
 def _chunked(chunk_size: int, *tensors: torch.Tensor, static: bool = False) -> tuple[int, int, list[torch.Tensor]]:
