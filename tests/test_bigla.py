@@ -251,7 +251,7 @@ def test_inference_calls_the_backend_directly_with_the_same_result():
         inputs = make_inputs(length, 32, 64, 1, 3, dtype=torch.float32)
         with torch.no_grad():
             direct = bigla(*inputs)
-            through_op = torch.ops.visiongates.bigla(*inputs, 32**-0.5, "chunk")
+            through_op = torch.ops.visiongates.bigla(*inputs, 32**-0.5, "chunk", False)[0]
         torch.testing.assert_close(direct, through_op, rtol=0, atol=0)
         grad_inputs = [t.clone().requires_grad_() for t in inputs]
         torch.testing.assert_close(bigla(*grad_inputs), direct, rtol=0, atol=0)  # the op path under autograd
@@ -259,7 +259,7 @@ def test_inference_calls_the_backend_directly_with_the_same_result():
 
 def test_opcheck():
     inputs = make_inputs(37, 8, 16, 1, 2, dtype=torch.float32, requires_grad=True)  # 37: a padded last chunk
-    torch.library.opcheck(torch.ops.visiongates.bigla.default, (*inputs, 0.25, "chunk"))
+    torch.library.opcheck(torch.ops.visiongates.bigla.default, (*inputs, 0.25, "chunk", False))
     # bigla_backward is not opcheck'ed: opcheck runs it under dispatch modes that cannot follow the torch.func.vjp
     # inside it (functorch tensors have no storage). The forward's aot-dispatch check above runs it, as does
     # test_torch_compile_traces_the_op.

@@ -285,4 +285,4 @@ def test_unsupported_head_dims_fall_back_to_chunk(kernels):
 @gpu
 def test_opcheck_on_cuda(kernels):
     inputs = [t.requires_grad_() for t in gpu_inputs(37, 16, 32, 1, 2, torch.float32, "vig")]
-    torch.library.opcheck(torch.ops.visiongates.bigla.default, (*inputs, 0.25, "cuda"))
+    torch.library.opcheck(torch.ops.visiongates.bigla.default, (*inputs, 0.25, "cuda", False))

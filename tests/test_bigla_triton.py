@@ -20,6 +20,7 @@ from test_bigla import make_inputs
 
 import visiongates.ops.bigla.triton as bigla_triton
 from visiongates.ops.bigla import bigla, bigla_naive
+from visiongates.ops.bigla.triton import aot
 from visiongates.ops.bigla.triton import kernels as bigla_kernels
 
 pytestmark = pytest.mark.skipif(not bigla_triton.is_available(), reason="needs triton and a GPU or TRITON_INTERPRET=1")
@@ -42,8 +43,9 @@ def rel_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 def run_and_compare(T, K, V, B, H, dtype, gates="vig", transform=None, seed=0) -> dict[str, float]:
-    """Relative errors of the triton output and its five gradients against the fp64 oracle on the same inputs
-    (rounded to `dtype` first); `transform` may re-lay the inputs out in memory (same values)."""
+    """Relative errors of the triton output (with autograd recording, and without: "o (inference)", where the
+    forward keeps nothing for a backward) and its five gradients against the fp64 oracle on the same inputs (rounded
+    to `dtype` first); `transform` may re-lay the inputs out in memory (same values)."""
     inputs64 = make_inputs(T, K, V, B, H, torch.float64, gates=gates, seed=seed)
     inputs64 = [t.to(dtype).double() for t in inputs64]  # what the kernels see, exactly
     weight = torch.randn(B, H, T, V, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
@@ -55,7 +57,10 @@ def run_and_compare(T, K, V, B, H, dtype, gates="vig", transform=None, seed=0) -
     out = bigla(*laid_out, backend="triton")
     assert out.dtype == dtype and out.device.type == DEVICE and torch.isfinite(out).all()
     grads = torch.autograd.grad((out * weight.to(DEVICE, dtype)).sum(), x)
-    errors = {"o": rel_error(out, expected)}
+    with torch.no_grad():
+        inference = bigla(*laid_out, backend="triton")
+    assert torch.isfinite(inference).all()
+    errors = {"o": rel_error(out, expected), "o (inference)": rel_error(inference, expected)}
     for name, g, t in zip(NAMES, grads, x):
         assert g.dtype == t.dtype and torch.isfinite(g).all(), f"d{name}"
     errors.update({f"d{name}": rel_error(g, e) for name, g, e in zip(NAMES, grads, expected_grads)})
@@ -211,8 +216,9 @@ MUTANTS = {
     "gate tail past the chunk dropped": ("terms + tl.load(beyond + rk)[None, :]", "terms", "vig"),
     "gate terms sign": ("tl.cumsum(q * grad_q - k * grad_k", "tl.cumsum(q * grad_q + k * grad_k", "vig"),
     "factorisation guard disabled": ("(-tl.min(total, axis=0) > LIMIT)", "(-tl.min(total, axis=0) > 1e30)", "extreme"),
-    "forward state not handed to the exact pass": ("if (flag + tl.load(flags + backward_at // (K * V))) != 0:",
-                                                   "if flag != 0:", "backward_span"),
+    "forward state not handed to the exact pass": ("SAVE_STATES or (flag + tl.load(flags + backward_at // (K * V)))",
+                                                   "SAVE_STATES or (flag)", "backward_span"),
+    "states not saved for the backward": ("if SAVE_STATES or", "if", "vig"),
     "tree pairs off by one block": ("(i // s == j // s + 1) & ((j // s) % 2 == 0)", "(i // s == j // s + 1)",
                                     "extreme"),
 }  # fmt: skip
@@ -247,28 +253,26 @@ def test_offsets_past_two_to_the_31():
         view.copy_(t.to(DEVICE))
         views.append(view)
     assert views[0][2].storage_offset() > 2**31
-    out = bigla_triton.forward(*views, 0.25)
-    expected = bigla_triton.forward(*[t.to(DEVICE) for t in small], 0.25)
+    contiguous = [t.to(DEVICE) for t in small]
+    saved, expected_saved = bigla_triton.residual_buffers(*views), bigla_triton.residual_buffers(*contiguous)
+    out = bigla_triton.forward(*views, 0.25, residuals=saved)
+    expected = bigla_triton.forward(*contiguous, 0.25, residuals=expected_saved)
     assert torch.equal(out, expected)
     grad_out = torch.randn_like(out)
-    for a, b in zip(bigla_triton.backward(grad_out, *views, 0.25),
-                    bigla_triton.backward(grad_out, *[t.to(DEVICE) for t in small], 0.25)):  # fmt: skip
+    for a, b in zip(bigla_triton.backward(grad_out, *views, 0.25, saved),
+                    bigla_triton.backward(grad_out, *contiguous, 0.25, expected_saved)):  # fmt: skip
         assert torch.equal(a, b)
 
 
 # ---- ahead-of-time compilation for sm_80 and sm_90 (no GPU needed)
 
 
-@pytest.mark.parametrize("kernel", ["bigla_state_kernel", "bigla_fwd_kernel", "bigla_bwd_dqk_kernel",
-                                    "bigla_bwd_dv_kernel", "bigla_fwd_kernel[exact]", "bigla_bwd_dqk_kernel[exact]",
-                                    "bigla_bwd_dv_kernel[exact]"])  # fmt: skip
+@pytest.mark.parametrize("kernel", aot.KERNELS)
 def test_aot_compiles_without_spills(kernel):
-    """Each kernel (and pass) x dtype (fp32, fp16, bf16, bf16 with fp32 gates) x ViG head dims compiles to a cubin
-    for sm_80 and sm_90 with no register spills (but for aot.SPILL_ALLOWANCE) and shared memory within the
+    """Each kernel variant (aot.KERNELS) x dtype (fp32, fp16, bf16, bf16 with fp32 gates) x ViG head dims compiles
+    to a cubin for sm_80 and sm_90 with no register spills (but for aot.SPILL_ALLOWANCE) and shared memory within the
     architecture's per-block limit (ptxas's own report). In a subprocess without TRITON_INTERPRET: under the
     interpreter triton's library functions cannot be compiled."""
-    from visiongates.ops.bigla.triton import aot
-
     env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
     command = [
         sys.executable,
@@ -290,12 +294,12 @@ def test_aot_compiles_without_spills(kernel):
 # ---- the static performance model (sm_90 SASS; no GPU needed)
 
 # warp-instructions per token and head measured on 2026-12-07 with triton 3.8 (docs/bigla.md): a guard against growth
-MODEL_WARP_INSTRUCTIONS = {"forward": 308, "forward + backward": 1861}
+MODEL_WARP_INSTRUCTIONS = {"forward": 308, "forward + backward": 1683}
 # fla's chunk_gla run once per direction, forward + backward, predicted µs by the same model (all of its autotuning
 # configurations, fla-core 0.6.0, triton 3.8: `python tools/analysis/benchmark_bigla_gpu.py --skip-aot`, docs/bigla.md)
-# and the ratio fla-twice / ours the note reported (2.18 and 2.43), rounded down: the suite fails below it.
+# and the ratio fla-twice / ours the note reported (2.45 and 2.72), rounded down: the suite fails below it.
 FLA_TWICE_US = {"ViG-S T=196": 890.6, "ViG-T T=4096": 9059.7}
-RATIO_FLOOR = {"ViG-S T=196": 2.15, "ViG-T T=4096": 2.4}
+RATIO_FLOOR = {"ViG-S T=196": 2.4, "ViG-T T=4096": 2.7}
 
 
 def test_static_model_counts_tensor_core_kernels():
@@ -400,7 +404,7 @@ def test_gpu_vig_shapes_match_naive(T, B, H, dtype, gates):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_opcheck_and_determinism():
     inputs = [t.cuda().float().requires_grad_() for t in make_inputs(37, 16, 32, 1, 2)]
-    torch.library.opcheck(torch.ops.visiongates.bigla.default, (*inputs, 0.25, "triton"))
+    torch.library.opcheck(torch.ops.visiongates.bigla.default, (*inputs, 0.25, "triton", True))
     runs = []
     for _ in range(2):
         out = bigla(*inputs, backend="triton")

@@ -25,15 +25,16 @@ SMS, CLOCK_HZ, ISSUE_PER_CLOCK, HBM_BYTES_PER_S = 132, 1.755e9, 4, 3.0e12  # H10
 SHAPES = (("ViG-S", 6, 196), ("ViG-T", 3, 4096))  # (model, heads, tokens) at B = 128, K = 32, V = 64
 
 
-def _sass(kernel: str, dtype: str, K: int, V: int, exact: bool = False, with_grad: bool = True) -> Sass:
+def _sass(kernel: str, dtype: str, K: int, V: int, variant: str = "") -> Sass:
     from visiongates.ops.bigla.triton import aot
 
-    compiled, _ = aot.compile_kernel(kernel, dtype, K, V, 90, exact=exact, with_grad=with_grad)
+    compiled, _ = aot.compile_kernel(kernel, dtype, K, V, 90, variant)
     return Sass.parse(disassemble(compiled.asm["cubin"]))
 
 
 def kernel_costs(dtype: str = "bf16+fp32g", K: int = 32, V: int = 64) -> dict[str, Cost]:
-    """{"forward", "backward"}: the model's cost per token and head of one call at ViG's head dims."""
+    """{"forward", "backward", "forward + backward"}: the model's cost per token and head at ViG's head dims; the
+    forward as in inference, forward + backward with the forward that stores the states the backward reads."""
     from visiongates.ops.bigla.triton import BLOCK_T, aot, launch_config
 
     data, gates = aot.DTYPES[dtype]
@@ -53,26 +54,32 @@ def kernel_costs(dtype: str = "bf16+fp32g", K: int = 32, V: int = 64) -> dict[st
         return total
 
     forward = Cost()
-    forward.add(loops(_sass("bigla_state_kernel", dtype, K, V, with_grad=False)), per_token("bigla_state_kernel"))
+    forward.add(loops(_sass("bigla_state_kernel", dtype, K, V)), per_token("bigla_state_kernel"))
     forward.add(loops(_sass("bigla_fwd_kernel", dtype, K, V)), per_token("bigla_fwd_kernel"))
-    forward.add({"other": _sass("bigla_fwd_kernel", dtype, K, V, exact=True).prologue()}, per_token("bigla_fwd_kernel"))
+    forward.add({"other": _sass("bigla_fwd_kernel", dtype, K, V, "exact").prologue()}, per_token("bigla_fwd_kernel"))
     # state kernel (the backward scan): k, v and its gates in, its states out; the walk: q, k, v, both gates and the
     # backward scan's states in, o out (the forward scan's state stays in registers)
     forward.bytes = (K + V) * e + K * eg + state + (2 * K + V) * e + 2 * K * eg + state + V * e
 
+    # the forward a backward follows: the walk also stores every forward-scan state
+    saving = Cost(bytes=forward.bytes + state)
+    saving.add(loops(_sass("bigla_state_kernel", dtype, K, V)), per_token("bigla_state_kernel"))
+    saving.add(loops(_sass("bigla_fwd_kernel", dtype, K, V, "save")), per_token("bigla_fwd_kernel"))
+    saving.add({"other": _sass("bigla_fwd_kernel", dtype, K, V, "exact").prologue()}, per_token("bigla_fwd_kernel"))
+
     backward = Cost()
-    backward.add(loops(_sass("bigla_state_kernel", dtype, K, V, with_grad=True)), per_token("bigla_state_kernel"))
+    backward.add(loops(_sass("bigla_state_kernel", dtype, K, V, "grad")), per_token("bigla_state_kernel"))
     for kernel in ("bigla_bwd_dqk_kernel", "bigla_bwd_dv_kernel"):
         backward.add(_sass(kernel, dtype, K, V).classes(), per_token(kernel))
-        backward.add({"other": _sass(kernel, dtype, K, V, exact=True).prologue()}, per_token(kernel))
+        backward.add({"other": _sass(kernel, dtype, K, V, "exact").prologue()}, per_token(kernel))
+    # state kernel: q, dO, gates, h in; dh, beyond out
     backward.bytes = (
-        2 * ((K + V) * e + K * eg) + 2 * state  # state kernel, the walk forward: k, v, gates in; h out
-        + 2 * ((K + V) * e + K * eg) + 2 * state + 2 * state + 2 * K * 4 / block  # back: q, dO, gates, h; dh, beyond
+        2 * ((K + V) * e + K * eg) + 2 * state + 2 * state + 2 * K * 4 / block
         + 2 * ((2 * K + 2 * V) * e + K * eg + 2 * state + 2 * K * 4 + K * eg)  # dq / dk per scan; fp32 halves, dg
         + (2 * K + V) * e + 2 * K * eg + 2 * state + V * e  # dv: q, k, dO, gates, dh in; dv out
         + 2 * 2 * K * 4 + 2 * K * e  # the caller's sum of the fp32 halves of dq and dk
     )  # fmt: skip
-    return {"forward": forward, "backward": backward}
+    return {"forward": forward, "backward": backward, "forward + backward": _both(saving, backward)}
 
 
 def min_bytes(dtype: str = "bf16+fp32g", K: int = 32, V: int = 64, backward: bool = False) -> float:
@@ -91,10 +98,10 @@ def predicted_us(cost: Cost, tokens: int) -> tuple[float, float]:
     return issue, cost.bytes * tokens / HBM_BYTES_PER_S * 1e6
 
 
-def _both(costs: dict[str, Cost]) -> Cost:
-    both = Cost(bytes=costs["forward"].bytes + costs["backward"].bytes)
-    both.add(costs["forward"].instructions, 1.0)
-    both.add(costs["backward"].instructions, 1.0)
+def _both(forward: Cost, backward: Cost) -> Cost:
+    both = Cost(bytes=forward.bytes + backward.bytes)
+    both.add(forward.instructions, 1.0)
+    both.add(backward.instructions, 1.0)
     return both
 
 
@@ -113,7 +120,6 @@ def model_rows(dtype: str = "bf16+fp32g", batch: int = 128, fla: bool = True) ->
     from visiongates.ops.bigla.triton import BLOCK_T, aot
 
     costs = kernel_costs(dtype)
-    costs["forward + backward"] = _both(costs)
     with_fla = fla and fla_available() and dtype == "bf16+fp32g"
     rows = []
     for model, heads, length in SHAPES:
@@ -121,7 +127,7 @@ def model_rows(dtype: str = "bf16+fp32g", batch: int = 128, fla: bool = True) ->
         padded = -(-length // block) * block  # the last chunk is computed whole
         if with_fla:
             fla_costs = fla_model.chunk_gla_costs(batch, length, heads)
-            fla_costs["forward + backward"] = _both(fla_costs)
+            fla_costs["forward + backward"] = _both(fla_costs["forward"], fla_costs["backward"])
         for name, cost in costs.items():
             issue, memory = predicted_us(cost, batch * heads * padded)
             minimum = min_bytes(dtype, backward=name != "forward") * batch * heads * length / HBM_BYTES_PER_S * 1e6

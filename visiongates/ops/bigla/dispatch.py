@@ -2,7 +2,9 @@
 
 The op is `torch.ops.visiongates.bigla` (torch.library custom op with a fake implementation, so torch.compile and
 torch.export trace it as one node) with autograd through `torch.ops.visiongates.bigla_backward`; a backend without
-its own backward is differentiated by torch.func.vjp through its forward. During ONNX export
+its own backward is differentiated by torch.func.vjp through its forward. The op returns [o, *residuals]: when
+autograd records it, a backend that declares residual buffers (the "triton" backend: its chunk states) fills them in
+the forward, and its backward reads them instead of recomputing. During ONNX export
 (`torch.onnx.is_in_onnx_export()`) and torch.export (`torch.compiler.is_exporting()`) `bigla` instead calls
 `chunk.bigla_traceable`: one path (chunks with per-pair decay weights) with no data-dependent branch, so the graph
 holds only ordinary ops and serves any token count and any gate. Without autograd, compile or a dispatch mode
@@ -34,13 +36,21 @@ def _bigla_op(
     g_bwd: torch.Tensor,
     scale: float,
     backend: str,
-) -> torch.Tensor:
-    return _BACKENDS[backend].forward(q, k, v, g_fwd, g_bwd, scale).contiguous()  # the fake's layout
+    save_residuals: bool,
+) -> list[torch.Tensor]:
+    """[o, *residuals]: with save_residuals (a backward will follow), the backend's residual buffers, filled."""
+    impl = _BACKENDS[backend]
+    if save_residuals and impl.residuals is not None:
+        residuals = impl.residuals(q, k, v, g_fwd, g_bwd)
+        return [impl.forward(q, k, v, g_fwd, g_bwd, scale, residuals=residuals).contiguous(), *residuals]
+    return [impl.forward(q, k, v, g_fwd, g_bwd, scale).contiguous()]  # contiguous: the fake's layout
 
 
 @_bigla_op.register_fake
-def _bigla_fake(q, k, v, g_fwd, g_bwd, scale, backend):
-    return v.new_empty(v.shape)
+def _bigla_fake(q, k, v, g_fwd, g_bwd, scale, backend, save_residuals):
+    impl = _BACKENDS[backend]
+    residuals = impl.residuals(q, k, v, g_fwd, g_bwd) if save_residuals and impl.residuals is not None else []
+    return [v.new_empty(v.shape), *residuals]
 
 
 @torch.library.custom_op("visiongates::bigla_backward", mutates_args=())
@@ -51,12 +61,14 @@ def _bigla_backward_op(
     v: torch.Tensor,
     g_fwd: torch.Tensor,
     g_bwd: torch.Tensor,
+    residuals: list[torch.Tensor],
     scale: float,
     backend: str,
 ) -> list[torch.Tensor]:
     impl = _BACKENDS[backend]
     if impl.backward is not None:
-        grads = impl.backward(grad_out, q, k, v, g_fwd, g_bwd, scale)
+        extra = {"residuals": residuals} if impl.residuals is not None else {}
+        grads = impl.backward(grad_out, q, k, v, g_fwd, g_bwd, scale, **extra)
     else:
         _, pullback = torch.func.vjp(lambda *x: impl.forward(*x, scale), q, k, v, g_fwd, g_bwd)
         grads = pullback(grad_out.to(v.dtype))
@@ -64,19 +76,22 @@ def _bigla_backward_op(
 
 
 @_bigla_backward_op.register_fake
-def _bigla_backward_fake(grad_out, q, k, v, g_fwd, g_bwd, scale, backend):
+def _bigla_backward_fake(grad_out, q, k, v, g_fwd, g_bwd, residuals, scale, backend):
     return [t.new_empty(t.shape) for t in (q, k, v, g_fwd, g_bwd)]
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    q, k, v, g_fwd, g_bwd, scale, backend = inputs
-    ctx.save_for_backward(q, k, v, g_fwd, g_bwd)
+    q, k, v, g_fwd, g_bwd, scale, backend, _ = inputs
+    ctx.save_for_backward(q, k, v, g_fwd, g_bwd, *output[1:])
     ctx.scale, ctx.backend = scale, backend
 
 
-def _backward(ctx, grad_out: torch.Tensor):
-    grads = torch.ops.visiongates.bigla_backward(grad_out, *ctx.saved_tensors, ctx.scale, ctx.backend)
-    return (*grads, None, None)
+def _backward(ctx, grads: list[torch.Tensor | None]):
+    q, k, v, g_fwd, g_bwd, *residuals = ctx.saved_tensors
+    grad_out = grads[0] if grads[0] is not None else torch.zeros_like(v)
+    dq_dk_dv_dgs = torch.ops.visiongates.bigla_backward(grad_out, q, k, v, g_fwd, g_bwd, residuals, ctx.scale,
+                                                        ctx.backend)  # fmt: skip
+    return (*dq_dk_dv_dgs, None, None, None)
 
 
 _bigla_op.register_autograd(_backward, setup_context=_setup_context)
@@ -169,7 +184,9 @@ def bigla(
         # the custom op's dispatch and its output copy cost about 0.07 ms per call on one CPU thread, 15% of the op
         # at ViG-T's 196 tokens; with nothing to record or trace, call the backend itself
         return _BACKENDS[name].forward(q, k, v, g_fwd, g_bwd, scale)
-    return torch.ops.visiongates.bigla(q, k, v, g_fwd, g_bwd, scale, name)
+    # a backward follows only where autograd records: only then does the backend keep residuals for it
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, g_fwd, g_bwd))
+    return torch.ops.visiongates.bigla(q, k, v, g_fwd, g_bwd, scale, name, save)[0]
 
 
 def _plain_inference(*tensors: torch.Tensor) -> bool:

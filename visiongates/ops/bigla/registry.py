@@ -14,19 +14,23 @@ import torch
 __all__ = ["Backend", "available_backends", "register_backend", "warn_once"]
 
 Grads = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-ForwardFn = Callable[..., torch.Tensor]  # (q, k, v, g_fwd, g_bwd, scale) -> o
-BackwardFn = Callable[..., Grads]  # (grad_o, q, k, v, g_fwd, g_bwd, scale) -> (dq, dk, dv, dg_fwd, dg_bwd)
+ForwardFn = Callable[..., torch.Tensor]  # (q, k, v, g_fwd, g_bwd, scale[, residuals]) -> o
+BackwardFn = Callable[..., Grads]  # (grad_o, q, k, v, g_fwd, g_bwd, scale[, residuals]) -> (dq, dk, dv, dg_fwd, dg_bwd)
+ResidualsFn = Callable[..., list[torch.Tensor]]  # (q, k, v, g_fwd, g_bwd) -> empty buffers
 
 
 @dataclass(frozen=True)
 class Backend:
-    """One BiGLA implementation. `backward=None`: gradients by torch.func.vjp through `forward`."""
+    """One BiGLA implementation. `backward=None`: gradients by torch.func.vjp through `forward`. `residuals`: the
+    buffers a forward that a backward follows fills (`forward(..., residuals=buffers)`) and that backward reads
+    (`backward(..., residuals=buffers)`); None: the backward takes the inputs only."""
 
     name: str
     forward: ForwardFn
     backward: BackwardFn | None = None
     device_types: tuple[str, ...] = ("cpu", "cuda")
     is_available: Callable[[], bool] = lambda: True
+    residuals: ResidualsFn | None = None
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -38,9 +42,10 @@ def register_backend(
     backward: BackwardFn | None = None,
     device_types: tuple[str, ...] = ("cpu", "cuda"),
     is_available: Callable[[], bool] = lambda: True,
+    residuals: ResidualsFn | None = None,
 ) -> None:
     """Register (or replace) a BiGLA backend under `name`; `forward(q, k, v, g_fwd, g_bwd, scale)` -> o."""
-    _BACKENDS[name] = Backend(name, forward, backward, tuple(device_types), is_available)
+    _BACKENDS[name] = Backend(name, forward, backward, tuple(device_types), is_available, residuals)
 
 
 def available_backends(device_type: str | None = None) -> list[str]:

@@ -40,6 +40,7 @@ __all__ = [
     "interpreting",
     "is_available",
     "launch_config",
+    "residual_buffers",
 ]
 
 # tokens per chunk (the intra-chunk products are [BT, BT] tensor-core tiles): fp16 / bf16 dots, and fp32 ones, whose
@@ -145,50 +146,44 @@ def chunk_constants(mode: DotMode) -> dict[str, int]:
     return {"BT": size, "LOG2_BT": size.bit_length() - 1}
 
 
-def _states(q, k, v, g_fwd, g_bwd, grad_out, half_scale: float, mode: DotMode) -> tuple[torch.Tensor, ...]:
-    """Chunk states h [B * H, 2, num_chunks, K, V] and the chunks whose span passes the factorisation limit, flags
-    [B * H, 2, num_chunks] (int8): the backward scan's only without grad_out (the forward kernel carries the forward
-    scan's); with grad_out both scans', the states' gradients dh (as h) and each chunk's gate gradient from the
-    tokens after it, beyond [B * H, 2, num_chunks, K] (fp32)."""
+def residual_buffers(q, k, v, g_fwd, g_bwd) -> list[torch.Tensor]:
+    """What the forward leaves for the backward: both scans' chunk start states h [B * H, 2, num_chunks, K, V] (in
+    the dots' operand dtype) and the chunks whose span passes the factorisation limit, flags [B * H, 2, num_chunks]
+    (int8). Allocated with `new_empty`, so the op's fake implementation allocates the same."""
+    mode = dot_mode(q, k, v)
     batch, heads, length, dim_k = q.shape
-    dim_v = v.shape[-1]
-    block = chunk_constants(mode)["BT"]
-    num_chunks = -(-length // block)
-    h = torch.empty(batch * heads, 2, num_chunks, dim_k, dim_v, dtype=mode.dtype, device=q.device)
-    flags = torch.empty(batch * heads, 2, num_chunks, dtype=torch.int8, device=q.device)
-    dh = torch.empty_like(h) if grad_out is not None else h
-    beyond = torch.empty(h.shape[:-1], dtype=torch.float32, device=q.device) if grad_out is not None else h
-    do = grad_out if grad_out is not None else v  # not read without WITH_GRAD
-    _launch(
-        "bigla_state_kernel", (batch * heads, 2 if grad_out is not None else 1), mode,
-        q, k, v, g_fwd, g_bwd, do, h, dh, beyond, flags, *_strides(q, k, v, g_fwd, g_bwd, do), length, heads,
-        half_scale, WITH_GRAD=grad_out is not None, LIMIT=FACTORISE_LIMIT[mode.dtype], K=dim_k, V=dim_v, BT=block,
-    )  # fmt: skip
-    return h, flags, dh, beyond
+    num_chunks = -(-length // chunk_constants(mode)["BT"])
+    h = q.new_empty(batch * heads, 2, num_chunks, dim_k, v.shape[-1], dtype=mode.dtype)
+    return [h, q.new_empty(batch * heads, 2, num_chunks, dtype=torch.int8)]
 
 
-def forward(q, k, v, g_fwd, g_bwd, scale: float) -> torch.Tensor:
-    """o = scale / 2 * (forward scan + backward scan), [B, H, T, V] in v's dtype (see visiongates.ops.bigla)."""
+def forward(q, k, v, g_fwd, g_bwd, scale: float, residuals: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """o = scale / 2 * (forward scan + backward scan), [B, H, T, V] in v's dtype (see visiongates.ops.bigla); with
+    `residuals` (`residual_buffers`), also fills them for `backward`."""
     if not _runs_here(q, k, v, g_fwd, g_bwd):
         return bigla_chunk(q, k, v, g_fwd, g_bwd, scale)
     inputs = [_unit_stride(t) for t in (q, k, v, g_fwd, g_bwd)]
     batch, heads, length, dim_k = q.shape
     dim_v = v.shape[-1]
     mode = dot_mode(q, k, v)
-    h, flags, _, _ = _states(*inputs, None, 0.5 * scale, mode)
+    h, flags = residuals if residuals is not None else residual_buffers(*inputs)
+    constants = {"LIMIT": FACTORISE_LIMIT[mode.dtype], "K": dim_k, "V": dim_v}
+    # the backward scan's states, then a walk over each sequence's chunks carrying the forward scan's, then the
+    # flagged chunks again (a program each, most return at once)
+    _launch("bigla_state_kernel", (batch * heads, 1), mode, *inputs, v, h, h, h, flags, *_strides(*inputs, v),
+            length, heads, 0.5 * scale, WITH_GRAD=False, BT=chunk_constants(mode)["BT"], **constants)  # fmt: skip
     out = torch.empty(batch, heads, length, dim_v, dtype=v.dtype, device=v.device)
-    # a walk over each sequence's chunks, then the flagged ones again (a program each, most return at once)
     for exact, grid in ((False, (batch * heads,)), (True, (batch * heads, h.shape[2]))):
         _launch(
             "bigla_fwd_kernel", grid, mode,
             *inputs, h, flags, out, *_strides(*inputs), length, heads, 0.5 * scale,
-            EXACT=exact, LIMIT=FACTORISE_LIMIT[mode.dtype], K=dim_k, V=dim_v, **chunk_constants(mode),
+            EXACT=exact, SAVE_STATES=residuals is not None, **constants, **chunk_constants(mode),
         )  # fmt: skip
     return out
 
 
-def backward(grad_out, q, k, v, g_fwd, g_bwd, scale: float):
-    """(dq, dk, dv, dg_fwd, dg_bwd), each in its input's dtype."""
+def backward(grad_out, q, k, v, g_fwd, g_bwd, scale: float, residuals: list[torch.Tensor]):
+    """(dq, dk, dv, dg_fwd, dg_bwd), each in its input's dtype; `residuals` as `forward` filled them."""
     if not _runs_here(q, k, v, g_fwd, g_bwd):
         _, pullback = torch.func.vjp(lambda *x: bigla_chunk(*x, scale), q, k, v, g_fwd, g_bwd)
         return pullback(grad_out.to(v.dtype))
@@ -196,18 +191,27 @@ def backward(grad_out, q, k, v, g_fwd, g_bwd, scale: float):
     batch, heads, length, dim_k = q.shape
     dim_v = v.shape[-1]
     mode = dot_mode(q, k, v)
-    h, flags, dh, beyond = _states(*inputs, 0.5 * scale, mode)
+    h, flags = residuals
+    # the gradient each chunk's end state gets from the chunks after it, and the gate gradient past each chunk
+    dh = torch.empty_like(h)
+    beyond = torch.empty(h.shape[:-1], dtype=torch.float32, device=q.device)
+    constants = {"K": dim_k, "V": dim_v, **chunk_constants(mode)}
+    _launch("bigla_state_kernel", (batch * heads, 2), mode, *inputs, h, dh, beyond, flags, *_strides(*inputs),
+            length, heads, 0.5 * scale, WITH_GRAD=True, LIMIT=FACTORISE_LIMIT[mode.dtype], K=dim_k, V=dim_v,
+            BT=constants["BT"])  # fmt: skip
     dv, dg_fwd, dg_bwd = (torch.empty(batch, heads, length, t.shape[-1], dtype=t.dtype, device=q.device)
                           for t in (v, g_fwd, g_bwd))  # fmt: skip
     dq2, dk2 = (torch.empty(2, batch, heads, length, dim_k, dtype=torch.float32, device=q.device) for _ in range(2))
     q_, k_, _, gf_, gb_, do_ = inputs
     for exact in (False, True):
-        constants = {"EXACT": exact, "K": dim_k, "V": dim_v, **chunk_constants(mode)}
         _launch("bigla_bwd_dqk_kernel", (batch * heads, h.shape[2], 2), mode, *inputs, h, dh, beyond, flags, dq2,
-                dk2, dg_fwd, dg_bwd, *_strides(*inputs), length, heads, 0.5 * scale, **constants)  # fmt: skip
+                dk2, dg_fwd, dg_bwd, *_strides(*inputs), length, heads, 0.5 * scale, EXACT=exact,
+                **constants)  # fmt: skip
         _launch("bigla_bwd_dv_kernel", (batch * heads, h.shape[2]), mode, q_, k_, gf_, gb_, do_, dh, flags, dv,
-                *_strides(q_, k_, gf_, gb_, do_), length, heads, 0.5 * scale, **constants)  # fmt: skip
+                *_strides(q_, k_, gf_, gb_, do_), length, heads, 0.5 * scale, EXACT=exact, **constants)  # fmt: skip
     return dq2.sum(0).to(q.dtype), dk2.sum(0).to(k.dtype), dv, dg_fwd, dg_bwd
 
 
-register_backend("triton", forward, backward, device_types=("cuda", "cpu"), is_available=is_available)
+register_backend(
+    "triton", forward, backward, device_types=("cuda", "cpu"), is_available=is_available, residuals=residual_buffers
+)

@@ -27,8 +27,17 @@ import torch
 VIG_HEAD_DIMS = ((32, 64), (16, 32))  # (K, V) of plain ViG and of ViG-H
 ARCHS = (80, 90)
 CHUNK_KERNELS = ("bigla_fwd_kernel", "bigla_bwd_dqk_kernel", "bigla_bwd_dv_kernel")
-# every kernel as launched: the state kernel, each chunk kernel's factorised pass and its exact pass ("[exact]")
-KERNELS = ("bigla_state_kernel", *CHUNK_KERNELS, *(f"{name}[exact]" for name in CHUNK_KERNELS))
+# every kernel as launched: the state kernel (the forward's state walk; "[grad]": the backward's gradient walk), each
+# chunk kernel's factorised pass ("bigla_fwd_kernel[save]": the forward walk that stores every state for a backward)
+# and its exact pass ("[exact]")
+KERNELS = (
+    "bigla_state_kernel",
+    "bigla_state_kernel[grad]",
+    *CHUNK_KERNELS,
+    "bigla_fwd_kernel[save]",
+    *(f"{name}[exact]" for name in CHUNK_KERNELS),
+)
+VARIANTS = ("", "exact", "grad", "save")
 # dtype variants: q, k, v (and o, dO, dq, dk, dv) / gates (and their gradients); "bf16+fp32g" is ViG's training mix
 DTYPES = {"fp32": ("fp32", "fp32"), "fp16": ("fp16", "fp16"), "bf16": ("bf16", "bf16"), "bf16+fp32g": ("bf16", "fp32")}
 # Spill bytes (stores + loads) a variant may have. Every kernel on the path a trained ViG takes (the state kernel and
@@ -45,7 +54,9 @@ _STATES = ("h", "dh")
 _FP32 = ("beyond",)
 _INT8 = ("flags",)
 _FP32_SCRATCH = ("dq", "dk")
-_CONSTEXPRS = ("K", "V", "BT", "LOG2_BT", "LIMIT", "EXACT", "WITH_GRAD", "DOT_FP32", "DOT_DTYPE", "ROUND_DOTS")
+_CONSTEXPRS = (
+    "K", "V", "BT", "LOG2_BT", "LIMIT", "EXACT", "WITH_GRAD", "SAVE_STATES", "DOT_FP32", "DOT_DTYPE", "ROUND_DOTS",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -107,10 +118,10 @@ def _ptxas_report(log: str) -> tuple[int, int, int, int]:
     return registers, *spills, number(r"(\d+) bytes smem")
 
 
-def compile_kernel(kernel: str, dtype: str, K: int, V: int, arch: int, exact: bool = False, with_grad: bool = True):
-    """(triton's compiled kernel, ptxas -v log) of one variant for `arch` (80 or 90); `exact` picks the chunk
-    kernels' exact pass (the tree) instead of the factorised one, `with_grad` the state kernel's backward variant
-    (the forward one is a part of it)."""
+def compile_kernel(kernel: str, dtype: str, K: int, V: int, arch: int, variant: str = ""):
+    """(triton's compiled kernel, ptxas -v log) of one variant for `arch` (80 or 90): `variant` "exact" picks a
+    chunk kernel's exact pass (the tree) instead of the factorised one, "grad" the state kernel's gradient walk
+    instead of the forward's state walk, "save" the forward walk that stores every state for a backward."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -125,12 +136,16 @@ def compile_kernel(kernel: str, dtype: str, K: int, V: int, arch: int, exact: bo
     torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[data]
     mode = DotMode(data == "fp32", torch_dtype, False)
     constants = {"K": K, "V": V, **mode.constants()}
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; one of {VARIANTS}")
     if kernel == "bigla_state_kernel":
-        constants.update(BT=chunk_constants(mode)["BT"], WITH_GRAD=with_grad)
+        constants.update(BT=chunk_constants(mode)["BT"], WITH_GRAD=variant == "grad")
     else:
-        constants.update(chunk_constants(mode), EXACT=exact)
+        constants.update(chunk_constants(mode), EXACT=variant == "exact")
     if "LIMIT" in jit_fn.arg_names:
         constants["LIMIT"] = FACTORISE_LIMIT[torch_dtype]
+    if "SAVE_STATES" in jit_fn.arg_names:
+        constants["SAVE_STATES"] = variant == "save"
     source = ASTSource(
         fn=jit_fn,
         signature=_signature(jit_fn, dtype),
@@ -146,12 +161,12 @@ def compile_kernel(kernel: str, dtype: str, K: int, V: int, arch: int, exact: bo
 
 
 def compile_variant(kernel: str, dtype: str, K: int, V: int, arch: int) -> Variant:
-    """Compile one kernel variant for `arch` (80 or 90) and read its resource use; "NAME[exact]" is a chunk
-    kernel's exact pass."""
+    """Compile one kernel variant for `arch` (80 or 90) and read its resource use; "NAME[VARIANT]" names a variant
+    (`compile_kernel`)."""
     from . import launch_config
 
-    name, exact = kernel.removesuffix("[exact]"), kernel.endswith("[exact]")
-    compiled, log = compile_kernel(name, dtype, K, V, arch, exact)
+    name, _, variant = kernel.removesuffix("]").partition("[")
+    compiled, log = compile_kernel(name, dtype, K, V, arch, variant)
     registers, spill_stores, spill_loads, static_smem = _ptxas_report(log)
     shared = compiled.metadata.shared + static_smem
     num_warps = launch_config(name, DTYPES[dtype][0] == "fp32")["num_warps"]

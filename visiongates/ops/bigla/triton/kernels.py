@@ -209,18 +209,11 @@ def _intra_tree(q, k, attn, g, FORWARD_SCAN: tl.constexpr, GRADS: tl.constexpr, 
 
 
 @triton.jit
-def _state_sweeps(
-    q_ptr, k_ptr, v_ptr, g_ptr, do_ptr, h_ptr, dh_ptr, beyond_ptr, flags_ptr,
-    stride_q, stride_k, stride_v, stride_g, stride_do,
-    bh, direction, T, half_scale,
-    FORWARD_SCAN: tl.constexpr, WITH_GRAD: tl.constexpr, LIMIT: tl.constexpr,
-    K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
-    DOT_FP32: tl.constexpr, DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr,
-):  # fmt: skip
+def _state_walk(k_ptr, v_ptr, g_ptr, h_ptr, flags_ptr, stride_k, stride_v, stride_g, bh, direction, T,
+                FORWARD_SCAN: tl.constexpr, LIMIT: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
+                DOT_FP32: tl.constexpr, DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr):  # fmt: skip
     """One scan's states, walked in its time order: h[chunk] = the state the chunk starts from, and flags[chunk] =
-    whether the chunk's span (-total gate, log2 units) passes LIMIT (the exact pass then redoes it). With WITH_GRAD,
-    walked back: dh[chunk] = the gradient of the chunk's end state from the chunks after it and beyond[chunk] =
-    sum_V(h_end * dh) [K], the scan's gate gradient summed over the tokens after the chunk."""
+    whether the chunk's span (-total gate, log2 units) passes LIMIT (the exact pass then redoes it)."""
     rk = tl.arange(0, K)
     rv = tl.arange(0, V)
     num_chunks = tl.cdiv(T, BT)
@@ -236,26 +229,36 @@ def _state_sweeps(
         tl.store(flags_ptr + offset // (K * V), (-tl.min(total, axis=0) > LIMIT).to(tl.int8))
         state = tl.exp2(total)[:, None] * state + _dot(tl.trans(k * tl.exp2(to_end)), v, DOT_FP32, DOT_DTYPE,
                                                          ROUND_DOTS)  # fmt: skip
-    if WITH_GRAD:
-        tl.debug_barrier()  # the walk back reads the states this program just stored
-        d_state = tl.zeros([K, V], dtype=tl.float32)
-        for n in range(0, num_chunks):
-            chunk = num_chunks - 1 - n if FORWARD_SCAN else n
-            offset = _state_offset(bh, direction, chunk, num_chunks, K, V)
-            _store_state(dh_ptr + offset, _round(d_state, DOT_DTYPE) if ROUND_DOTS else d_state, K, V)
-            if n > 0:  # the gradient of the next chunk's first gate: sum_V(h_end * dh), h_end = the next one's start
-                after = chunk + 1 if FORWARD_SCAN else chunk - 1
-                h_end = _load_state(h_ptr + _state_offset(bh, direction, after, num_chunks, K, V), K, V)
-                beyond = tl.sum(h_end * d_state, axis=1)
-            else:
-                beyond = tl.zeros([K], dtype=tl.float32)
-            tl.store(beyond_ptr + offset // V + rk, beyond)
-            rows = chunk * BT + tl.arange(0, BT)
-            q = _load(q_ptr, stride_q, rows, rk, T)
-            do = _load(do_ptr, stride_do, rows, rv, T) * half_scale
-            _, G, _, total = _gates(g_ptr, stride_g, rows, rk, T, FORWARD_SCAN)
-            d_state = tl.exp2(total)[:, None] * d_state + _dot(tl.trans(q * tl.exp2(G)), do,
-                                                                DOT_FP32, DOT_DTYPE, ROUND_DOTS)  # fmt: skip
+
+
+@triton.jit
+def _gradient_walk(q_ptr, g_ptr, do_ptr, h_ptr, dh_ptr, beyond_ptr, stride_q, stride_g, stride_do, bh, direction, T,
+                   half_scale, FORWARD_SCAN: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
+                   DOT_FP32: tl.constexpr, DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr):  # fmt: skip
+    """One scan's state gradients, walked against its time order: dh[chunk] = the gradient of the chunk's end state
+    from the chunks after it and beyond[chunk] = sum_V(h_end * dh) [K], the scan's gate gradient summed over the
+    tokens after the chunk (h: the states the forward stored)."""
+    rk = tl.arange(0, K)
+    rv = tl.arange(0, V)
+    num_chunks = tl.cdiv(T, BT)
+    d_state = tl.zeros([K, V], dtype=tl.float32)
+    for n in range(0, num_chunks):
+        chunk = num_chunks - 1 - n if FORWARD_SCAN else n
+        offset = _state_offset(bh, direction, chunk, num_chunks, K, V)
+        _store_state(dh_ptr + offset, _round(d_state, DOT_DTYPE) if ROUND_DOTS else d_state, K, V)
+        if n > 0:  # the gradient of the next chunk's first gate: sum_V(h_end * dh), h_end = the next one's start
+            after = chunk + 1 if FORWARD_SCAN else chunk - 1
+            h_end = _load_state(h_ptr + _state_offset(bh, direction, after, num_chunks, K, V), K, V)
+            beyond = tl.sum(h_end * d_state, axis=1)
+        else:
+            beyond = tl.zeros([K], dtype=tl.float32)
+        tl.store(beyond_ptr + offset // V + rk, beyond)
+        rows = chunk * BT + tl.arange(0, BT)
+        q = _load(q_ptr, stride_q, rows, rk, T)
+        do = _load(do_ptr, stride_do, rows, rv, T) * half_scale
+        _, G, _, total = _gates(g_ptr, stride_g, rows, rk, T, FORWARD_SCAN)
+        d_state = tl.exp2(total)[:, None] * d_state + _dot(tl.trans(q * tl.exp2(G)), do,
+                                                            DOT_FP32, DOT_DTYPE, ROUND_DOTS)  # fmt: skip
 
 
 @triton.jit
@@ -267,25 +270,28 @@ def bigla_state_kernel(
     WITH_GRAD: tl.constexpr, LIMIT: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
     DOT_FP32: tl.constexpr, DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr,
 ):  # fmt: skip
-    """Chunk states h [B * H, 2, num_chunks, K, V] and flags [B * H, 2, num_chunks] (int8). With WITH_GRAD (the
-    backward), both scans, program (bh, d) running scan d, and also dh (as h) and beyond [B * H, 2, num_chunks, K]
-    (fp32); without (the forward, grid (B * H, 1)), only the backward scan's: `bigla_fwd_kernel` carries the forward
-    scan's state itself. q and do are read only WITH_GRAD."""
+    """The sequential parts besides the forward walk, on h [B * H, 2, num_chunks, K, V] and flags [B * H, 2,
+    num_chunks] (int8). Without WITH_GRAD (the forward), grid (B * H, 1): the backward scan's start states and
+    flags (`bigla_fwd_kernel` carries the forward scan's state itself and stores it where the backward needs it).
+    With WITH_GRAD (the backward), grid (B * H, 2), program (bh, d) walks scan d back over the states the forward
+    stored: dh (as h) and beyond [B * H, 2, num_chunks, K] (fp32). k and v are read only without WITH_GRAD, q and
+    do only with it."""
     bh = tl.program_id(0)
     b = (bh // H).to(tl.int64)
     hd = (bh % H).to(tl.int64)
-    q += b * sq_b + hd * sq_h
-    k += b * sk_b + hd * sk_h
-    v += b * sv_b + hd * sv_h
-    do += b * sdo_b + hd * sdo_h
-    if WITH_GRAD and tl.program_id(1) == 0:
-        _state_sweeps(q, k, v, g_fwd + b * sgf_b + hd * sgf_h, do, h, dh, beyond, flags, sq_t, sk_t, sv_t, sgf_t,
-                      sdo_t, bh, 0, T, half_scale, True, WITH_GRAD, LIMIT, K, V, BT, DOT_FP32, DOT_DTYPE,
-                      ROUND_DOTS)  # fmt: skip
+    if WITH_GRAD:
+        q += b * sq_b + hd * sq_h
+        do += b * sdo_b + hd * sdo_h
+        if tl.program_id(1) == 0:
+            _gradient_walk(q, g_fwd + b * sgf_b + hd * sgf_h, do, h, dh, beyond, sq_t, sgf_t, sdo_t, bh, 0, T,
+                           half_scale, True, K, V, BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)  # fmt: skip
+        else:
+            _gradient_walk(q, g_bwd + b * sgb_b + hd * sgb_h, do, h, dh, beyond, sq_t, sgb_t, sdo_t, bh, 1, T,
+                           half_scale, False, K, V, BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)  # fmt: skip
     else:
-        _state_sweeps(q, k, v, g_bwd + b * sgb_b + hd * sgb_h, do, h, dh, beyond, flags, sq_t, sk_t, sv_t, sgb_t,
-                      sdo_t, bh, 1, T, half_scale, False, WITH_GRAD, LIMIT, K, V, BT, DOT_FP32, DOT_DTYPE,
-                      ROUND_DOTS)  # fmt: skip
+        _state_walk(k + b * sk_b + hd * sk_h, v + b * sv_b + hd * sv_h, g_bwd + b * sgb_b + hd * sgb_h, h, flags,
+                    sk_t, sv_t, sgb_t, bh, 1, T, False, LIMIT, K, V, BT, DOT_FP32, DOT_DTYPE,
+                    ROUND_DOTS)  # fmt: skip
 
 
 @triton.jit
@@ -321,12 +327,13 @@ def _fwd_chunk(q, k, v, g_fwd, g_bwd, h, o, sq_t, sk_t, sv_t, sgf_t, sgb_t, bh, 
 
 @triton.jit
 def _fwd_walk(q, k, v, g_fwd, g_bwd, h, flags, o, sq_t, sk_t, sv_t, sgf_t, sgb_t, bh, num_chunks, T, half_scale,
-              LIMIT: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, DOT_FP32: tl.constexpr,
-              DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr):  # fmt: skip
+              SAVE_STATES: tl.constexpr, LIMIT: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
+              DOT_FP32: tl.constexpr, DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr):  # fmt: skip
     """Every chunk's output of both scans by the factorised product, walked in time order with the forward scan's
-    state in registers (the backward scan's start states come from the state kernel). A chunk either scan flags
-    (its span passes LIMIT) has its forward start state and flag stored for the exact pass, which rewrites its
-    output (the factorised one may overflow there; the state update never does: its exponents are <= 0)."""
+    state in registers (the backward scan's start states come from the state kernel). Each chunk's forward flag is
+    stored; its forward start state is stored where either scan flags the chunk (its span passes LIMIT), for the
+    exact pass, which rewrites its output (the factorised one may overflow there; the state update never does: its
+    exponents are <= 0), and with SAVE_STATES everywhere, for the backward."""
     rk = tl.arange(0, K)
     rv = tl.arange(0, V)
     state = tl.zeros([K, V], dtype=tl.float32)
@@ -341,7 +348,7 @@ def _fwd_walk(q, k, v, g_fwd, g_bwd, h, flags, o, sq_t, sk_t, sv_t, sgf_t, sgb_t
         backward_at = _state_offset(bh, 1, chunk, num_chunks, K, V)
         flag = (-tl.min(total, axis=0) > LIMIT).to(tl.int8)
         tl.store(flags + forward_at // (K * V), flag)
-        if (flag + tl.load(flags + backward_at // (K * V))) != 0:
+        if SAVE_STATES or (flag + tl.load(flags + backward_at // (K * V))) != 0:
             _store_state(h + forward_at, _round(state, DOT_DTYPE) if ROUND_DOTS else state, K, V)
         scores_f, _, _ = _intra_fast(q_tile, k_tile, q_tile, G_f, True, False, BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)
         scores_b, _, _ = _intra_fast(q_tile, k_tile, q_tile, G_b, False, False, BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)
@@ -358,14 +365,15 @@ def bigla_fwd_kernel(
     q, k, v, g_fwd, g_bwd, h, flags, o,
     sq_b, sq_h, sq_t, sk_b, sk_h, sk_t, sv_b, sv_h, sv_t, sgf_b, sgf_h, sgf_t, sgb_b, sgb_h, sgb_t,
     T, H, half_scale,
-    EXACT: tl.constexpr, LIMIT: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
-    LOG2_BT: tl.constexpr, DOT_FP32: tl.constexpr, DOT_DTYPE: tl.constexpr, ROUND_DOTS: tl.constexpr,
+    EXACT: tl.constexpr, SAVE_STATES: tl.constexpr, LIMIT: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
+    BT: tl.constexpr, LOG2_BT: tl.constexpr, DOT_FP32: tl.constexpr, DOT_DTYPE: tl.constexpr,
+    ROUND_DOTS: tl.constexpr,
 ):  # fmt: skip
     """o = half_scale * (forward scan with g_fwd + backward scan with g_bwd), o a contiguous [B, H, T, V]; h and
     flags hold the backward scan's states and flags from `bigla_state_kernel`. The factorised pass, grid (B * H,),
     walks each sequence's chunks carrying the forward scan's state and stores it (and its flag) where a chunk is
-    flagged; the EXACT pass, grid (B * H, num_chunks), then redoes the flagged chunks (most programs return at
-    once)."""
+    flagged (with SAVE_STATES at every chunk: the states the backward reads); the EXACT pass, grid (B * H,
+    num_chunks), then redoes the flagged chunks (most programs return at once)."""
     bh = tl.program_id(0)
     num_chunks = tl.cdiv(T, BT)
     b = (bh // H).to(tl.int64)
@@ -382,7 +390,7 @@ def bigla_fwd_kernel(
                        half_scale, K, V, BT, LOG2_BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)  # fmt: skip
     else:
         _fwd_walk(q, k, v, g_fwd, g_bwd, h, flags, o, sq_t, sk_t, sv_t, sgf_t, sgb_t, bh, num_chunks, T, half_scale,
-                  LIMIT, K, V, BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)  # fmt: skip
+                  SAVE_STATES, LIMIT, K, V, BT, DOT_FP32, DOT_DTYPE, ROUND_DOTS)  # fmt: skip
 
 
 @triton.jit
