@@ -12,10 +12,10 @@ import torch
 import visiongates  # noqa: F401  registers the models
 from visiongates.data.coins_coco import Cutout
 from visiongates.data.segmentation_toy import CoinSegmentationDataset, _paste, grey_coins
+from visiongates.engine.config import load_config
 from visiongates.layers.attention_gate import AttentionGate, forced_gates
 from visiongates.layers.attention_unet_decoder import AttentionUNetDecoder, default_gate_levels
 from visiongates.models.attention_unet import create_attention_unet
-from visiongates.engine.config import load_config
 from visiongates.tasks.segmentation import compare_gates, dice_per_image, evaluate, load_trained, soft_dice_loss, train
 from visiongates.viz.attention_gates import gate_view, plot_attention_gates
 

@@ -720,8 +720,8 @@ def trained(folder, tmp_path_factory) -> dict[str, Path]:
     """A tiny tools/train.py run (resnet18, 32 px, 1 epoch of 3 steps) and its ONNX export. Its output folder
     starts with the temporary file a `kill -9` during a checkpoint write leaves behind (see the test below)."""
     from visiongates.engine import load_config
-    from visiongates.tasks import train
     from visiongates.export import export_source
+    from visiongates.tasks import train
 
     run = tmp_path_factory.mktemp("trained") / "run"
     run.mkdir()

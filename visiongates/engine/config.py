@@ -18,7 +18,6 @@ import yaml
 
 from visiongates.errors import VisionGatesError
 
-
 COMMON, CLASSIFICATION, RESTORATION, SEGMENTATION = "common", "classification", "restoration", "segmentation"
 TASK_NAMES = (CLASSIFICATION, RESTORATION, SEGMENTATION)
 

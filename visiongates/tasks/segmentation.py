@@ -228,7 +228,9 @@ def compare_gates(cfg: TrainConfig, seeds: list[int], gates: list[str | None]) -
         runs = []
         for seed in seeds:
             output = str(Path(cfg.output) / f"{gate or 'none'}_seed{seed}")
-            run_cfg = load_config(**{**cfg.to_dict(), "gate": gate, "seed": seed, "compare_gates": None, "output": output})
+            run_cfg = load_config(
+                **{**cfg.to_dict(), "gate": gate, "seed": seed, "compare_gates": None, "output": output}
+            )
             result = train(run_cfg)
             runs.append({k: result[k] for k in ("dice", "dice_pooled", "train_seconds", "params")} | {"seed": seed})
         dice = np.array([r["dice"] for r in runs])
