@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Overlay a trained Attention U-Net's gate coefficients on input images as one PNG (visiongates.viz.attention_gates).
 
-python tools/analysis/overlay_attention_gates.py runs/seg/coins_attention_unet/grid_seed0/last.pth --index 0 1 2 3
+python tools/analysis/overlay_attention_gates.py runs/attention_unet/compare/grid_seed0/last.pth --index 0 1 2 3
 # a photo of your own, read as grey, as trained:
 python tools/analysis/overlay_attention_gates.py CHECKPOINT --image photo.jpg --out gates.png
 """
