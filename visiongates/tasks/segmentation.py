@@ -222,7 +222,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 def compare_gates(cfg: TrainConfig, seeds: list[int], gates: list[str | None]) -> dict[str, Any]:
     """Train every (gate, seed) pair with otherwise identical settings; per-gate held-out Dice mean and std,
-    written to comparison.json and comparison.md."""
+    written as comparison.json and a Markdown table beside it."""
     rows: dict[str, Any] = {}
     for gate in gates:
         runs = []
