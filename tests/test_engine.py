@@ -162,3 +162,48 @@ def test_one_schema_for_every_task(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     for path in sorted((repo / "configs").glob("*/*.yaml")):
         assert load_config(config_file=path).task in TASKS, path
+
+
+def _run_train_py(*args: str, monkeypatch, capsys) -> tuple[int, str, str]:
+    """tools/train.py in this process: (exit status, stdout, stderr)."""
+    import runpy
+    import sys
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "train.py"
+    monkeypatch.setattr(sys, "argv", [str(tool), *map(str, args)])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_path(str(tool), run_name="__main__")
+    out, err = capsys.readouterr()
+    return (info.value.code or 0), out, err
+
+
+def test_train_py_runs_every_task_from_its_config(tmp_path, monkeypatch, capsys):
+    """The README's commands for the other tasks: configs/attention_unet/coins.yaml (one run, then a gate
+    comparison) and a restoration config with --eval-only --pretrained, shortened."""
+    repo = Path(__file__).resolve().parents[1]
+    tiny_unet = ["--steps", "1", "--size", "32", "--train-length", "4", "--val-length", "2", "--batch-size", "2"]
+    tiny_unet += ["--encoder-kwargs", '{"widths": [4, 8, 8, 8, 8]}', "--progress", "false"]
+    config = repo / "configs" / "attention_unet" / "coins.yaml"
+    code, out, err = _run_train_py(
+        "--config", config, *tiny_unet, "--output", tmp_path / "unet", monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 0, err[-3000:]
+    assert 0 <= json.loads(out)["dice"] <= 1 and (tmp_path / "unet" / "best.pth").is_file()
+    code, out, err = _run_train_py(
+        "--config", config, *tiny_unet, "--compare-gates", "grid,none", "--compare-seeds", "0",
+        "--output", tmp_path / "cmp", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err[-3000:]
+    assert "U-Net (plain skips)" in out and (tmp_path / "cmp" / "none_seed0" / "last.pth").is_file()
+
+    photos = _photos(tmp_path / "photos")
+    code, out, err = _run_train_py(
+        "--config", repo / "configs" / "restore" / "maxim_s1_denoise_sigma25.yaml", "--eval-only",
+        "--model-kwargs", '{"features": 8, "zero_init_last": true}', "--val-dir", photos, "--eval-crop-size", "32",
+        "--output", tmp_path / "eval", "--progress", "false", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err[-3000:]
+    result = json.loads(out)
+    assert result["images"] == 4 and result["gain_db"] == pytest.approx(0.0, abs=1e-6)  # zero-init: output = input
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["evals"][0]["psnr"] == result["psnr"]
+    assert len(list((tmp_path / "eval" / "samples" / "step_0").glob("*.png"))) == 4

@@ -343,11 +343,14 @@ def _parse_structure(kind: type):
         if text.lower() in ("none", "null"):
             return None
         try:
-            return json.loads(text)
+            value = json.loads(text)
         except json.JSONDecodeError:
-            if kind is list:
-                return [int(w) if w.strip().lstrip("-").isdigit() else w.strip() for w in text.split(",")]
-            raise argparse.ArgumentTypeError(f"expected JSON, got '{text}'") from None
+            value = None if kind is list else text
+        if isinstance(value, kind):
+            return value
+        if kind is list:
+            return [int(w) if w.strip().lstrip("-").isdigit() else w.strip() for w in text.split(",")]
+        raise argparse.ArgumentTypeError(f"expected a JSON mapping, got '{text}'")
 
     parse.__name__ = kind.__name__
     return parse
