@@ -26,7 +26,9 @@ from visiongates.models import check_model_name
 __all__ = ["ClassificationTask", "auxiliary_loss", "build_datasets", "build_model"]
 
 
-def build_datasets(cfg: TrainConfig, mean=None, std=None) -> tuple[Dataset, Dataset]:
+def build_datasets(
+    cfg: TrainConfig, mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None
+) -> tuple[Dataset, Dataset]:
     """Train and val datasets for `cfg.data`: the embedded digits, or `<folder>/train` and `<folder>/val`."""
     norm = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
     train_tf = train_transform(

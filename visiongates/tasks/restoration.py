@@ -83,7 +83,8 @@ def evaluate(
     samples_dir: str | Path | None = None,
     num_samples: int = 0,
 ) -> dict[str, float]:
-    """Mean PSNR / SSIM of the model outputs and of the degraded inputs over `loader` (final output only)."""
+    """Mean PSNR / SSIM of the model outputs and of the degraded inputs over `loader` (final output only; summed
+    over the ranks of a torch.distributed group)."""
     was_training = model.training
     model.eval()
     scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "input_psnr": [], "input_ssim": []}
@@ -100,9 +101,13 @@ def evaluate(
                 save_side_by_side(inp[i], out[i], target[i], Path(samples_dir) / f"{batch['name'][i]}.png")
                 saved += 1
     model.train(was_training)
-    result = {k: float(np.mean(v)) for k, v in scores.items()}
+    sums = torch.tensor([sum(v) for v in scores.values()] + [len(scores["psnr"])], dtype=torch.float64)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():  # each rank saw its shard
+        torch.distributed.all_reduce(sums)
+    count = max(int(sums[-1]), 1)
+    result = {k: float(total) / count for k, total in zip(scores, sums.tolist())}
     result["gain_db"] = result["psnr"] - result["input_psnr"]
-    result["images"] = len(scores["psnr"])
+    result["images"] = int(sums[-1])
     return result
 
 
