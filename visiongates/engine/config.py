@@ -181,11 +181,6 @@ def parse_gate(value: str | None) -> str | None:
     return value
 
 
-def section_of(name: str) -> str:
-    """The section ('common' or a task name) of option `name`."""
-    return _FIELDS[name].metadata["section"]
-
-
 # (low, high, low inclusive, high inclusive) per numeric option; None: unbounded on that side
 RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "epochs": (1, None, True, False),
@@ -444,6 +439,5 @@ __all__ = [
     "model_kwargs",
     "parse_gate",
     "read_yaml",
-    "section_of",
     "validate_config",
 ]
