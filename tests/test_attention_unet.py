@@ -12,11 +12,11 @@ import torch
 import visiongates  # noqa: F401  registers the models
 from visiongates.data.coins_coco import Cutout
 from visiongates.data.segmentation_toy import CoinSegmentationDataset, _paste, grey_coins
+from visiongates.engine.config import load_config
 from visiongates.layers.attention_gate import AttentionGate, forced_gates
 from visiongates.layers.attention_unet_decoder import AttentionUNetDecoder, default_gate_levels
 from visiongates.models.attention_unet import create_attention_unet
-from visiongates.seg import dice_per_image, load_seg_config, soft_dice_loss
-from visiongates.seg.loop import compare_gates, evaluate, load_trained, train
+from visiongates.tasks.segmentation import compare_gates, dice_per_image, evaluate, load_trained, soft_dice_loss, train
 from visiongates.viz.attention_gates import gate_view, plot_attention_gates
 
 WIDTHS = (16, 32, 64, 128, 256)  # the paper's CT widths (feature_scale 4)
@@ -246,13 +246,13 @@ _TINY = dict(
 
 
 def test_train_checkpoint_and_overlay(tmp_path):
-    cfg = load_seg_config(output=str(tmp_path / "run"), gate="grid", **_TINY)
+    cfg = load_config(task="segmentation", output=str(tmp_path / "run"), gate="grid", **_TINY)
     metrics = train(cfg)
     assert 0 <= metrics["dice"] <= 1 and metrics["evals"][-1]["images"] == 4
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]["gate"] == "grid"
     model, normalize, loaded = load_trained(tmp_path / "run" / "last.pth")
     assert loaded.gate == "grid"
-    from visiongates.seg.loop import build_datasets
+    from visiongates.tasks.segmentation import build_datasets
 
     _, val_set = build_datasets(loaded)
     loader = torch.utils.data.DataLoader(val_set, batch_size=16)
@@ -264,7 +264,7 @@ def test_train_checkpoint_and_overlay(tmp_path):
 
 
 def test_compare_gates_table(tmp_path):
-    cfg = load_seg_config(output=str(tmp_path / "cmp"), **_TINY)
+    cfg = load_config(task="segmentation", output=str(tmp_path / "cmp"), **_TINY)
     summary = compare_gates(cfg, seeds=[0, 1], gates=["grid", None])
     assert set(summary["results"]) == {"grid", "none"}
     assert "U-Net (plain skips)" in summary["table"] and "±" in summary["table"]
@@ -279,6 +279,6 @@ def test_short_training_run_segments_held_out_coins(tmp_path):
     (docs/benchmarks.md).
     The bar leaves room for other CPUs' floating-point differences, not for a model that fails to learn.
     """
-    cfg = load_seg_config(output=str(tmp_path / "run"), gate="grid", steps=150, progress=False)
+    cfg = load_config(task="segmentation", output=str(tmp_path / "run"), gate="grid", steps=150, progress=False)
     metrics = train(cfg)
     assert metrics["dice"] >= 0.70, metrics["evals"]

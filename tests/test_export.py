@@ -136,14 +136,14 @@ def test_classify_files_side_by_side_with_pytorch(exported, tmp_path):
 
 
 def test_segmentation_checkpoint_exports_and_writes_a_mask(tmp_path):
-    """An Attention U-Net checkpoint as tools/train_attention_unet.py writes it -> .onnx -> mask PNG."""
+    """An Attention U-Net checkpoint as tools/train.py's segmentation task writes it -> .onnx -> mask PNG."""
     from visiongates.engine.checkpoint import save_checkpoint
+    from visiongates.engine.config import load_config
     from visiongates.export.ort_inference import save_mask
-    from visiongates.seg.config import SegConfig
-    from visiongates.seg.loop import build_model
+    from visiongates.tasks.segmentation import build_model
 
     torch.manual_seed(0)
-    cfg = SegConfig()
+    cfg = load_config(task="segmentation")
     model, normalize = build_model(cfg)
     save_checkpoint({"model": model.state_dict(), "step": 0, "config": cfg.to_dict()}, tmp_path / "last.pth")
     report = export_source(str(tmp_path / "last.pth"), tmp_path / "unet.onnx")

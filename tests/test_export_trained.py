@@ -14,10 +14,10 @@ from runtime_blocker import INFER, run_blocked
 
 from visiongates.benchmarks.table import markdown_table
 from visiongates.engine import load_config
-from visiongates.engine.trainer import train
 from visiongates.export import OnnxModel, export_source, load_source
 from visiongates.export.compare import folder_agreement, torch_folder_logits
 from visiongates.export.quantize import compare_int8, quantize, quantize_int8
+from visiongates.tasks import train
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN_CONFIG = REPO / "configs" / "cls" / "digits_cbam_resnet18.yaml"

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from visiongates.engine import load_checkpoint
-from visiongates.engine import trainer as trainer_module
+from visiongates.tasks import classification as classification_task
 
 REPO = Path(__file__).resolve().parents[1]
 EXACT = ["--mixup", "0.2", "--cutmix", "0.2", "--drop-path", "0.1", "--ema", "true"]  # every RNG consumer
@@ -101,8 +101,8 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
 
 def call_counter(monkeypatch, at: int, action) -> None:
     """Run `action()` inside the training loop at the `at`-th micro-batch (counted from 1 over the process):
-    trainer.auxiliary_loss is called once per micro-batch, after the forward pass; its result is returned."""
-    original = trainer_module.auxiliary_loss
+    classification.auxiliary_loss is called once per micro-batch, after the forward pass; its result is returned."""
+    original = classification_task.auxiliary_loss
     calls = {"n": 0}
 
     def wrapped(model):
@@ -110,7 +110,7 @@ def call_counter(monkeypatch, at: int, action) -> None:
         out = original(model)
         return action(out) if calls["n"] == at else out
 
-    monkeypatch.setattr(trainer_module, "auxiliary_loss", wrapped)
+    monkeypatch.setattr(classification_task, "auxiliary_loss", wrapped)
 
 
 def sigterm_self(out):
@@ -720,8 +720,8 @@ def trained(folder, tmp_path_factory) -> dict[str, Path]:
     """A tiny tools/train.py run (resnet18, 32 px, 1 epoch of 3 steps) and its ONNX export. Its output folder
     starts with the temporary file a `kill -9` during a checkpoint write leaves behind (see the test below)."""
     from visiongates.engine import load_config
-    from visiongates.engine.trainer import train
     from visiongates.export import export_source
+    from visiongates.tasks import train
 
     run = tmp_path_factory.mktemp("trained") / "run"
     run.mkdir()
@@ -940,7 +940,7 @@ def test_quantize_onnx_bad_model_file_is_one_line(tool, message, tmp_path, monke
     assert not (tmp_path / "int8.onnx").exists()
 
 
-@pytest.mark.parametrize("tool", ["tools/train.py", "tools/train_restore.py"])
+@pytest.mark.parametrize("tool", ["tools/train.py"])
 def test_config_yaml_syntax_error_is_one_line(tool, tmp_path, monkeypatch, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text("model: [resnet18\nlr: 0.1\n")

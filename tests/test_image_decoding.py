@@ -136,7 +136,7 @@ def test_training_skips_and_counts_a_bomb(tmp_path, monkeypatch):
     """tools/train.py's loop over a folder holding a decompression bomb (PIL's limit set low), a text file, a
     16-bit PNG and an RGBA PNG: trains, and logs 2 skipped images per epoch (train) and the val split's."""
     from visiongates.engine import load_config
-    from visiongates.engine.trainer import train
+    from visiongates.tasks import train
 
     _folder(tmp_path / "data" / "train")
     _folder(tmp_path / "data" / "val")

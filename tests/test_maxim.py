@@ -362,11 +362,10 @@ def test_input_pyramid_is_half_pixel_nearest():
 @pytest.mark.slow
 def test_short_denoising_run_raises_psnr(hymenoptera, tmp_path):
     """A shortened configs/restore/maxim_s1_denoise_sigma25.yaml run raises held-out PSNR and SSIM."""
-    from visiongates.restore import load_restore_config
-    from visiongates.restore.loop import train
+    from visiongates.tasks import load_config, train
 
-    cfg = load_restore_config(
-        REPO / "configs" / "restore" / "maxim_s1_denoise_sigma25.yaml",
+    cfg = load_config(
+        config_file=REPO / "configs" / "restore" / "maxim_s1_denoise_sigma25.yaml",
         train_dir=str(hymenoptera / "train"),
         val_dir=str(hymenoptera / "val"),
         output=str(tmp_path),

@@ -396,7 +396,7 @@ def test_train_py_adds_the_batch_shaping_loss_and_eval_rebuilds_the_model(tmp_pa
     checkpoint is rebuilt with the same options by tools/eval.py's loader."""
     from visiongates.engine import load_checkpoint, load_config
     from visiongates.engine.evaluate import load_classifier
-    from visiongates.engine.trainer import train
+    from visiongates.tasks import train
 
     cfg = load_config(
         model="msvit_tiny_patch16_224",
@@ -434,7 +434,7 @@ def test_short_training_on_digits_reaches_the_target_share(tmp_path):
     from visiongates.data import DigitsDataset, collate_skip, eval_transform
     from visiongates.engine import load_config
     from visiongates.engine.evaluate import load_classifier
-    from visiongates.engine.trainer import train
+    from visiongates.tasks import train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 17-token ViT gains nothing from a second thread, and loses much on a busy machine

@@ -1,4 +1,5 @@
-"""visiongates.restore: degradations, losses, metrics, datasets and the train / evaluate loop (tiny runs)."""
+"""visiongates.restore and the restoration task: degradations, losses, metrics, datasets, training and evaluation
+on the one engine (tiny runs)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from visiongates.restore import (
     build_degradation,
     charbonnier_loss,
     frequency_l1_loss,
-    load_restore_config,
     psnr,
     ssim,
 )
 from visiongates.restore.datasets import PairedFolderDataset, SyntheticDegradationDataset
-from visiongates.restore.loop import evaluate_checkpoint, load_weights, train
+from visiongates.tasks import evaluate as evaluate_checkpoint
+from visiongates.tasks import load_config, train
+from visiongates.tasks.restoration import load_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -96,8 +98,8 @@ def test_datasets(tmp_path):
 
 def test_train_and_evaluate_round_trip(tmp_path):
     clean = _photos(tmp_path / "clean")
-    cfg = load_restore_config(
-        None,
+    cfg = load_config(
+        task="restoration",
         model="maxim_s1",
         model_kwargs={"features": 8, "zero_init_last": True},
         output=str(tmp_path / "run"),
@@ -117,7 +119,7 @@ def test_train_and_evaluate_round_trip(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["evals"][-1]["images"] == 4
     sample = Image.open(next((run / "samples" / "step_2").glob("*.png")))
     assert sample.size == (3 * 64 + 8, 64)  # input | output | target
-    cfg.init, cfg.output = str(run / "last.pth"), str(tmp_path / "eval")
+    cfg.pretrained, cfg.output = str(run / "last.pth"), str(tmp_path / "eval")
     result = evaluate_checkpoint(cfg)
     assert result["psnr"] == pytest.approx(metrics["evals"][-1]["psnr"], abs=1e-4)
     with pytest.raises(VisionGatesError):
@@ -126,6 +128,6 @@ def test_train_and_evaluate_round_trip(tmp_path):
 
 def test_config_rejects_unknown_keys(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("model: maxim_s1\nnot_an_option: 1\n")
+    path.write_text("task: restoration\nmodel: maxim_s1\nnot_an_option: 1\n")
     with pytest.raises(VisionGatesError, match="not_an_option"):
-        load_restore_config(path)
+        load_config(config_file=path)

@@ -11,7 +11,7 @@ import torch
 
 from visiongates.engine import load_checkpoint, load_config
 from visiongates.engine.evaluate import evaluate_checkpoint
-from visiongates.engine.trainer import train
+from visiongates.tasks import train
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN_CONFIG = REPO / "configs" / "cls" / "digits_cbam_resnet18.yaml"

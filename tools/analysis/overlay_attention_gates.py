@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Overlay a trained Attention U-Net's gate coefficients on input images as one PNG (visiongates.viz.attention_gates).
 
-python tools/analysis/overlay_attention_gates.py runs/seg/coins_attention_unet/grid_seed0/last.pth --index 0 1 2 3
+python tools/analysis/overlay_attention_gates.py runs/attention_unet/compare/grid_seed0/last.pth --index 0 1 2 3
 # a photo of your own, read as grey, as trained:
 python tools/analysis/overlay_attention_gates.py CHECKPOINT --image photo.jpg --out gates.png
 """
@@ -16,11 +16,11 @@ def main() -> None:
     import torch
     from visiongates_runtime.images import load_rgb
 
-    from visiongates.seg.loop import build_datasets, load_trained
+    from visiongates.tasks.segmentation import build_datasets, load_trained
     from visiongates.viz.attention_gates import gate_view, plot_attention_gates
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("checkpoint", help="last.pth written by tools/train_attention_unet.py")
+    parser.add_argument("checkpoint", help="last.pth of a tools/train.py segmentation run")
     parser.add_argument("--index", type=int, nargs="+", default=[0, 1, 2, 3], help="held-out coin images to show")
     parser.add_argument("--image", nargs="+", help="image files instead of held-out samples")
     parser.add_argument("--out", default="attention_gates.png")

@@ -11,7 +11,7 @@ from timm.optim import create_optimizer_v2
 
 from visiongates.data import build_dataset
 from visiongates.engine.config import TrainConfig
-from visiongates.engine.trainer import train
+from visiongates.tasks import train
 
 from .timing import measure_one
 

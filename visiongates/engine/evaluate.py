@@ -1,4 +1,5 @@
-"""Evaluate a trained classifier checkpoint: top-1/top-5, per-class accuracy and a confusion-matrix PNG."""
+"""Classifier evaluation: the metric loop the classification task validates with, and a trained checkpoint's
+top-1/top-5, per-class accuracy and confusion-matrix PNG (tools/eval.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 import timm
 import torch
+import torch.nn.functional as F
+from timm.utils import unwrap_model
 from torch.utils.data import DataLoader
 
 from visiongates.data import build_dataset, collate_skip, eval_transform
@@ -16,8 +19,40 @@ from visiongates.models import check_model_name
 
 from .checkpoint import load_checkpoint, load_model_weights
 from .config import model_kwargs
+from .metrics import ClassificationMeter
 from .plots import plot_confusion
-from .trainer import evaluate, resolve_device
+from .setup import autocast, resolve_device
+
+
+def gate_mask(model: torch.nn.Module) -> torch.Tensor | None:
+    """The fine mask of a gated model's last forward (MSViT's `last_gate()`), or None for other models."""
+    hook = getattr(unwrap_model(model), "last_gate", None)
+    decision = hook() if callable(hook) else None
+    return None if decision is None else decision.mask
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, loader: DataLoader, num_classes: int, device: torch.device, amp: str = "none"
+) -> tuple[ClassificationMeter, int]:
+    """Loss, top-1 (top-5 where there are more than 5 classes) and confusion matrix over a loader (summed over
+    ranks); returns (meter, images skipped)."""
+    model.eval()
+    meter = ClassificationMeter(num_classes)
+    skipped = 0
+    for images, labels, n_skipped in loader:
+        skipped += n_skipped
+        if len(labels) == 0:
+            continue
+        images, labels = images.to(device), labels.to(device)
+        with autocast(device, amp):
+            logits = model(images)
+        meter.update(logits, labels, F.cross_entropy(logits.float(), labels))
+        mask = gate_mask(model)
+        if mask is not None:
+            meter.update_gate(mask)
+    meter.all_reduce()
+    return meter, skipped
 
 
 def load_classifier(checkpoint: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:

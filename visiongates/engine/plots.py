@@ -1,4 +1,4 @@
-"""PNG pictures of a run: loss/accuracy curves per epoch and a confusion matrix."""
+"""PNG pictures of a run: loss and validation-metric curves per epoch, and a confusion matrix."""
 
 from __future__ import annotations
 
@@ -12,18 +12,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 
-def plot_curves(history: Sequence[dict], path: str | Path) -> Path:
-    """Train/val loss and val top-1 per epoch, side by side."""
+def plot_curves(history: Sequence[dict], path: str | Path, metric: str = "top1") -> Path:
+    """Train/val loss per epoch and the validation `metric` (and its EMA) per validated epoch, side by side."""
     epochs = [row["epoch"] for row in history]
+    validated = [row for row in history if f"val_{metric}" in row]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [row["train_loss"] for row in history], marker="o", label="train")
-    ax_loss.plot(epochs, [row["val_loss"] for row in history], marker="o", label="val")
+    if any("val_loss" in row for row in validated):
+        ax_loss.plot([r["epoch"] for r in validated], [r.get("val_loss") for r in validated], marker="o", label="val")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
-    ax_acc.plot(epochs, [row["val_top1"] for row in history], marker="o", label="val top-1")
-    if any("val_ema_top1" in row for row in history):
-        ax_acc.plot(epochs, [row.get("val_ema_top1", float("nan")) for row in history], marker="o", label="EMA top-1")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="validation accuracy")
+    name = "top-1" if metric == "top1" else metric
+    x = [row["epoch"] for row in validated]
+    ax_acc.plot(x, [row[f"val_{metric}"] for row in validated], marker="o", label=f"val {name}")
+    if any(f"val_ema_{metric}" in row for row in validated):
+        ema = [row.get(f"val_ema_{metric}", float("nan")) for row in validated]
+        ax_acc.plot(x, ema, marker="o", label=f"EMA {name}")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)" if metric == "top1" else metric, title=f"validation {name}")
     ax_acc.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

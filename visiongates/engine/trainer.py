@@ -1,9 +1,12 @@
-"""Classifier training on timm's building blocks: optimizer/scheduler factories, Mixup, EMA, label smoothing.
+"""The one training loop of every non-mm task (classification, restoration, Attention U-Net segmentation).
 
-`train(cfg)` runs a whole job in named steps (`build_job`, `restore`, `run_epoch`, `save_epoch`, `summarize`): data,
-model, epochs, evaluation, per-epoch CSV/JSON log and PNG curves, atomic last.pth (full training state) and
-best.pth (weights and what inference needs), exact resumption (`cfg.resume`, also from the middle of an epoch after
-SIGTERM), non-finite losses stopped or skipped (`cfg.on_nonfinite`), DDP through torchrun (gloo on CPU).
+`run(task)` runs a whole job in named steps (`build_job`, `restore`, `run_epoch`, `save_epoch`, `summarize`) over
+what a `Task` (visiongates.engine.task) supplies: data, model, loss and evaluation. The engine owns the rest:
+timm optimizer and per-update LR schedule (epochs, or a `steps` budget), gradient accumulation and clipping, EMA,
+autocast, per-epoch CSV/JSON log and PNG curves, atomic last.pth (full training state) and best.pth (weights and
+what inference needs, chosen on the task's metric), exact resumption (`cfg.resume`, also from the middle of an
+epoch after SIGTERM: RNG state and sampler position), non-finite losses stopped or skipped (`cfg.on_nonfinite`),
+DDP through torchrun (gloo on CPU). `evaluate_only(task)` evaluates a model without training.
 """
 
 from __future__ import annotations
@@ -15,206 +18,36 @@ import itertools
 import json
 import logging
 import math
-import random
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import timm
 import torch
-import torch.nn.functional as F
-from timm.data import Mixup
-from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
-from timm.scheduler import create_scheduler_v2
-from timm.utils import ModelEmaV3, dispatch_clip_grad, distribute_bn, unwrap_model
+from timm.scheduler import CosineLRScheduler, create_scheduler_v2
+from timm.utils import ModelEmaV3, dispatch_clip_grad, distribute_bn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from visiongates.data import (
-    build_dataset,
-    class_folders,
-    collate_skip,
-    eval_transform,
-    train_transform,
-)
-from visiongates.errors import (
-    CheckpointError,
-    CheckpointWriteError,
-    Interrupted,
-    UnknownClassesError,
-    VisionGatesError,
-)
-from visiongates.models import check_model_name
+from visiongates.errors import CheckpointError, CheckpointWriteError, Interrupted, VisionGatesError
 
-from .checkpoint import (
-    load_checkpoint,
-    load_model_weights,
-    model_state_from,
-    remove_stale_temporaries,
-    save_checkpoint,
-)
-from .config import TrainConfig, model_kwargs
+from .checkpoint import load_checkpoint, load_model_weights, remove_stale_temporaries, save_checkpoint
+from .config import TrainConfig
 from .distributed import DistInfo, cleanup_distributed, gather_floats, init_distributed, parameter_checksum
-from .metrics import ClassificationMeter
 from .plots import plot_curves
+from .setup import StopFlag, catch_sigterm, ignore_sigterm_in_worker, rng_state, set_rng_state, setup
+from .task import Task
 
 log = logging.getLogger("visiongates.train")
 
+# options a mid-epoch checkpoint must share with the run that resumes it (beyond the task's resume_keys)
+RESUME_KEYS = ("batch_size", "accum_steps", "max_steps_per_epoch", "steps", "seed")
+
 
 # ----------------------------------------------------------------------------------------------------------- data
-def build_datasets(cfg: TrainConfig, mean=None, std=None) -> tuple[Dataset, Dataset]:
-    """Train and val datasets for `cfg.data`: the embedded digits, or `<folder>/train` and `<folder>/val`."""
-    norm = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
-    train_tf = train_transform(
-        cfg.img_size,
-        scale=(cfg.scale_min, 1.0),
-        hflip=cfg.hflip,
-        rotate=cfg.rotate,
-        color_jitter=cfg.color_jitter,
-        **norm,
-    )
-    val_tf = eval_transform(cfg.img_size, crop_pct=cfg.crop_pct, **norm)
-    if cfg.data != "digits":
-        _check_split_folders(Path(cfg.data))
-    train_ds = build_dataset(cfg.data, "train", train_tf, seed=cfg.seed, max_pixels=cfg.max_pixels)
-    val_ds = build_dataset(cfg.data, "val", val_tf, classes=train_ds.classes, seed=cfg.seed, max_pixels=cfg.max_pixels)
-    return train_ds, val_ds
-
-
-def _check_split_folders(root: Path) -> None:
-    """`root` holds train/ and val/ with the same class folders, or an error says what differs."""
-    for split in ("train", "val"):
-        if not (root / split).is_dir():
-            raise VisionGatesError(
-                f"'{root}' needs train/ and val/ sub-folders (ImageFolder layout); '{root / split}' is missing"
-            )
-    only_train = sorted(set(class_folders(root / "train")) - set(class_folders(root / "val")))
-    only_val = sorted(set(class_folders(root / "val")) - set(class_folders(root / "train")))
-    if only_train or only_val:
-        raise UnknownClassesError(
-            f"train/ and val/ of '{root}' hold different class folders: only in train/: {only_train or 'none'}; "
-            f"only in val/: {only_val or 'none'}"
-        )
-
-
-def build_loaders(
-    cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, info: DistInfo
-) -> tuple[DataLoader, DataLoader, ResumableSampler]:
-    """Loaders whose order depends only on (seed, epoch): a DistributedSampler also serves the 1-process case.
-
-    Each loader draws its workers' seeds from its own generator, not from torch's global RNG, so that starting an
-    iterator does not move the RNG state that a checkpoint restores.
-    """
-    sampler = ResumableSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
-    common = dict(
-        num_workers=cfg.workers,
-        collate_fn=collate_skip,
-        persistent_workers=False,
-        worker_init_fn=_ignore_sigterm_in_worker,
-    )
-    train_loader = DataLoader(
-        train_ds,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        drop_last=True,
-        generator=torch.Generator().manual_seed(cfg.seed),
-        **common,
-    )
-    val_indices = list(range(info.rank, len(val_ds), info.world_size))  # shards without padding duplicates
-    val_loader = DataLoader(
-        torch.utils.data.Subset(val_ds, val_indices),
-        batch_size=cfg.batch_size,
-        generator=torch.Generator().manual_seed(cfg.seed),
-        **common,
-    )
-    if len(train_loader) == 0:
-        raise VisionGatesError(
-            f"batch size {cfg.batch_size} x {info.world_size} process(es) exceeds the {len(train_ds)} training images"
-        )
-    return train_loader, val_loader, sampler
-
-
-# ---------------------------------------------------------------------------------------------------- machinery
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU or CUDA, fp16 on CUDA; a no-op for 'none'."""
-    if amp == "none":
-        return contextlib.nullcontext()
-    if amp not in ("bf16", "fp16"):
-        raise VisionGatesError(f"amp must be none, bf16 or fp16, not '{amp}'")
-    if amp == "fp16" and device.type != "cuda":
-        raise VisionGatesError("fp16 autocast needs a CUDA device; use --amp bf16 on CPU")
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, numpy and torch RNG states in types that a weights_only load accepts."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": {
-            "kind": kind,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def build_model(cfg: TrainConfig, num_classes: int, device: torch.device) -> torch.nn.Module:
-    model = timm.create_model(
-        check_model_name(cfg.model),
-        num_classes=num_classes,
-        drop_rate=cfg.drop,
-        drop_path_rate=cfg.drop_path,
-        **model_kwargs(cfg),
-    )
-    if cfg.pretrained:
-        state = model_state_from(load_checkpoint(cfg.pretrained))
-        classifier = model.get_classifier()
-        head_keys = {f"{name}.{k}" for name, m in model.named_modules() if m is classifier for k in m.state_dict()}
-        own = model.state_dict()
-        if any(k in state and state[k].shape != own[k].shape for k in head_keys):  # other classes: fresh head
-            state = {**{k: v for k, v in state.items() if k not in head_keys}, **{k: own[k] for k in head_keys}}
-        load_model_weights(model, state, source=f"pretrained checkpoint '{cfg.pretrained}'")
-    return model.to(device)
-
-
 class ResumableSampler(DistributedSampler):
     """timm-style distributed sampler whose epoch can start part-way: `set_epoch(epoch, skip=n)` drops this rank's
     first n indices (the samples a mid-epoch checkpoint has already trained on). The order stays a function of
@@ -232,54 +65,63 @@ class ResumableSampler(DistributedSampler):
         return itertools.islice(super().__iter__(), self.skip, None)
 
 
-class StopFlag:
-    """Set by SIGTERM (what cluster schedulers send before preemption); the loop finishes its step, saves, stops."""
+def build_loaders(
+    task: Task, train_ds: Dataset, val_ds: Dataset, info: DistInfo
+) -> tuple[DataLoader, DataLoader, ResumableSampler]:
+    """Loaders whose order depends only on (seed, epoch): a DistributedSampler also serves the 1-process case.
 
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-
-    def requested(self, info: DistInfo) -> bool:
-        """True when any rank was signalled (all ranks must ask at the same points: it is a collective)."""
-        flag = self.signum is not None
-        if info.enabled:
-            tensor = torch.tensor([float(flag)])
-            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
-            flag = bool(tensor.item())
-        return flag
-
-
-@contextlib.contextmanager
-def catch_sigterm() -> Iterator[StopFlag]:
-    """Route SIGTERM to a StopFlag while training (main thread only; elsewhere the flag is never set)."""
-    flag = StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.signal(signal.SIGTERM, flag)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    Each loader draws its workers' seeds from its own generator, not from torch's global RNG, so that starting an
+    iterator does not move the RNG state that a checkpoint restores.
+    """
+    cfg = task.cfg
+    sampler = ResumableSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
+    common = dict(
+        num_workers=cfg.workers,
+        collate_fn=task.collate_fn(),
+        persistent_workers=False,
+        worker_init_fn=ignore_sigterm_in_worker,
+    )
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        **common,
+    )
+    if len(train_loader) == 0:
+        raise VisionGatesError(
+            f"batch size {cfg.batch_size} x {info.world_size} process(es) exceeds the {len(train_ds)} training images"
+        )
+    return train_loader, val_loader(task, val_ds, info), sampler
 
 
-def _ignore_sigterm_in_worker(worker_id: int) -> None:
-    """Loader workers leave SIGTERM to the main process, which stops them once its checkpoint is written."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def val_loader(task: Task, val_ds: Dataset, info: DistInfo) -> DataLoader:
+    """The validation loader: this rank's shard, in order, without padding duplicates."""
+    indices = list(range(info.rank, len(val_ds), info.world_size))
+    return DataLoader(
+        torch.utils.data.Subset(val_ds, indices),
+        batch_size=task.val_batch_size(),
+        num_workers=task.cfg.workers,
+        collate_fn=task.collate_fn(),
+        persistent_workers=False,
+        worker_init_fn=ignore_sigterm_in_worker,
+        generator=torch.Generator().manual_seed(task.cfg.seed),
+    )
 
 
+# ---------------------------------------------------------------------------------------------------- state
 @dataclass
 class TrainState:
     """Everything that a resumed run restores."""
 
     epoch: int = 0  # completed epochs
     step: int = 0  # optimizer steps taken
-    best_top1: float = -1.0
-    history: list[dict[str, float]] = field(default_factory=list)
+    best: float | None = None  # best validation score of the task's metric so far
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+    evals: list[dict[str, Any]] = field(default_factory=list)  # one entry per validation: step, epoch, metrics
     batch: int = 0  # batches of epoch `epoch + 1` already trained (> 0 in a mid-epoch checkpoint only)
-    totals: dict[str, float] = field(default_factory=dict)  # that epoch's running sums, so its log row is exact
+    totals: dict[str, Any] = field(default_factory=dict)  # that epoch's running sums, so its log row is exact
 
 
 @dataclass
@@ -290,22 +132,20 @@ class EpochTotals:
     seen: int = 0
     skipped: int = 0  # unreadable images
     nonfinite: int = 0  # steps skipped for a NaN / inf loss (--on-nonfinite skip)
-    fine_regions: float = 0.0
-    regions: int = 0
+    extra: dict[str, float] = field(default_factory=dict)  # the task's own sums (Task.training_loss)
 
-    def stats(self) -> dict[str, float]:
+    def stats(self, task: Task) -> dict[str, float]:
         out = {"train_loss": self.loss_sum / max(self.seen, 1), "train_images": self.seen, "skipped": self.skipped}
         if self.nonfinite:
             out["nonfinite_skipped"] = self.nonfinite
-        if self.regions:
-            out["train_fine_share"] = self.fine_regions / self.regions  # this rank's share (training samples the gate)
-        return out
+        return {**out, **task.train_stats(self.extra)}
 
 
 @dataclass
 class Job:
     """The parts of one training run, built once by `build_job`."""
 
+    task: Task
     cfg: TrainConfig
     device: torch.device
     info: DistInfo
@@ -315,14 +155,11 @@ class Job:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     ema: ModelEmaV3 | None
-    mixup: Mixup | None
-    loss_fn: torch.nn.Module
     train_ds: Dataset
     train_loader: DataLoader
     val_loader: DataLoader
     sampler: ResumableSampler
-    classes: list[str]
-    data_config: dict[str, Any]
+    epochs: int  # epochs of the whole run (cfg.epochs, or what the step budget takes)
     stop: StopFlag = field(default_factory=StopFlag)
     saved: str = ""  # what output/last.pth holds, in words ("" while this run has written none)
     train_images: int = 0
@@ -330,25 +167,27 @@ class Job:
 
 
 # -------------------------------------------------------------------------------------------------------- steps
-def auxiliary_loss(model: torch.nn.Module) -> torch.Tensor | None:
-    """The model's own extra loss for its last forward (e.g. MSViT's batch shaping), if it defines one."""
-    hook = getattr(unwrap_model(model), "auxiliary_loss", None)
-    return hook() if callable(hook) else None
-
-
-def gate_mask(model: torch.nn.Module) -> torch.Tensor | None:
-    """The fine mask of a gated model's last forward (MSViT's `last_gate()`), or None for other models."""
-    hook = getattr(unwrap_model(model), "last_gate", None)
-    decision = hook() if callable(hook) else None
-    return None if decision is None else decision.mask
-
-
 def steps_per_epoch(cfg: TrainConfig, loader: DataLoader) -> tuple[int, int]:
-    """(batches drawn, optimizer updates) per epoch, honouring max_steps_per_epoch and accumulation."""
+    """(batches drawn, optimizer updates) per full epoch, honouring max_steps_per_epoch and accumulation."""
     batches = len(loader)
     if cfg.max_steps_per_epoch is not None:
         batches = min(batches, cfg.max_steps_per_epoch * cfg.accum_steps)
     return batches, math.ceil(batches / cfg.accum_steps)
+
+
+def planned_epochs(cfg: TrainConfig, loader: DataLoader) -> int:
+    """cfg.epochs, or with a step budget the epochs it takes: ceil(steps / updates per epoch)."""
+    if cfg.steps is None:
+        return cfg.epochs
+    return math.ceil(cfg.steps / steps_per_epoch(cfg, loader)[1])
+
+
+def epoch_batches(job: Job, epoch: int) -> int:
+    """Batches that epoch `epoch` (0-based) draws: a full epoch, or what is left of the step budget."""
+    batches, updates = steps_per_epoch(job.cfg, job.train_loader)
+    if job.cfg.steps is None:
+        return batches
+    return min(batches, (job.cfg.steps - epoch * updates) * job.cfg.accum_steps)
 
 
 def all_ranks_finite(loss: torch.Tensor, info: DistInfo) -> bool:
@@ -363,27 +202,28 @@ def train_one_epoch(job: Job, state: TrainState, show_progress: bool = False) ->
     """One pass over the training set (from batch `state.batch` on, after a mid-epoch checkpoint) with gradient
     accumulation, clipping, per-update LR and EMA updates. On SIGTERM it finishes the optimizer step, writes a
     mid-epoch last.pth and raises `Interrupted`."""
-    cfg, model, optimizer = job.cfg, job.train_model, job.optimizer
-    model.train()
+    cfg, optimizer = job.cfg, job.optimizer
+    job.train_model.train()
     totals = EpochTotals(**state.totals) if state.batch else EpochTotals()
-    num_batches, _ = steps_per_epoch(cfg, job.train_loader)
+    num_batches = epoch_batches(job, state.epoch)
     start = state.batch
     batches: Iterator = iter(job.train_loader)
     bar = tqdm(
         total=num_batches,
         initial=start,
-        desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+        desc=f"epoch {state.epoch + 1}/{job.epochs}",
         disable=not show_progress,
         leave=False,
     )
     optimizer.zero_grad(set_to_none=True)
     pending = skip = False  # a backward pass since the last optimizer step; a non-finite loss in this step
     for index in range(start, num_batches):
-        images, labels, n_skipped = next(batches)
+        batch = next(batches)
+        size, n_skipped = job.task.batch_size_of(batch)
         totals.skipped += n_skipped
         last_micro = (index + 1) % cfg.accum_steps == 0 or index + 1 == num_batches
-        if len(labels):
-            loss = _forward_backward(job, images, labels, last_micro, totals)
+        if size:
+            loss = _forward_backward(job, batch, last_micro, totals)
             if loss is None:
                 where = f"step {state.step + 1} (epoch {state.epoch + 1}, batch {index + 1}/{num_batches})"
                 if cfg.on_nonfinite == "stop":
@@ -398,8 +238,8 @@ def train_one_epoch(job: Job, state: TrainState, show_progress: bool = False) ->
                 skip = True
             else:
                 pending = True
-                totals.loss_sum += loss * len(labels)
-                totals.seen += len(labels)
+                totals.loss_sum += loss * size
+                totals.seen += size
         if last_micro and (pending or skip):
             if skip:  # the whole step is skipped: gradients of its other micro-batches are dropped too
                 optimizer.zero_grad(set_to_none=True)
@@ -419,32 +259,19 @@ def train_one_epoch(job: Job, state: TrainState, show_progress: bool = False) ->
         bar.update()
     bar.close()
     state.batch, state.totals = 0, {}
-    return totals.stats()
+    return totals.stats(job.task)
 
 
-def _forward_backward(job: Job, images, labels, last_micro: bool, totals: EpochTotals) -> float | None:
+def _forward_backward(job: Job, batch: Any, last_micro: bool, totals: EpochTotals) -> float | None:
     """Forward and backward of one micro-batch (loss scaled for accumulation); returns the loss, or None when it is
     not finite on some rank (then nothing is backpropagated)."""
-    cfg, model = job.cfg, job.train_model
-    images, labels = images.to(job.device), labels.to(job.device)
-    targets = labels
-    if job.mixup is not None:
-        images, targets = job.mixup(images, labels)
+    model = job.train_model
     defer_sync = isinstance(model, DistributedDataParallel) and not last_micro
     with model.no_sync() if defer_sync else contextlib.nullcontext():
-        with autocast(job.device, cfg.amp):
-            logits = model(images)
-        loss = job.loss_fn(logits.float(), targets)
-        extra = auxiliary_loss(model)
-        if extra is not None:
-            loss = loss + extra
-        mask = gate_mask(model)
-        if mask is not None:
-            totals.fine_regions += float(mask.detach().sum())
-            totals.regions += mask.numel()
+        loss = job.task.training_loss(model, batch, totals.extra)
         if not all_ranks_finite(loss, job.info):
             return None
-        (loss / cfg.accum_steps).backward()
+        (loss / job.cfg.accum_steps).backward()
     return loss.item()
 
 
@@ -460,41 +287,18 @@ def _optimizer_step(job: Job, state: TrainState) -> None:
         job.ema.update(job.model, step=state.step)
 
 
-@torch.no_grad()
-def evaluate(model, loader, num_classes: int, device, amp: str = "none") -> tuple[ClassificationMeter, int]:
-    """Loss, top-1 (top-5 where there are more than 5 classes) and confusion matrix over a loader (summed over
-    ranks); returns (meter, images skipped)."""
-    model.eval()
-    meter = ClassificationMeter(num_classes)
-    skipped = 0
-    for images, labels, n_skipped in loader:
-        skipped += n_skipped
-        if len(labels) == 0:
-            continue
-        images, labels = images.to(device), labels.to(device)
-        with autocast(device, amp):
-            logits = model(images)
-        meter.update(logits, labels, F.cross_entropy(logits.float(), labels))
-        mask = gate_mask(model)
-        if mask is not None:
-            meter.update_gate(mask)
-    meter.all_reduce()
-    return meter, skipped
-
-
 # ---------------------------------------------------------------------------------------------------- checkpoints
 def _inference_entries(job: Job, state: TrainState, model: torch.nn.Module) -> dict[str, Any]:
-    """What evaluation, export and --pretrained need: weights, model name, classes, preprocessing, config."""
+    """What evaluation, export and --pretrained need: weights, model name, config and the task's entries."""
     return {
         "model": model.state_dict(),
         "model_name": job.cfg.model,
-        "classes": list(job.classes),
-        "num_classes": len(job.classes),
-        "data_config": job.data_config,
+        "task": job.cfg.task,
+        **job.task.checkpoint_entries(),
         "config": job.cfg.to_dict(),
         "epoch": state.epoch,
         "step": state.step,
-        "best_top1": state.best_top1,
+        f"best_{job.task.metric}": state.best,
     }
 
 
@@ -506,6 +310,7 @@ def _training_checkpoint(job: Job, state: TrainState) -> dict[str, Any]:
         "scheduler": job.scheduler.state_dict(),
         "ema": job.ema.module.state_dict() if job.ema is not None else None,
         "history": state.history,
+        "evals": state.evals,
         "rng": rng_state(),
         "batch": state.batch,  # batches of epoch `epoch + 1` done (0: at an epoch boundary)
         "sampler_position": state.batch * job.cfg.batch_size,  # samples of this rank's shard already drawn
@@ -527,8 +332,9 @@ def _write(job: Job, state_dict: dict[str, Any], name: str) -> None:
         raise CheckpointWriteError(f"could not write {path} ({exc.strerror or exc}); {kept}") from None
 
 
-def _describe_saved(state: TrainState, num_batches: int) -> str:
+def _describe_saved(job: Job, state: TrainState) -> str:
     if state.batch:
+        num_batches = epoch_batches(job, state.epoch)
         return f"epoch {state.epoch + 1} up to batch {state.batch}/{num_batches}, step {state.step}"
     return f"epoch {state.epoch}, step {state.step}"
 
@@ -539,7 +345,7 @@ def _save_last(job: Job, state: TrainState) -> None:
         _write(job, _training_checkpoint(job, state), "last.pth")
     if job.info.enabled:
         torch.distributed.barrier()
-    job.saved = _describe_saved(state, steps_per_epoch(job.cfg, job.train_loader)[0])
+    job.saved = _describe_saved(job, state)
 
 
 def _resume_path(cfg: TrainConfig) -> Path | None:
@@ -563,20 +369,17 @@ def restore(job: Job, path: Path) -> TrainState:
             f"from last.pth, or start from these weights with --pretrained {path}"
         )
     state = TrainState(
-        ckpt["epoch"],
-        ckpt["step"],
-        ckpt["best_top1"],
-        list(ckpt["history"]),
-        int(ckpt.get("batch", 0)),
-        dict(ckpt.get("totals") or {}),
+        epoch=ckpt["epoch"],
+        step=ckpt["step"],
+        best=ckpt.get(f"best_{job.task.metric}"),
+        history=list(ckpt["history"]),
+        evals=list(ckpt.get("evals") or []),
+        batch=int(ckpt.get("batch", 0)),
+        totals=dict(ckpt.get("totals") or {}),
     )
     if state.batch:
         saved = ckpt.get("config") or {}
-        changed = [
-            k
-            for k in ("batch_size", "accum_steps", "max_steps_per_epoch", "seed", "data")
-            if saved.get(k) != getattr(cfg, k)
-        ]
+        changed = [k for k in (*RESUME_KEYS, *job.task.resume_keys) if saved.get(k) != getattr(cfg, k)]
         if ckpt.get("world_size", 1) != job.info.world_size:
             changed.append("number of processes")
         if changed:
@@ -590,62 +393,73 @@ def restore(job: Job, path: Path) -> TrainState:
     if job.ema is not None and ckpt.get("ema") is not None:
         job.ema.module.load_state_dict(ckpt["ema"])
     set_rng_state(ckpt["rng"])
-    job.saved = _describe_saved(state, steps_per_epoch(cfg, job.train_loader)[0])
+    job.saved = _describe_saved(job, state)
     if job.info.is_main:
         log.info("resumed from %s (%s)", path, job.saved)
     return state
 
 
 # ---------------------------------------------------------------------------------------------------------- run
-def _write_logs(history: list[dict[str, float]], output: Path) -> None:
+def _write_logs(job: Job, history: list[dict[str, float]]) -> None:
+    output = job.output
     (output / "log.json").write_text(json.dumps(history, indent=1))
     with open(output / "log.csv", "w", newline="") as f:
         keys = list(dict.fromkeys(k for row in history for k in row))
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)
-    plot_curves(history, output / "curves.png")
+    plot_curves(history, output / "curves.png", metric=job.task.metric)
 
 
-def build_job(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Job:
-    """Datasets, loaders, model, optimizer, scheduler, EMA, Mixup and loss for `cfg`."""
+def build_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, updates_per_epoch: int, epochs: int) -> Any:
+    """Per-update LR: with a step budget timm's cosine over `steps` updates after `warmup_steps`; otherwise
+    timm's create_scheduler_v2 over `epochs` (cfg.sched, warmup_epochs)."""
+    warmup_lr = cfg.warmup_lr if cfg.warmup_lr is not None else cfg.lr * 0.01
+    if cfg.steps is not None:
+        if cfg.sched != "cosine":
+            raise VisionGatesError(f"a step budget (steps) schedules the LR by cosine only, not sched '{cfg.sched}'")
+        return CosineLRScheduler(
+            optimizer,
+            t_initial=max(cfg.steps, 1),
+            lr_min=cfg.min_lr,
+            warmup_t=cfg.warmup_steps,
+            warmup_lr_init=warmup_lr,
+            t_in_epochs=False,
+        )
+    scheduler, _ = create_scheduler_v2(
+        optimizer,
+        sched=cfg.sched,
+        num_epochs=epochs,
+        warmup_epochs=cfg.warmup_epochs,
+        warmup_lr=warmup_lr,
+        min_lr=cfg.min_lr,
+        step_on_epochs=False,
+        updates_per_epoch=updates_per_epoch,
+    )
+    return scheduler
+
+
+def _prepare_output(cfg: TrainConfig, info: DistInfo) -> Path:
     output = Path(cfg.output)
     if info.is_main:
         output.mkdir(parents=True, exist_ok=True)
         for stale in remove_stale_temporaries(output):  # a run killed (kill -9) while writing a checkpoint
             log.info("removed %s, left by an interrupted checkpoint write", stale)
-    train_ds, val_ds = build_datasets(cfg)
-    classes = list(train_ds.classes)
-    model = build_model(cfg, len(classes), device)
-    data_config = timm.data.resolve_data_config({}, model=model)
-    data_config.update(input_size=(3, cfg.img_size, cfg.img_size), crop_pct=cfg.crop_pct)
+    return output
+
+
+def build_job(task: Task, device: torch.device, info: DistInfo) -> Job:
+    """Datasets, loaders, model, optimizer, scheduler and EMA for the task's config."""
+    cfg = task.cfg
+    output = _prepare_output(cfg, info)
+    train_ds, val_ds = task.build_datasets()
+    model = task.build_model(train_ds)
     optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
-    train_loader, val_loader, sampler = build_loaders(cfg, train_ds, val_ds, info)
-    scheduler, _ = create_scheduler_v2(
-        optimizer,
-        sched=cfg.sched,
-        num_epochs=cfg.epochs,
-        warmup_epochs=cfg.warmup_epochs,
-        warmup_lr=cfg.warmup_lr,
-        min_lr=cfg.min_lr,
-        step_on_epochs=False,
-        updates_per_epoch=steps_per_epoch(cfg, train_loader)[1],
-    )
-    mixup = None
-    if cfg.mixup > 0 or cfg.cutmix > 0:
-        mixup = Mixup(
-            mixup_alpha=cfg.mixup,
-            cutmix_alpha=cfg.cutmix,
-            prob=cfg.mixup_prob,
-            label_smoothing=cfg.smoothing,
-            num_classes=len(classes),
-        )
-        loss_fn = SoftTargetCrossEntropy()
-    elif cfg.smoothing > 0:
-        loss_fn = LabelSmoothingCrossEntropy(cfg.smoothing)
-    else:
-        loss_fn = torch.nn.CrossEntropyLoss()
+    train_loader, val_loader_, sampler = build_loaders(task, train_ds, val_ds, info)
+    epochs = planned_epochs(cfg, train_loader)
+    scheduler = build_scheduler(cfg, optimizer, steps_per_epoch(cfg, train_loader)[1], epochs)
     return Job(
+        task=task,
         cfg=cfg,
         device=device,
         info=info,
@@ -655,22 +469,35 @@ def build_job(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Job:
         optimizer=optimizer,
         scheduler=scheduler,
         ema=ModelEmaV3(model, decay=cfg.ema_decay) if cfg.ema else None,
-        mixup=mixup,
-        loss_fn=loss_fn,
         train_ds=train_ds,
         train_loader=train_loader,
-        val_loader=val_loader,
+        val_loader=val_loader_,
         sampler=sampler,
-        classes=classes,
-        data_config=data_config,
+        epochs=epochs,
     )
 
 
+def validate(job: Job, state: TrainState) -> dict[str, Any]:
+    """Evaluate the model (and the EMA) at the current step; records the result in `state.evals`."""
+    metrics = job.task.evaluate(job.model, job.val_loader, state.step, job.output if job.info.is_main else None)
+    entry = {"step": state.step, "epoch": state.epoch, **metrics}
+    if job.ema is not None:
+        entry[f"ema_{job.task.metric}"] = job.task.evaluate(job.ema.module, job.val_loader, state.step, None)[
+            job.task.metric
+        ]
+    state.evals.append(entry)
+    if job.info.is_main:
+        log.info("step %d: %s", state.step, job.task.describe(metrics))
+    return entry
+
+
 def run_epoch(job: Job, state: TrainState, epoch: int) -> dict[str, float]:
-    """Train epoch `epoch` (0-based; from a mid-epoch position if restored), then validate; returns its log row."""
+    """Train epoch `epoch` (0-based; from a mid-epoch position if restored), then validate when due; returns its
+    log row."""
     cfg, info = job.cfg, job.info
     job.sampler.set_epoch(epoch, skip=state.batch * cfg.batch_size)
-    job.train_ds.set_epoch(epoch)
+    if hasattr(job.train_ds, "set_epoch"):
+        job.train_ds.set_epoch(epoch)
     tick = time.perf_counter()
     stats = train_one_epoch(job, state, show_progress=cfg.progress and info.is_main)
     job.train_seconds += time.perf_counter() - tick
@@ -679,99 +506,111 @@ def run_epoch(job: Job, state: TrainState, epoch: int) -> dict[str, float]:
     job.train_images += stats["train_images"] * info.world_size
     state.epoch = epoch + 1
     job.scheduler.step(state.epoch)
-    meter, val_skipped = evaluate(job.model, job.val_loader, len(job.classes), job.device, cfg.amp)
-    row = {
-        "epoch": state.epoch,
-        "lr": job.optimizer.param_groups[0]["lr"],
-        **stats,
-        **{f"val_{k}": v for k, v in meter.summary().items()},
-        "val_skipped": val_skipped,
-        "epoch_seconds": round(time.perf_counter() - tick, 3),
-    }
-    if job.ema is not None:
-        ema_meter, _ = evaluate(job.ema.module, job.val_loader, len(job.classes), job.device, cfg.amp)
-        row["val_ema_top1"] = ema_meter.summary()["top1"]
+    row = {"epoch": state.epoch, "step": state.step, "lr": job.optimizer.param_groups[0]["lr"], **stats}
+    due = state.epoch == job.epochs or (cfg.eval_every and state.epoch % cfg.eval_every == 0)
+    if due:
+        entry = validate(job, state)
+        row.update({f"val_{k}": v for k, v in entry.items() if k not in ("step", "epoch")})
+    row["epoch_seconds"] = round(time.perf_counter() - tick, 3)
     return row
+
+
+def _better(job: Job, score: float, than: float | None) -> bool:
+    if than is None:
+        return True
+    return score > than if job.task.mode == "max" else score < than
 
 
 def save_epoch(job: Job, state: TrainState, row: dict[str, float]) -> None:
     """Record the epoch's row; write last.pth (full state), best.pth (weights and what inference needs, when the
-    score improved) and the logs."""
-    score = max(row["val_top1"], row.get("val_ema_top1", -1.0))
-    improved = score > state.best_top1
-    state.best_top1 = max(state.best_top1, score)
+    task's metric improved) and the logs."""
+    metric = job.task.metric
+    improved, use_ema = False, False
+    if f"val_{metric}" in row:
+        score = row[f"val_{metric}"]
+        ema_score = row.get(f"val_ema_{metric}")
+        if ema_score is not None and not _better(job, score, ema_score):
+            score, use_ema = ema_score, True
+        improved = _better(job, score, state.best)
+        if improved:
+            state.best = score
     state.history.append(row)
     _save_last(job, state)
     if not job.info.is_main:
         return
     if improved:
-        use_ema = job.ema is not None and row.get("val_ema_top1", -1.0) >= row["val_top1"]
         best = _inference_entries(job, state, job.ema.module if use_ema else job.model)
-        _write(job, {**best, "weights": "ema" if use_ema else "model", "val_top1": score}, "best.pth")
-    _write_logs(state.history, job.output)
+        _write(job, {**best, "weights": "ema" if use_ema else "model", f"val_{metric}": state.best}, "best.pth")
+    _write_logs(job, state.history)
     notes = "".join(
         [
-            f", val fine share {row['val_fine_share']:.3f}" if "val_fine_share" in row else "",
+            f", val {job.task.describe({k[4:]: v for k, v in row.items() if k.startswith('val_')})}"
+            if f"val_{metric}" in row
+            else "",
             f", {row['skipped']} unreadable image(s) skipped" if row["skipped"] else "",
             f", {row['nonfinite_skipped']} non-finite step(s) skipped" if row.get("nonfinite_skipped") else "",
         ]
     )
-    log.info(
-        "epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.2f%%%s",
-        state.epoch,
-        job.cfg.epochs,
-        row["train_loss"],
-        row["val_loss"],
-        row["val_top1"],
-        notes,
-    )
+    log.info("epoch %d/%d (step %d): train loss %.4f%s", state.epoch, job.epochs, state.step, row["train_loss"], notes)
 
 
 def summarize(job: Job, state: TrainState, started: float) -> dict[str, Any]:
     """The run's summary (written to summary.json by rank 0); `rank` tells the CLI which process prints it."""
+    metric = job.task.metric
+    final = [e for e in state.evals if e["step"] == state.step]
     summary = {
+        "task": job.cfg.task,
         "epochs_done": state.epoch,
-        "final_top1": state.history[-1]["val_top1"] if state.history else None,
-        "best_top1": state.best_top1,
+        "steps_done": state.step,
+        f"final_{metric}": final[-1][metric] if final else None,
+        f"best_{metric}": state.best,
+        "evals": state.evals,
         "wall_seconds": time.perf_counter() - started,
+        "train_seconds": job.train_seconds,
         "train_images_per_second": job.train_images / job.train_seconds if job.train_seconds else math.nan,
         "rank_checksums": gather_floats(parameter_checksum(job.model), job.info),
         "output": str(job.output),
+        **job.task.summary(state.history, state.evals),
     }
     if job.info.is_main:
         (job.output / "summary.json").write_text(json.dumps(summary, indent=1))
+        job.task.write_results(job.output, summary)
     return {**summary, "rank": job.info.rank}
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run a training job; returns a summary (best/final accuracy, epochs, wall time, throughput, paths, rank).
+def run(task: Task) -> dict[str, Any]:
+    """Train the task; returns a summary (final/best metric, evaluations, epochs, wall time, throughput, paths, rank).
 
     SIGTERM finishes the current optimizer step, writes a mid-epoch last.pth and raises `Interrupted` (exit 143
     under the CLI); `--resume auto` then continues to the same weights as an uninterrupted run.
     """
-    device = resolve_device(cfg.device)
+    device = setup(task.cfg)
     info = init_distributed(device)
     try:
+        if info.enabled and not task.supports_ddp:
+            raise VisionGatesError(f"the {task.cfg.task} task trains in one process only (not under torchrun)")
+        task.bind(device)
         with catch_sigterm() as stop:
-            return _train(cfg, device, info, stop)
+            return _train(task, device, info, stop)
     finally:
         cleanup_distributed()
 
 
-def _train(cfg: TrainConfig, device: torch.device, info: DistInfo, stop: StopFlag) -> dict[str, Any]:
-    seed_everything(cfg.seed, cfg.deterministic)
-    check_model_name(cfg.model)
-    job = build_job(cfg, device, info)
+def _train(task: Task, device: torch.device, info: DistInfo, stop: StopFlag) -> dict[str, Any]:
+    cfg = task.cfg
+    job = build_job(task, device, info)
     job.stop = stop
     resume = _resume_path(cfg)
     state = restore(job, resume) if resume is not None else TrainState()
     start_epoch, started = state.epoch, time.perf_counter()
     try:
-        for epoch in range(start_epoch, cfg.epochs):
+        if task.evaluate_before_training and state.step == 0 and not state.evals:
+            validate(job, state)
+        for epoch in range(start_epoch, job.epochs):
             if cfg.stop_after is not None and epoch - start_epoch >= cfg.stop_after:
                 break
             save_epoch(job, state, run_epoch(job, state, epoch))
-            if job.stop.requested(info) and state.epoch < cfg.epochs:
+            if job.stop.requested(info) and state.epoch < job.epochs:
                 raise Interrupted(
                     f"SIGTERM: wrote {job.output / 'last.pth'} ({job.saved})",
                     exit_status=143,
@@ -781,3 +620,19 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo, stop: StopFla
         kept = f"{job.output / 'last.pth'} holds {job.saved}" if job.saved else "no checkpoint was written"
         raise Interrupted(kept, exit_status=130, resume=("--resume", "auto") if job.saved else None) from None
     return summarize(job, state, started)
+
+
+def evaluate_only(task: Task) -> dict[str, Any]:
+    """Evaluate the task's model (`cfg.pretrained` weights) on its validation set, one process; the result is
+    also written to <output>/summary.json (and the task's result files)."""
+    device = setup(task.cfg)
+    task.bind(device)
+    info = DistInfo()
+    output = _prepare_output(task.cfg, info)
+    _, val_ds = task.build_datasets(need_train=False)
+    model = task.build_model(None)
+    metrics = task.evaluate(model, val_loader(task, val_ds, info), 0, output)
+    summary = {"task": task.cfg.task, "evals": [{"step": 0, "epoch": 0, **metrics}], "output": str(output)}
+    (output / "summary.json").write_text(json.dumps(summary, indent=1))
+    task.write_results(output, summary)
+    return metrics

@@ -200,7 +200,7 @@ def export_source(
     seed: int = 0,
     check: bool = True,
 ) -> ExportReport:
-    """Export a registry name (weights from `seed`) or a tools/train.py / train_restore.py checkpoint.
+    """Export a registry name (weights from `seed`) or a tools/train.py checkpoint.
 
     img_size: export (and check) at this square size instead of the model's or checkpoint's own.
     """

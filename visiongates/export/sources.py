@@ -72,12 +72,12 @@ def model_from_registry(name: str, seed: int = 0, **kwargs: Any) -> tuple[nn.Mod
 
 
 def segmentation_from_checkpoint(ckpt: dict[str, Any], path: str | Path) -> tuple[nn.Module, ModelInfo]:
-    """An Attention U-Net checkpoint of tools/train_attention_unet.py (background / coin), normalisation as in its
-    training loop (the encoder's mean and std on [0, 1] images)."""
-    from visiongates.seg.config import load_seg_config
-    from visiongates.seg.loop import build_model
+    """An Attention U-Net checkpoint of tools/train.py's segmentation task (background / coin), normalisation as in
+    its training loop (the encoder's mean and std on [0, 1] images)."""
+    from visiongates.engine.config import load_config
+    from visiongates.tasks.segmentation import build_model
 
-    cfg = load_seg_config(**ckpt["config"])
+    cfg = load_config(**{**ckpt["config"], "task": "segmentation"})
     model, normalize = build_model(cfg)
     load_model_weights(model, model_state_from(ckpt), source=f"checkpoint '{path}'")
     info = ModelInfo(
@@ -93,8 +93,8 @@ def segmentation_from_checkpoint(ckpt: dict[str, Any], path: str | Path) -> tupl
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ModelInfo]:
-    """A checkpoint of tools/train.py (a classifier: 'classes', 'data_config'), tools/train_restore.py (a
-    restoration model: 'arch') or tools/train_attention_unet.py (a segmentation model: config with 'encoder')."""
+    """A checkpoint of tools/train.py: a classifier ('classes', 'data_config'), a restoration model ('arch') or an
+    Attention U-Net (config with 'encoder')."""
     ckpt = load_checkpoint(path)
     if "classes" in ckpt:
         model, ckpt = load_classifier(path)
@@ -111,8 +111,8 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ModelInfo]:
     if "encoder" in (ckpt.get("config") or {}):
         return segmentation_from_checkpoint(ckpt, path)
     raise CheckpointError(
-        f"'{path}' is not a checkpoint of tools/train.py ('classes'), tools/train_restore.py ('arch') or "
-        "tools/train_attention_unet.py (config 'encoder')"
+        f"'{path}' is not a checkpoint of tools/train.py (a classifier's 'classes', a restoration model's 'arch' or "
+        "an Attention U-Net's config 'encoder')"
     )
 
 
