@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import (
     Attention,
     DropPath,
@@ -30,14 +29,14 @@ from timm.layers import (
     resample_abs_pos_embed,
     trunc_normal_,
 )
-from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
+from timm.models import checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
 from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.gpsa import GPSA
 
-from ._registry import ModelFacts
+from ._registry import ModelFacts, build_model, pretrained_cfg
 
 __all__ = ["GpsaConVit", "ConVitBlock", "checkpoint_filter_fn"]
 
@@ -355,35 +354,20 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: GpsaConVit) -> dict[
 
 
 def _create_gpsa_convit(variant: str, pretrained: bool = False, **kwargs: Any) -> GpsaConVit:
-    out_indices = kwargs.pop("out_indices", 3)  # features_only: the last 3 blocks' /16 maps, as timm's ViTs
-    return build_model_with_cfg(
-        GpsaConVit,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
-        **kwargs,
-    )
+    # features_only: the last 3 blocks' /16 maps, as timm's ViTs
+    return build_model(GpsaConVit, variant, pretrained, checkpoint_filter_fn, 3, **kwargs)
+
+
+PAPER = (
+    "arXiv:2103.10697",
+    "ConViT: Improving Vision Transformers with Soft Convolutional Inductive Biases",
+    "https://github.com/facebookresearch/convit",
+)
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 1000,
-        "input_size": (3, 224, 224),
-        "pool_size": None,
-        "crop_pct": 0.875,
-        "interpolation": "bicubic",
-        "fixed_input_size": False,
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "patch_embed.proj",
-        "classifier": "head",
-        "license": "apache-2.0",
-        "paper_ids": "arXiv:2103.10697",
-        "paper_name": "ConViT: Improving Vision Transformers with Soft Convolutional Inductive Biases",
-        "origin_url": "https://github.com/facebookresearch/convit",
-        **kwargs,
-    }
+    layers = dict(first_conv="patch_embed.proj", classifier="head")
+    return pretrained_cfg(dict(fixed_input_size=False, **layers, license="apache-2.0"), kwargs, PAPER)
 
 
 # ImageNet-1k weights: timm's own `convit_{tiny,small,base}.fb_in1k` (timm/models/convit.py default_cfgs, hf_hub_id

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from timm.layers import get_act_layer, register_notrace_function
-from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, load_state_dict, register_model
+from timm.models import checkpoint, generate_default_cfgs, load_state_dict, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
@@ -47,7 +47,7 @@ from visiongates.layers.maxim_blocks import (
     OutputConv,
 )
 
-from ._registry import ModelFacts
+from ._registry import ModelFacts, build_model, pretrained_cfg
 
 __all__ = ["MAXIM", "MaximStage", "checkpoint_filter_fn", "reflect_pad", "pad_amounts"]
 
@@ -557,32 +557,17 @@ def _create_maxim(variant: str, pretrained: bool = False, **kwargs: Any) -> MAXI
     overlay = kwargs.get("pretrained_cfg_overlay") or {}
     if str(overlay.get("file") or "").endswith(".npz"):  # a local copy of a released Flax file: timm's custom_load
         kwargs["pretrained_cfg_overlay"] = {"custom_load": True, **overlay}
-    return build_model_with_cfg(
-        MAXIM,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(feature_cls="getter", out_indices=(0, 1, 2, 3)),
-        **kwargs,
-    )
+    return build_model(MAXIM, variant, pretrained, checkpoint_filter_fn, (0, 1, 2, 3), **kwargs)
+
+
+PAPER = ("arXiv:2201.02973", "MAXIM: Multi-Axis MLP for Image Processing", "https://github.com/google-research/maxim")
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 0,
-        "input_size": (3, 256, 256),
-        "crop_pct": 1.0,
-        "interpolation": "bicubic",
-        "mean": (0.0, 0.0, 0.0),
-        "std": (1.0, 1.0, 1.0),
-        "first_conv": "stages.0.input_convs.0",
-        "classifier": None,
-        "license": "apache-2.0",
-        "paper_ids": "arXiv:2201.02973",
-        "paper_name": "MAXIM: Multi-Axis MLP for Image Processing",
-        "origin_url": "https://github.com/google-research/maxim",
-        **kwargs,
-    }
+    image_to_image = dict(num_classes=0, classifier=None, input_size=(3, 256, 256), crop_pct=1.0)
+    unnormalised = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    family = dict(**image_to_image, **unnormalised, first_conv="stages.0.input_convs.0", license="apache-2.0")
+    return pretrained_cfg(family, kwargs, PAPER)
 
 
 # The official checkpoints (google-research/maxim README, "Results and Pre-trained models"): one Flax checkpoint.npz

@@ -29,7 +29,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import (
     LayerNorm2d,
     RmsNorm,
@@ -40,13 +39,13 @@ from timm.layers import (
     to_2tuple,
     trunc_normal_,
 )
-from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model, resolve_pretrained_cfg
+from timm.models import checkpoint, generate_default_cfgs, register_model, resolve_pretrained_cfg
 from timm.models._features import feature_take_indices
 
 from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.bigla_attn import BiGlaAttention, BiGlaBlock, swiglu_hidden
 
-from ._registry import ModelFacts
+from ._registry import ModelFacts, build_model, pretrained_cfg
 
 __all__ = ["VigGla", "VigGlaHier", "checkpoint_filter_fn"]
 
@@ -516,25 +515,21 @@ def _create_vig_gla(cls: type[nn.Module], variant: str, pretrained: bool = False
     if plain and pretrained:  # the official plain-ViG weights are evaluated with the official eval numerics
         cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
         kwargs.setdefault("official_eval_numerics", cfg.tag == _OFFICIAL_TAG)
-    out_indices = kwargs.pop("out_indices", 3 if plain else (0, 1, 2, 3))  # plain: the last 3 blocks, as timm's ViTs
-    return build_model_with_cfg(
-        cls,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(feature_cls="getter", out_indices=out_indices),
-        **kwargs,
-    )
+    out_indices = 3 if plain else (0, 1, 2, 3)  # features_only; plain: the last 3 blocks, as timm's ViTs
+    return build_model(cls, variant, pretrained, checkpoint_filter_fn, out_indices, **kwargs)
+
+
+PAPER = (
+    "arXiv:2405.18425",
+    "ViG: Linear-complexity Visual Sequence Learning with Gated Linear Attention",
+    "https://github.com/hustvl/ViG",
+)
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
-        "interpolation": "bicubic", "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "stem.conv1", "classifier": "head", "license": "mit", "paper_ids": "arXiv:2405.18425",
-        "paper_name": "ViG: Linear-complexity Visual Sequence Learning with Gated Linear Attention",
-        "origin_url": "https://github.com/hustvl/ViG", **kwargs,
-    }  # fmt: skip
+    return pretrained_cfg(
+        dict(pool_size=(7, 7), first_conv="stem.conv1", classifier="head", license="mit"), kwargs, PAPER
+    )
 
 
 # The official ImageNet-1k weights: hustvl/ViG README "Model Weights" -> Hugging Face repo hustvl/ViG (model card
