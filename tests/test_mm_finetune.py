@@ -142,22 +142,9 @@ def test_torchrun_two_cpu_processes(coins_home, config, ckpt):
         options.update({"train_cfg.max_epochs": 1, "train_cfg.val_interval": 1})  # 8 images / (2 x 2) = 2 iters
     else:
         options.update({"train_cfg.max_iters": 2, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 2})
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(REPO / "tools" / "mm" / "train.py"),
-        str(config),
-        "--launcher",
-        "pytorch",
-        "--work-dir",
-        str(work),
-        "--cfg-options",
-        *as_cli_options(options),
-    ]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = [*torchrun, str(REPO / "tools" / "mm" / "train.py"), str(config), "--launcher", "pytorch"]
+    cmd += ["--work-dir", str(work), "--cfg-options", *as_cli_options(options)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
     log = result.stdout + result.stderr
