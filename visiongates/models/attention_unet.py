@@ -37,6 +37,7 @@ from visiongates.layers.attention_unet_decoder import AttentionUNetDecoder, Atte
 from visiongates.layers.unet_blocks import DoubleConv, init_unet_weights
 
 from ._registry import ModelFacts, build_model, pretrained_cfg
+from ._timm_api import Indices, Levels, TimmModelApi
 
 __all__ = ["UNetEncoder", "AttentionUNet", "create_attention_unet", "checkpoint_filter_fn"]
 
@@ -50,7 +51,7 @@ class UNetDownStage(nn.Sequential):
         self.conv = DoubleConv(in_channels, out_channels, device=device, dtype=dtype)
 
 
-class UNetEncoder(nn.Module):
+class UNetEncoder(TimmModelApi, nn.Module):
     """The U-Net contracting path (Ronneberger et al. 2015) as in Attention U-Net (Oktay et al. 2018)."""
 
     def __init__(
@@ -82,10 +83,6 @@ class UNetEncoder(nn.Module):
         return dict(stem=r"^stem", blocks=r"^stages\.(\d+)")
 
     @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
@@ -100,18 +97,10 @@ class UNetEncoder(nn.Module):
             return checkpoint(stage, x)
         return stage(x)
 
-    def forward_intermediates(
-        self,
-        x: torch.Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+    def _levels(
+        self, x: torch.Tensor, indices: Indices, norm: bool, stop_early: bool, output_fmt: str, final: bool
+    ) -> Levels:
         """Final map and the selected levels (0 = the full-resolution stem ... 4 = /16); `norm` is unused."""
-        if output_fmt != "NCHW":
-            raise ValueError("output_fmt must be 'NCHW'")
         take_indices, max_index = feature_take_indices(len(self.stages) + 1, indices)
         x = self._stage(self.stem, x)
         intermediates = [x] if 0 in take_indices else []
@@ -120,8 +109,6 @@ class UNetEncoder(nn.Module):
             x = self._stage(stage, x)
             if index in take_indices:
                 intermediates.append(x)
-        if intermediates_only:
-            return intermediates
         return x, intermediates
 
     def prune_intermediate_layers(

@@ -37,6 +37,7 @@ from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.gpsa import GPSA
 
 from ._registry import ModelFacts, build_model, pretrained_cfg
+from ._timm_api import Indices, Levels, TimmModelApi
 
 __all__ = ["GpsaConVit", "ConVitBlock", "checkpoint_filter_fn"]
 
@@ -100,8 +101,11 @@ class ConVitBlock(nn.Module):
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
 
-class GpsaConVit(nn.Module):
+class GpsaConVit(TimmModelApi, nn.Module):
     """ConViT (d'Ascoli et al. 2021) over any input size, with cached gated positional self-attention."""
+
+    no_weight_decay_keys = frozenset({"pos_embed", "cls_token"})
+    output_fmts = ("NCHW", "NLC")
 
     def __init__(
         self,
@@ -202,20 +206,8 @@ class GpsaConVit(nn.Module):
                 module.local_init()
 
     @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token"}
-
-    @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^cls_token|pos_embed|patch_embed", blocks=[(r"^blocks\.(\d+)", None), (r"^norm", (99999,))])
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
@@ -252,22 +244,14 @@ class GpsaConVit(nn.Module):
     def _num_prefix_after(self, index: int) -> int:
         return int(self.cls_token is not None and index >= self.local_up_to_layer)
 
-    def forward_intermediates(
-        self,
-        x: torch.Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+    def _levels(
+        self, x: torch.Tensor, indices: Indices, norm: bool, stop_early: bool, output_fmt: str, final: bool
+    ) -> Levels:
         """Final features and the outputs of the selected blocks (patch tokens only, class token removed).
 
         indices: last n blocks if int, all if None, or explicit block indices. norm: apply the final norm to
         the intermediates. output_fmt: 'NCHW' (B, C, H/16, W/16) or 'NLC'.
         """
-        if output_fmt not in ("NCHW", "NLC"):
-            raise ValueError("output_fmt must be 'NCHW' or 'NLC'")
         take_indices, max_index = feature_take_indices(len(self.blocks), indices)
         x, feat_size = self._embed(x)
         last = max_index if stop_early else len(self.blocks) - 1
@@ -282,9 +266,7 @@ class GpsaConVit(nn.Module):
             intermediates = [
                 y.reshape(y.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous() for y in intermediates
             ]
-        if intermediates_only:
-            return intermediates
-        return self.norm(x), intermediates
+        return self.norm(x) if final else None, intermediates
 
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True

@@ -46,6 +46,7 @@ from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.bigla_attn import BiGlaAttention, BiGlaBlock, swiglu_hidden
 
 from ._registry import ModelFacts, build_model, pretrained_cfg
+from ._timm_api import Indices, Levels, TimmModelApi
 
 __all__ = ["VigGla", "VigGlaHier", "checkpoint_filter_fn"]
 
@@ -112,8 +113,10 @@ def _init_trunc_normal(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class VigGla(nn.Module):
+class VigGla(TimmModelApi, nn.Module):
     """Plain (isotropic) ViG: conv stem, absolute position embedding, BiGLA blocks at stride 16 (Liao et al. 2024)."""
+
+    output_fmts = ("NCHW", "NLC")
 
     def __init__(
         self,
@@ -175,20 +178,8 @@ class VigGla(nn.Module):
                 module.init_weights(xavier_linears=True)
 
     @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return set()
-
-    @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^stem|^pos_embed", blocks=[(r"^blocks\.(\d+)", None), (r"^norm", (99999,))])
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
@@ -212,18 +203,10 @@ class VigGla(nn.Module):
         )  # the official resize: bicubic, align_corners=False, no antialiasing
         return self.pos_drop(x.flatten(2).transpose(1, 2) + pos_embed), feat_size
 
-    def forward_intermediates(
-        self,
-        x: torch.Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+    def _levels(
+        self, x: torch.Tensor, indices: Indices, norm: bool, stop_early: bool, output_fmt: str, final: bool
+    ) -> Levels:
         """Block outputs (all if `indices` is None, the last n if an int) as NCHW maps at stride 16 (or NLC)."""
-        if output_fmt not in ("NCHW", "NLC"):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
         take_indices, max_index = feature_take_indices(len(self.blocks), indices)
         x, feat_size = self._embed(x)
         blocks = self.blocks[: max_index + 1] if stop_early else self.blocks
@@ -234,8 +217,8 @@ class VigGla(nn.Module):
                 y = self.norm(x) if norm else x
                 nchw = output_fmt == "NCHW"
                 intermediates.append(y.transpose(1, 2).reshape(y.shape[0], -1, *feat_size) if nchw else y)
-        if intermediates_only:
-            return intermediates
+        if not final:
+            return None, intermediates
         return self.norm(x).reshape(x.shape[0], feat_size[0], feat_size[1], x.shape[-1]), intermediates
 
     def prune_intermediate_layers(
@@ -315,7 +298,7 @@ class VigGlaStage(nn.Module):
         return x.transpose(1, 2).reshape(batch, channels, height, width)
 
 
-class VigGlaHier(nn.Module):
+class VigGlaHier(TimmModelApi, nn.Module):
     """Hierarchical ViG (ViG-H): conv stem at stride 4, four BiGLA stages at strides 4-32 (Liao et al. 2024)."""
 
     def __init__(
@@ -362,10 +345,6 @@ class VigGlaHier(nn.Module):
         self.apply(_init_trunc_normal)
 
     @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return set()
-
-    @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(
             stem=r"^stem",
@@ -378,16 +357,6 @@ class VigGlaHier(nn.Module):
             ],
         )
 
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         if global_pool is not None:
@@ -396,18 +365,10 @@ class VigGlaHier(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
         self.head.train(self.training)
 
-    def forward_intermediates(
-        self,
-        x: torch.Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+    def _levels(
+        self, x: torch.Tensor, indices: Indices, norm: bool, stop_early: bool, output_fmt: str, final: bool
+    ) -> Levels:
         """Stage outputs (strides 4, 8, 16, 32) as NCHW maps; `norm` applies the final norm to the last one."""
-        if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         last = len(self.stages) - 1
         x = self.stem(x)
@@ -417,8 +378,8 @@ class VigGlaHier(nn.Module):
             x = stage(x)
             if i in take_indices:
                 intermediates.append(self.norm(x) if norm and i == last else x)
-        if intermediates_only:
-            return intermediates
+        if not final:
+            return None, intermediates
         return (self.norm(x) if i == last else x), intermediates
 
     def prune_intermediate_layers(
