@@ -29,7 +29,7 @@ def main() -> int:
     from visiongates.benchmarks.table import markdown_table
     from visiongates.errors import VisionGatesError
     from visiongates.export.benchmark import benchmark_models, one_per_family
-    from visiongates.export.quantize import compare_int8, quantize
+    from visiongates.export.quantize import INT8_COLUMNS, compare_int8, quantize
     from visiongates.export.sources import task_of
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
@@ -80,24 +80,7 @@ def main() -> int:
             f"\n{done['method']} int8 vs fp32 in onnxruntime ({args.int8}; top-1 on {quantized['images']} images "
             f"of {args.data}; batch 1):"
         )
-        print(
-            markdown_table(
-                [quantized],
-                [
-                    "method",
-                    "images",
-                    "fp32_top1",
-                    "int8_top1",
-                    "top1_change",
-                    "predictions_changed",
-                    "fp32_ms",
-                    "int8_ms",
-                    "speedup",
-                    "fp32_mb",
-                    "int8_mb",
-                ],
-            )
-        )
+        print(markdown_table([quantized], INT8_COLUMNS))
         result["int8"] = quantized
     if args.json:
         with open(args.json, "w") as f:

@@ -24,7 +24,7 @@ def main() -> int:
     import torch
 
     from visiongates.benchmarks.table import markdown_table
-    from visiongates.export.quantize import CALIBRATION_METHODS, METHODS, compare_int8, quantize
+    from visiongates.export.quantize import CALIBRATION_METHODS, INT8_COLUMNS, METHODS, compare_int8, quantize
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("onnx")
@@ -69,25 +69,7 @@ def main() -> int:
     if args.data:
         result = compare_int8(source, output, Path(args.data) / args.split, runs=args.runs, threads=args.threads)
         result["method"] = done["method"]
-        print(
-            markdown_table(
-                [result],
-                [
-                    "method",
-                    "images",
-                    "skipped",
-                    "fp32_top1",
-                    "int8_top1",
-                    "top1_change",
-                    "predictions_changed",
-                    "fp32_ms",
-                    "int8_ms",
-                    "speedup",
-                    "fp32_mb",
-                    "int8_mb",
-                ],
-            )
-        )
+        print(markdown_table([result], INT8_COLUMNS))
         print(json.dumps(result))
     return 0
 

@@ -131,7 +131,7 @@ def test_main_job_without_mm(core_env, tmp_path):
 
 @pytest.mark.parametrize(
     "tool",
-    ["tools/train_det.py", "tools/train_seg.py", "tools/test_det.py", "tools/test_seg.py", "export/export_mm.py"],
+    ["tools/mm/train.py", "tools/mm/test.py", "export/export_mm.py"],
 )
 def test_mm_tools_give_one_install_hint(core_env, tool):
     result = run([tool, "configs/det/retinanet_cbam_resnet18_fpn_coins.py"], core_env, timeout=300)

@@ -10,14 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from quick_train import train_run
 from runtime_blocker import INFER, run_blocked
 
 from visiongates.benchmarks.table import markdown_table
-from visiongates.engine import load_config
 from visiongates.export import OnnxModel, export_source, load_source
 from visiongates.export.compare import folder_agreement, torch_folder_logits
 from visiongates.export.quantize import compare_int8, quantize, quantize_int8
-from visiongates.tasks import train
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN_CONFIG = REPO / "configs" / "cls" / "digits_cbam_resnet18.yaml"
@@ -32,21 +31,8 @@ def hymenoptera_onnx(tmp_path_factory, request) -> tuple[Path, Path]:
     if not data.is_dir():
         pytest.skip(f"{data} is absent")
     out = tmp_path_factory.mktemp("hymenoptera")
-    cfg = load_config(
-        config_file=MAIN_CONFIG,
-        data=str(data),
-        output=str(out),
-        epochs=3,
-        img_size=128,
-        crop_pct=0.875,
-        batch_size=32,
-        hflip=0.5,
-        rotate=0,
-        lr=1e-3,
-        workers=0,
-        progress=False,
-    )
-    train(cfg)
+    augment = dict(crop_pct=0.875, hflip=0.5, rotate=0)
+    train_run(out, config_file=MAIN_CONFIG, data=str(data), epochs=3, img_size=128, batch_size=32, lr=1e-3, **augment)
     checkpoint = out / "best.pth"
     report = export_source(str(checkpoint), out / "best.onnx")
     assert report.max_diff <= 1e-4, report.parity

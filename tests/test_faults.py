@@ -475,7 +475,7 @@ def test_mm_missing_image_stops_before_the_first_iteration(coins, tmp_path, monk
         (root / "train" / name).unlink()
     work = tmp_path / "work"
     code, _, err = run_tool(
-        "tools/train_det.py",
+        "tools/mm/train.py",
         RETINANET,
         "--work-dir",
         work,
@@ -501,7 +501,7 @@ def test_mm_unknown_category_ids_stop_or_are_dropped(coins, tmp_path, monkeypatc
         a["category_id"] = 99
     path.write_text(json.dumps(ann))
     code, _, err = run_tool(
-        "tools/train_det.py",
+        "tools/mm/train.py",
         RETINANET,
         "--work-dir",
         tmp_path / "w1",
@@ -546,7 +546,7 @@ def test_mm_unknown_category_ids_stop_or_are_dropped(coins, tmp_path, monkeypatc
 def test_mm_model_config_errors_are_one_line(option, message, coins, tmp_path, monkeypatch, capsys):
     _, options = coins
     code, _, err = run_tool(
-        "tools/train_det.py",
+        "tools/mm/train.py",
         RETINANET,
         "--work-dir",
         tmp_path / "work",
@@ -562,7 +562,7 @@ def test_mm_model_config_errors_are_one_line(option, message, coins, tmp_path, m
 def test_mm_seg_head_channels_are_checked(coins, tmp_path, monkeypatch, capsys):
     _, options = coins
     code, _, err = run_tool(
-        "tools/train_seg.py",
+        "tools/mm/train.py",
         UPERNET,
         "--work-dir",
         tmp_path / "work",
@@ -602,7 +602,7 @@ def test_mm_sigterm_names_the_checkpoint_mmengine_wrote(coins, tmp_path, monkeyp
 
     with monkeypatch.context() as patch:
         patch.setattr(StopOnSignalHook, "after_train_iter", after_train_iter)
-        code, _, err = run_tool("tools/train_det.py", RETINANET, *args, monkeypatch=patch, capsys=capsys)
+        code, _, err = run_tool("tools/mm/train.py", RETINANET, *args, monkeypatch=patch, capsys=capsys)
     assert code == 143 and "Traceback" not in err, err[-3000:]
     assert (
         f"interrupted: SIGTERM at iteration 3 (epoch 2): the latest checkpoint mmengine wrote is "
@@ -612,7 +612,7 @@ def test_mm_sigterm_names_the_checkpoint_mmengine_wrote(coins, tmp_path, monkeyp
     assert _checkpoints(work) == ["epoch_1.pth"]
 
     code, _, err = run_tool(
-        "tools/train_det.py", RETINANET, *args, "--resume", work / "epoch_1.pth", monkeypatch=monkeypatch, capsys=capsys
+        "tools/mm/train.py", RETINANET, *args, "--resume", work / "epoch_1.pth", monkeypatch=monkeypatch, capsys=capsys
     )
     assert code == 0, err[-3000:]
     assert "epoch_2.pth" in _checkpoints(work)
@@ -620,11 +620,11 @@ def test_mm_sigterm_names_the_checkpoint_mmengine_wrote(coins, tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_mm_show_dir_adds_the_visualization_hook(coins, tmp_path, monkeypatch, capsys):
-    """tools/test_seg.py --show-dir with a config that has no visualization hook nor visualizer: PNGs anyway."""
+    """tools/mm/test.py --show-dir with a config that has no visualization hook nor visualizer: PNGs anyway."""
     _, options = coins
     work = tmp_path / "work"
     code, _, err = run_tool(
-        "tools/train_seg.py",
+        "tools/mm/train.py",
         UPERNET,
         "--work-dir",
         work,
@@ -640,7 +640,7 @@ def test_mm_show_dir_adds_the_visualization_hook(coins, tmp_path, monkeypatch, c
     assert code == 0, err[-3000:]
     show = tmp_path / "show"
     code, out, err = run_tool(
-        "tools/test_seg.py",
+        "tools/mm/test.py",
         UPERNET,
         work / "iter_1.pth",
         "--work-dir",
@@ -680,9 +680,9 @@ def test_resume_command_replaces_the_resume_option(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     argv = ["tools/train.py", "--config", "c.yaml", "--resume", "old.pth", "--lr", "1e-3"]
     assert resume_command(("--resume", "auto"), argv) == "python tools/train.py --config c.yaml --lr 1e-3 --resume auto"
-    argv = ["tools/train_det.py", "my cfg.py", "--resume", "--work-dir", "w"]
+    argv = ["tools/mm/train.py", "my cfg.py", "--resume", "--work-dir", "w"]
     assert resume_command(("--resume", "w/epoch_1.pth"), argv) == (
-        "python tools/train_det.py 'my cfg.py' --work-dir w --resume w/epoch_1.pth"
+        "python tools/mm/train.py 'my cfg.py' --work-dir w --resume w/epoch_1.pth"
     )
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")

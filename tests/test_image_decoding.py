@@ -135,24 +135,14 @@ def test_dataset_skips_and_counts_bombs_and_unreadable_files(tmp_path, caplog):
 def test_training_skips_and_counts_a_bomb(tmp_path, monkeypatch):
     """tools/train.py's loop over a folder holding a decompression bomb (PIL's limit set low), a text file, a
     16-bit PNG and an RGBA PNG: trains, and logs 2 skipped images per epoch (train) and the val split's."""
-    from visiongates.engine import load_config
-    from visiongates.tasks import train
+    from quick_train import train_run
 
     _folder(tmp_path / "data" / "train")
     _folder(tmp_path / "data" / "val")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
-    cfg = load_config(
-        model="cbam_resnet18",
-        data=str(tmp_path / "data"),
-        output=str(tmp_path / "run"),
-        epochs=1,
-        img_size=32,
-        batch_size=4,
-        workers=0,
-        progress=False,
-        warmup_epochs=0,
+    train_run(
+        tmp_path / "run", model="cbam_resnet18", data=str(tmp_path / "data"), img_size=32, batch_size=4, warmup_epochs=0
     )
-    train(cfg)
     rows = json.loads((tmp_path / "run" / "log.json").read_text())
     row = rows[-1] if isinstance(rows, list) else rows
     assert row["skipped"] == 2 and row["val_skipped"] == 2, row

@@ -17,7 +17,8 @@ pytest.importorskip("mmseg")
 
 from mm_smoke import as_cli_options, tiny_coins_options  # noqa: E402
 
-from visiongates.mm.finetune import process_group_teardown, train  # noqa: E402
+from visiongates.errors import VisionGatesError  # noqa: E402
+from visiongates.mm.finetune import cli, config_scope, load_config, process_group_teardown, train  # noqa: E402
 from visiongates.mm.finetune import test as evaluate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +53,21 @@ def _run_tool(tool: str, *args: str, env: dict | None = None) -> subprocess.Comp
     return result
 
 
+def test_the_config_says_detection_or_segmentation(coins_home):
+    """tools/mm/train.py and test.py serve both: the config's default_scope (or its model type's scope) decides, and
+    a config that is neither stops with one clear error before anything is built."""
+    assert config_scope(load_config(RETINANET)) == "mmdet"
+    assert config_scope(load_config(UPERNET)) == "mmseg"
+    own = coins_home / "own.py"
+    own.write_text("model = dict(type='mmseg.EncoderDecoder')\n")
+    assert config_scope(load_config(own)) == "mmseg"
+    other = coins_home / "classifier.py"
+    other.write_text("default_scope = 'mmpretrain'\nmodel = dict(type='ImageClassifier')\n")
+    for mode, argv in (("train", [str(other)]), ("test", [str(other), str(RETINANET)])):
+        with pytest.raises(VisionGatesError, match="neither an mmdetection nor an mmsegmentation config: its "):
+            cli(mode, argv)
+
+
 @pytest.mark.slow
 def test_detection_saves_resumes_and_evaluates(coins_home):
     work = coins_home / "work"
@@ -68,7 +84,7 @@ def test_detection_saves_resumes_and_evaluates(coins_home):
 
     show = coins_home / "show"
     result = _run_tool(
-        "test_det.py",
+        "mm/test.py",
         str(RETINANET),
         str(work / "epoch_2.pth"),
         "--work-dir",
@@ -116,33 +132,19 @@ def test_segmentation_saves_resumes_and_evaluates(coins_home):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "tool, config, ckpt", [("train_det.py", RETINANET, "epoch_1.pth"), ("train_seg.py", UPERNET, "iter_2.pth")]
-)
-def test_torchrun_two_cpu_processes(coins_home, tool, config, ckpt):
-    """mmengine's launcher under torchrun: a gloo group, DDP without device ids, a couple of iterations."""
+@pytest.mark.parametrize("config, ckpt", [(RETINANET, "epoch_1.pth"), (UPERNET, "iter_2.pth")])
+def test_torchrun_two_cpu_processes(coins_home, config, ckpt):
+    """mmengine's launcher under torchrun: a gloo group, DDP without device ids, a couple of iterations; one tool for
+    detection and segmentation."""
     work = coins_home / "ddp"
     options = {**tiny_coins_options(), "train_dataloader.batch_size": 2}
-    if "det" in tool:
+    if config == RETINANET:
         options.update({"train_cfg.max_epochs": 1, "train_cfg.val_interval": 1})  # 8 images / (2 x 2) = 2 iters
     else:
         options.update({"train_cfg.max_iters": 2, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 2})
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(REPO / "tools" / tool),
-        str(config),
-        "--launcher",
-        "pytorch",
-        "--work-dir",
-        str(work),
-        "--cfg-options",
-        *as_cli_options(options),
-    ]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = [*torchrun, str(REPO / "tools" / "mm" / "train.py"), str(config), "--launcher", "pytorch"]
+    cmd += ["--work-dir", str(work), "--cfg-options", *as_cli_options(options)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
     log = result.stdout + result.stderr

@@ -394,26 +394,13 @@ def test_gate_options_are_checked():
 def test_train_py_adds_the_batch_shaping_loss_and_eval_rebuilds_the_model(tmp_path):
     """tools/train.py options gate_target / gate_loss_weight reach the model, its auxiliary_loss() is trained, and a
     checkpoint is rebuilt with the same options by tools/eval.py's loader."""
-    from visiongates.engine import load_checkpoint, load_config
-    from visiongates.engine.evaluate import load_classifier
-    from visiongates.tasks import train
+    from quick_train import DIGITS_32, TWO_STEPS, train_run
 
-    cfg = load_config(
-        model="msvit_tiny_patch16_224",
-        data="digits",
-        output=str(tmp_path / "run"),
-        epochs=1,
-        batch_size=16,
-        img_size=32,
-        crop_pct=1.0,
-        max_steps_per_epoch=2,
-        warmup_epochs=0,
-        workers=0,
-        progress=False,
-        gate_target=0.3,
-        gate_loss_weight=2.0,
-    )
-    train(cfg)
+    from visiongates.engine import load_checkpoint
+    from visiongates.engine.evaluate import load_classifier
+
+    gates = dict(gate_target=0.3, gate_loss_weight=2.0)
+    train_run(tmp_path / "run", model="msvit_tiny_patch16_224", **DIGITS_32, **TWO_STEPS, **gates)
     state = load_checkpoint(tmp_path / "run" / "last.pth")["model"]
     assert state["gate_loss.mean_logit"].shape == (1, 1)  # priors laid out on the training grid (32 px: 1 region)
     assert not torch.allclose(state["gate_loss.mean_logit"], torch.full((1, 1), math.log(0.3 / 0.7)))
@@ -428,20 +415,18 @@ def test_short_training_on_digits_reaches_the_target_share(tmp_path):
     """A shorter version of the run in docs/benchmarks.md "MSViT vs the all-fine ViT": 2 epochs of MSViT-Ti on the
     real digits at 64 px with a 30% target; the share of regions kept fine on the validation split ends within 10
     points of it."""
+    from quick_train import train_run
     from torch.utils.data import DataLoader
 
     from visiongates.benchmarks.msvit import gate_statistics
     from visiongates.data import DigitsDataset, collate_skip, eval_transform
-    from visiongates.engine import load_config
     from visiongates.engine.evaluate import load_classifier
-    from visiongates.tasks import train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 17-token ViT gains nothing from a second thread, and loses much on a busy machine
     try:
         config = Path(__file__).resolve().parents[1] / "configs" / "cls" / "digits_msvit_tiny.yaml"
-        cfg = load_config(config_file=config, output=str(tmp_path / "run"), epochs=2, workers=0, progress=False)
-        train(cfg)
+        train_run(tmp_path / "run", config_file=config, epochs=2)
         model, _ = load_classifier(tmp_path / "run" / "last.pth")
         loader = DataLoader(
             DigitsDataset("val", eval_transform(64, crop_pct=1.0)), batch_size=120, collate_fn=collate_skip

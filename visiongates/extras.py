@@ -11,7 +11,7 @@ import importlib.util
 
 from visiongates.errors import VisionGatesError
 
-__all__ = ["MM_PACKAGES", "MissingExtraError", "missing_mm_packages", "require_mm"]
+__all__ = ["MM_PACKAGES", "MissingExtraError", "missing_mm_packages", "mm_tool", "require_mm"]
 
 MM_PACKAGES = ("mmengine", "mmcv", "mmdet", "mmseg")
 MM_INSTALL_HINT = (
@@ -40,3 +40,12 @@ def require_mm(user: str) -> None:
     missing = missing_mm_packages()
     if missing:
         raise MissingExtraError(f"{user} needs the mm extra ({', '.join(missing)} not installed): {MM_INSTALL_HINT}")
+
+
+def mm_tool(mode: str) -> int:
+    """The body of tools/mm/train.py ('train') and tools/mm/test.py ('test'): the mm extra is checked before anything
+    imports it, then `visiongates.mm.finetune.cli` runs."""
+    require_mm(f"tools/mm/{mode}.py")
+    from visiongates.mm.finetune import cli
+
+    return cli(mode)

@@ -22,7 +22,7 @@ from torch.export import Dim
 
 from .families import DEFAULT_OPSET, ExportSpec
 from .metadata import ModelInfo
-from .onnx_export import quiet_exporter, resolve_opset
+from .onnx_export import export_image_model, quiet_exporter, resolve_opset
 from .runtime import open_session
 
 
@@ -130,18 +130,9 @@ def export_mm(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    program = export_image_model(model, x, opset, {"image": {0: Dim("batch", min=1, max=1024)}}, names)
+    program.model.metadata_props.update(info.to_props())
     with quiet_exporter():
-        program = torch.onnx.export(
-            model,
-            (x,),
-            dynamo=True,
-            opset_version=opset,
-            input_names=["image"],
-            output_names=names,
-            dynamic_shapes={"image": {0: Dim("batch", min=1, max=1024)}},
-            verbose=False,
-        )
-        program.model.metadata_props.update(info.to_props())
         program.save(output)
     seconds = time.perf_counter() - start
     got = open_session(output).run(None, {"image": x.numpy()})

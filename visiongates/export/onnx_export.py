@@ -45,6 +45,25 @@ def quiet_exporter() -> Iterator[None]:
             lg.setLevel(level)
 
 
+def export_image_model(
+    model: nn.Module, example: torch.Tensor, opset: int, dynamic_shapes: Any, output_names: list[str], **options: Any
+) -> torch.onnx.ONNXProgram:
+    """`torch.onnx.export` by dynamo of a model that takes one tensor, named 'image', the exporter's loggers quiet;
+    `options`: torch.onnx.export's other keywords (optimize=...)."""
+    with quiet_exporter():
+        return torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            dynamic_shapes=dynamic_shapes,
+            input_names=["image"],
+            output_names=output_names,
+            verbose=False,
+            **options,
+        )
+
+
 @dataclass
 class ExportReport:
     """What `export_onnx` wrote: the file, its metadata, what is dynamic, and the parity check
@@ -162,20 +181,10 @@ def export_onnx(
     undo = spec.prepare(model) if spec.prepare else None
     start = time.perf_counter()
     try:
-        with quiet_exporter():
-            program = torch.onnx.export(
-                model,
-                (example,),
-                dynamo=True,
-                opset_version=opset,
-                dynamic_shapes=shapes,
-                input_names=["image"],
-                output_names=["output"],
-                optimize=False,
-                verbose=False,
-            )
-            unoptimized = program.model_proto if check else None  # its initializers still carry parameter names
-            if optimize:
+        program = export_image_model(model, example, opset, shapes, ["output"], optimize=False)
+        unoptimized = program.model_proto if check else None  # its initializers still carry parameter names
+        if optimize:
+            with quiet_exporter():
                 program.optimize()
     finally:
         if undo is not None:

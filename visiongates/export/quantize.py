@@ -247,6 +247,13 @@ def folder_top1(model: OnnxModel, root: str | Path, batch_size: int = 32) -> tup
     return np.asarray([p for p, _ in kept]), np.asarray([t for _, t in kept]), skipped
 
 
+# the table of a `compare_int8` result (plus its quantization method) that export/*.py print
+INT8_COLUMNS = (
+    ("method", "images", "skipped", "fp32_top1", "int8_top1", "top1_change", "predictions_changed")  # accuracy
+    + ("fp32_ms", "int8_ms", "speedup", "fp32_mb", "int8_mb")  # speed and size
+)
+
+
 def compare_int8(
     fp32: str | Path, int8: str | Path, root: str | Path, warmup: int = 3, runs: int = 30, threads: int | None = None
 ) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Fine-tuning and testing mmdet / mmseg configs on mmengine's Runner (what tools/train_det.py & co. call).
+"""Fine-tuning and testing mmdet / mmseg configs on mmengine's Runner (what tools/mm/train.py and test.py call).
 
 Adds to a plain `Runner.from_cfg`: a work_dir default, `resume='auto' | path`, CPU data-parallel runs under
 torchrun (gloo process group, DDP without device ids: mmengine's own set-up assumes CUDA), and saving visualised
@@ -33,15 +33,33 @@ from .checks import Stopped, add_tool_hooks, catch_sigterm, check_feature_channe
 from .safe_load import install_safe_checkpoint_loader
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
+TASKS = {"mmdet": "detection", "mmseg": "segmentation"}  # a config's registry scope -> what it trains
+
+
+def config_scope(cfg: Config, config: str | os.PathLike = "the config") -> str:
+    """'mmdet' or 'mmseg': the config's `default_scope` (our `_base_/default_runtime.py` files set it), else the scope
+    prefix of its model type (`mmdet.RetinaNet`); any other config is one `VisionGatesError`."""
+    scope = cfg.get("default_scope")
+    if scope is None:
+        model_type = str((cfg.get("model") or {}).get("type", ""))
+        scope = model_type.split(".")[0] if "." in model_type else None
+    if scope not in TASKS:
+        raise VisionGatesError(
+            f"'{config}' is neither an mmdetection nor an mmsegmentation config: its default_scope is {scope!r}; "
+            "set default_scope = 'mmdet' or 'mmseg' (or inherit a config under configs/det or configs/seg)"
+        )
+    return scope
 
 
 def load_config(
     config: str | os.PathLike, work_dir: str | None = None, cfg_options: dict[str, Any] | None = None
 ) -> Config:
-    """Read a config (with `_base_` files); apply `key.sub=value` overrides; default work_dir work_dirs/<name>."""
+    """Read a config (with `_base_` files) that is a detection or segmentation one (`config_scope`); apply
+    `key.sub=value` overrides; default work_dir work_dirs/<name>."""
     if not Path(config).is_file():
         raise VisionGatesError(f"config file '{config}' does not exist")
     cfg = Config.fromfile(str(config))
+    config_scope(cfg, config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
@@ -157,16 +175,13 @@ def train(
 VISUALIZERS = {
     "mmdet": ("DetVisualizationHook", "DetLocalVisualizer"),
     "mmseg": ("SegVisualizationHook", "SegLocalVisualizer"),
-}
+}  # keyed like TASKS
 
 
 def enable_visualization(cfg: Config, show_dir: str) -> None:
     """Save every test image with its drawn predictions as <show_dir>/vis_data/vis_image/<name>_<i>.png; a config
     without a visualization hook or visualizer gets its scope's (mmdet / mmseg) default ones."""
-    scope = cfg.get("default_scope") or "mmdet"
-    if scope not in VISUALIZERS:
-        raise VisionGatesError(f"--show-dir needs an mmdet or mmseg config (default_scope is '{scope}')")
-    hook_type, visualizer_type = VISUALIZERS[scope]
+    hook_type, visualizer_type = VISUALIZERS[config_scope(cfg)]
     if cfg.get("default_hooks") is None:
         cfg.default_hooks = {}
     if cfg.default_hooks.get("visualization") is None:
@@ -202,7 +217,7 @@ def test(
 
 
 def add_common_args(parser: Any, with_checkpoint: bool = False) -> None:
-    """Arguments shared by tools/train_*.py and tools/test_*.py."""
+    """Arguments shared by tools/mm/train.py and tools/mm/test.py."""
     parser.add_argument("config", help="config file (configs/det/... or configs/seg/...)")
     if with_checkpoint:
         parser.add_argument("checkpoint", help="checkpoint file to evaluate")
@@ -250,27 +265,27 @@ def process_group_teardown() -> Iterator[None]:
         cleanup_distributed()
 
 
-def cli(task: str, mode: str, argv: Sequence[str] | None = None) -> int:
-    """The body of tools/{train,test}_{det,seg}.py (task only names the tool in --help)."""
-
-    what = {"det": "a detection", "seg": "a segmentation"}[task]
-    parser = argparse.ArgumentParser(description=f"{mode.capitalize()} {what} config with mmengine's Runner.")
+def cli(mode: str, argv: Sequence[str] | None = None) -> int:
+    """The body of tools/mm/train.py (mode 'train') and tools/mm/test.py ('test'): the config itself says whether it
+    is detection or segmentation (`config_scope`). Testing prints the metrics as JSON, the last line of stdout."""
+    parser = argparse.ArgumentParser(
+        description=f"{mode.capitalize()} an mmdetection or mmsegmentation config with mmengine's Runner "
+        "(which one, the config's default_scope says)."
+    )
     add_common_args(parser, with_checkpoint=mode == "test")
     args = parser.parse_args(argv)
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    common = dict(
+        work_dir=args.work_dir,
+        launcher=args.launcher,
+        cfg_options=args.cfg_options,
+        unknown_categories=args.unknown_categories,
+    )
     with process_group_teardown():
         if mode == "train":
-            train(args.config, args.work_dir, args.resume, args.launcher, args.cfg_options, args.unknown_categories)
+            train(args.config, resume=args.resume, **common)
             return 0
-        metrics = test(
-            args.config,
-            args.checkpoint,
-            args.work_dir,
-            args.show_dir,
-            args.launcher,
-            args.cfg_options,
-            args.unknown_categories,
-        )
+        metrics = test(args.config, args.checkpoint, show_dir=args.show_dir, **common)
         if not dist.is_initialized() or dist.get_rank() == 0:
             print(json.dumps({k: float(v) for k, v in metrics.items()}))  # the last line of stdout
         return 0

@@ -8,8 +8,37 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import timm
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import build_model_with_cfg
 
 from visiongates.errors import UnknownModelError
+
+# The pretrained cfg fields a zoo model has unless its `_cfg` says otherwise: an ImageNet-1k classifier at 224 px.
+IMAGENET_CFG = {
+    "num_classes": 1000,
+    "input_size": (3, 224, 224),
+    "pool_size": None,
+    "crop_pct": 0.875,
+    "interpolation": "bicubic",
+    "mean": IMAGENET_DEFAULT_MEAN,
+    "std": IMAGENET_DEFAULT_STD,
+}
+
+
+def pretrained_cfg(family: dict[str, Any], overrides: dict[str, Any], paper: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A variant's timm pretrained cfg: `IMAGENET_CFG`, updated by its family's fields, then by the variant's own
+    `overrides`; `paper` (paper_ids, paper_name[, origin_url]) cites the family's paper."""
+    cited = dict(zip(("paper_ids", "paper_name", "origin_url"), paper))
+    return {**IMAGENET_CFG, **cited, **family, **overrides}
+
+
+def build_model(cls: type, variant: str, pretrained: bool, filter_fn: Any, out_indices: Any, /, **kwargs: Any) -> Any:
+    """timm's `build_model_with_cfg` with the family's checkpoint filter and, for `features_only`, the getter feature
+    wrapper over `out_indices` (the family's default; an `out_indices` in kwargs, the caller's, overrides it)."""
+    features = dict(out_indices=kwargs.pop("out_indices", out_indices), feature_cls="getter")
+    return build_model_with_cfg(
+        cls, variant, pretrained, feature_cfg=features, pretrained_filter_fn=filter_fn, **kwargs
+    )
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,8 @@ from typing import Any
 
 import timm
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, get_device_dtype
-from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
+from timm.models import checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
@@ -37,7 +36,8 @@ from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.attention_unet_decoder import AttentionUNetDecoder, AttentionUNetOutput
 from visiongates.layers.unet_blocks import DoubleConv, init_unet_weights
 
-from ._registry import ModelFacts
+from ._registry import ModelFacts, build_model, pretrained_cfg
+from ._timm_api import Indices, Levels, TimmModelApi
 
 __all__ = ["UNetEncoder", "AttentionUNet", "create_attention_unet", "checkpoint_filter_fn"]
 
@@ -51,7 +51,7 @@ class UNetDownStage(nn.Sequential):
         self.conv = DoubleConv(in_channels, out_channels, device=device, dtype=dtype)
 
 
-class UNetEncoder(nn.Module):
+class UNetEncoder(TimmModelApi, nn.Module):
     """The U-Net contracting path (Ronneberger et al. 2015) as in Attention U-Net (Oktay et al. 2018)."""
 
     def __init__(
@@ -83,10 +83,6 @@ class UNetEncoder(nn.Module):
         return dict(stem=r"^stem", blocks=r"^stages\.(\d+)")
 
     @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
@@ -101,18 +97,10 @@ class UNetEncoder(nn.Module):
             return checkpoint(stage, x)
         return stage(x)
 
-    def forward_intermediates(
-        self,
-        x: torch.Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+    def _levels(
+        self, x: torch.Tensor, indices: Indices, norm: bool, stop_early: bool, output_fmt: str, final: bool
+    ) -> Levels:
         """Final map and the selected levels (0 = the full-resolution stem ... 4 = /16); `norm` is unused."""
-        if output_fmt != "NCHW":
-            raise ValueError("output_fmt must be 'NCHW'")
         take_indices, max_index = feature_take_indices(len(self.stages) + 1, indices)
         x = self._stage(self.stem, x)
         intermediates = [x] if 0 in take_indices else []
@@ -121,8 +109,6 @@ class UNetEncoder(nn.Module):
             x = self._stage(stage, x)
             if index in take_indices:
                 intermediates.append(x)
-        if intermediates_only:
-            return intermediates
         return x, intermediates
 
     def prune_intermediate_layers(
@@ -214,36 +200,20 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: UNetEncoder) -> dict
 
 
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> UNetEncoder:
-    out_indices = kwargs.pop("out_indices", (0, 1, 2, 3, 4))
-    return build_model_with_cfg(
-        UNetEncoder,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
-        **kwargs,
-    )
+    return build_model(UNetEncoder, variant, pretrained, checkpoint_filter_fn, (0, 1, 2, 3, 4), **kwargs)
+
+
+PAPER = (
+    "arXiv:1804.03999",
+    "Attention U-Net: Learning Where to Look for the Pancreas",
+    "https://github.com/ozan-oktay/Attention-Gated-Networks",
+)
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 1000,
-        "input_size": (3, 256, 256),
-        "pool_size": (16, 16),
-        "crop_pct": 1.0,
-        "interpolation": "bilinear",
-        "fixed_input_size": False,
-        "min_input_size": (3, 16, 16),
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "stem.conv1.conv",
-        "classifier": "head.fc",
-        "license": "mit",
-        "paper_ids": "arXiv:1804.03999",
-        "paper_name": "Attention U-Net: Learning Where to Look for the Pancreas",
-        "origin_url": "https://github.com/ozan-oktay/Attention-Gated-Networks",
-        **kwargs,
-    }
+    sizes = dict(input_size=(3, 256, 256), pool_size=(16, 16), min_input_size=(3, 16, 16), fixed_input_size=False)
+    layers = dict(first_conv="stem.conv1.conv", classifier="head.fc")
+    return pretrained_cfg(dict(**sizes, **layers, crop_pct=1.0, interpolation="bilinear", license="mit"), kwargs, PAPER)
 
 
 default_cfgs = generate_default_cfgs(

@@ -19,14 +19,13 @@ from functools import partial
 from typing import Any
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from visiongates.checkpoint import clean_checkpoint, require_weight_source
 from visiongates.layers.gates import CbamGate, DasGate, DeformConv3x3
 
-from ._registry import ModelFacts
+from ._registry import ModelFacts, pretrained_cfg
 
 __all__ = ["CbamResNet", "DasResNet", "checkpoint_filter_fn"]
 
@@ -84,19 +83,8 @@ def _create_gated_resnet(cls: type[ResNet], variant: str, pretrained: bool = Fal
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 1000,
-        "input_size": (3, 224, 224),
-        "pool_size": (7, 7),
-        "crop_pct": 0.875,
-        "interpolation": "bilinear",
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "conv1",
-        "classifier": "fc",
-        "license": "mit",
-        **kwargs,
-    }
+    layers = dict(first_conv="conv1", classifier="fc")
+    return pretrained_cfg(dict(pool_size=(7, 7), interpolation="bilinear", **layers, license="mit"), kwargs)
 
 
 # GMACs of every variant are counted here (visiongates.flops, meta device, 224x224:

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import (
     Attention,
     DropPath,
@@ -30,14 +29,15 @@ from timm.layers import (
     resample_abs_pos_embed,
     trunc_normal_,
 )
-from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
+from timm.models import checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
 from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.gpsa import GPSA
 
-from ._registry import ModelFacts
+from ._registry import ModelFacts, build_model, pretrained_cfg
+from ._timm_api import Indices, Levels, TimmModelApi
 
 __all__ = ["GpsaConVit", "ConVitBlock", "checkpoint_filter_fn"]
 
@@ -101,8 +101,11 @@ class ConVitBlock(nn.Module):
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
 
-class GpsaConVit(nn.Module):
+class GpsaConVit(TimmModelApi, nn.Module):
     """ConViT (d'Ascoli et al. 2021) over any input size, with cached gated positional self-attention."""
+
+    no_weight_decay_keys = frozenset({"pos_embed", "cls_token"})
+    output_fmts = ("NCHW", "NLC")
 
     def __init__(
         self,
@@ -203,20 +206,8 @@ class GpsaConVit(nn.Module):
                 module.local_init()
 
     @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token"}
-
-    @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^cls_token|pos_embed|patch_embed", blocks=[(r"^blocks\.(\d+)", None), (r"^norm", (99999,))])
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
@@ -253,22 +244,14 @@ class GpsaConVit(nn.Module):
     def _num_prefix_after(self, index: int) -> int:
         return int(self.cls_token is not None and index >= self.local_up_to_layer)
 
-    def forward_intermediates(
-        self,
-        x: torch.Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+    def _levels(
+        self, x: torch.Tensor, indices: Indices, norm: bool, stop_early: bool, output_fmt: str, final: bool
+    ) -> Levels:
         """Final features and the outputs of the selected blocks (patch tokens only, class token removed).
 
         indices: last n blocks if int, all if None, or explicit block indices. norm: apply the final norm to
         the intermediates. output_fmt: 'NCHW' (B, C, H/16, W/16) or 'NLC'.
         """
-        if output_fmt not in ("NCHW", "NLC"):
-            raise ValueError("output_fmt must be 'NCHW' or 'NLC'")
         take_indices, max_index = feature_take_indices(len(self.blocks), indices)
         x, feat_size = self._embed(x)
         last = max_index if stop_early else len(self.blocks) - 1
@@ -283,9 +266,7 @@ class GpsaConVit(nn.Module):
             intermediates = [
                 y.reshape(y.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous() for y in intermediates
             ]
-        if intermediates_only:
-            return intermediates
-        return self.norm(x), intermediates
+        return self.norm(x) if final else None, intermediates
 
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
@@ -355,35 +336,20 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: GpsaConVit) -> dict[
 
 
 def _create_gpsa_convit(variant: str, pretrained: bool = False, **kwargs: Any) -> GpsaConVit:
-    out_indices = kwargs.pop("out_indices", 3)  # features_only: the last 3 blocks' /16 maps, as timm's ViTs
-    return build_model_with_cfg(
-        GpsaConVit,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
-        **kwargs,
-    )
+    # features_only: the last 3 blocks' /16 maps, as timm's ViTs
+    return build_model(GpsaConVit, variant, pretrained, checkpoint_filter_fn, 3, **kwargs)
+
+
+PAPER = (
+    "arXiv:2103.10697",
+    "ConViT: Improving Vision Transformers with Soft Convolutional Inductive Biases",
+    "https://github.com/facebookresearch/convit",
+)
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 1000,
-        "input_size": (3, 224, 224),
-        "pool_size": None,
-        "crop_pct": 0.875,
-        "interpolation": "bicubic",
-        "fixed_input_size": False,
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "patch_embed.proj",
-        "classifier": "head",
-        "license": "apache-2.0",
-        "paper_ids": "arXiv:2103.10697",
-        "paper_name": "ConViT: Improving Vision Transformers with Soft Convolutional Inductive Biases",
-        "origin_url": "https://github.com/facebookresearch/convit",
-        **kwargs,
-    }
+    layers = dict(first_conv="patch_embed.proj", classifier="head")
+    return pretrained_cfg(dict(fixed_input_size=False, **layers, license="apache-2.0"), kwargs, PAPER)
 
 
 # ImageNet-1k weights: timm's own `convit_{tiny,small,base}.fb_in1k` (timm/models/convit.py default_cfgs, hf_hub_id

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from timm.layers import get_act_layer, register_notrace_function
-from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, load_state_dict, register_model
+from timm.models import checkpoint, generate_default_cfgs, load_state_dict, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
@@ -47,7 +47,8 @@ from visiongates.layers.maxim_blocks import (
     OutputConv,
 )
 
-from ._registry import ModelFacts
+from ._registry import ModelFacts, build_model, pretrained_cfg
+from ._timm_api import Indices, Levels, TimmModelApi
 
 __all__ = ["MAXIM", "MaximStage", "checkpoint_filter_fn", "reflect_pad", "pad_amounts"]
 
@@ -273,9 +274,11 @@ class MaximStage(nn.Module):
         return outputs, (encs, decs, sams[::-1])
 
 
-class MAXIM(nn.Module):
+class MAXIM(TimmModelApi, nn.Module):
     """MAXIM restoration model (multi-stage, multi-scale). `forward` returns the restored image, NCHW, same size as
     the input; `forward(x, return_all=True)` returns every stage's images at every supervision scale."""
+
+    output_fmts = ("NCHW", "NHWC")
 
     def __init__(
         self,
@@ -404,10 +407,6 @@ class MAXIM(nn.Module):
         self.num_features = self.head_hidden_size = dims[-1]
 
     @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return set()
-
-    @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(
             stem=r"^stages\.0\.input_convs",
@@ -419,12 +418,6 @@ class MAXIM(nn.Module):
                 (r"^stages\.(\d+)\.(?:skip_fusions|cross_gates|dec_fusions|decoders|heads)\.(\d+)", None),
             ],
         )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
 
     def _input_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The input at each supervision scale, channels-last (official: jax.image.resize 'nearest')."""
@@ -476,20 +469,12 @@ class MAXIM(nn.Module):
             cropped.append(row)
         return cropped
 
-    def forward_intermediates(
-        self,
-        x: torch.Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+    def _levels(
+        self, x: torch.Tensor, indices: Indices, norm: bool, stop_early: bool, output_fmt: str, final: bool
+    ) -> Levels:
         """Encoder features of the first stage: each level's skip feature (reductions 1, 2, 4) and the bottleneck
         output (reduction 8). The input is reflect-padded at the bottom/right to `pad_multiple` and each feature is
         cropped to ceil(H / reduction) x ceil(W / reduction). `norm` has no effect (no final norm)."""
-        if output_fmt not in ("NCHW", "NHWC"):
-            raise ValueError("output_fmt must be 'NCHW' or 'NHWC'")
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         h, w = x.shape[-2:]
         ph, pw = (-h) % self.pad_multiple, (-w) % self.pad_multiple
@@ -500,10 +485,7 @@ class MAXIM(nn.Module):
             r = self.feature_info[i]["reduction"]
             f = f[:, : -(-h // r), : -(-w // r)]
             feats[i] = f.permute(0, 3, 1, 2) if output_fmt == "NCHW" else f
-        intermediates = [feats[i] for i in take_indices]
-        if intermediates_only:
-            return intermediates
-        return feats[-1], intermediates
+        return feats[-1], [feats[i] for i in take_indices]
 
     def prune_intermediate_layers(
         self,
@@ -557,32 +539,17 @@ def _create_maxim(variant: str, pretrained: bool = False, **kwargs: Any) -> MAXI
     overlay = kwargs.get("pretrained_cfg_overlay") or {}
     if str(overlay.get("file") or "").endswith(".npz"):  # a local copy of a released Flax file: timm's custom_load
         kwargs["pretrained_cfg_overlay"] = {"custom_load": True, **overlay}
-    return build_model_with_cfg(
-        MAXIM,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(feature_cls="getter", out_indices=(0, 1, 2, 3)),
-        **kwargs,
-    )
+    return build_model(MAXIM, variant, pretrained, checkpoint_filter_fn, (0, 1, 2, 3), **kwargs)
+
+
+PAPER = ("arXiv:2201.02973", "MAXIM: Multi-Axis MLP for Image Processing", "https://github.com/google-research/maxim")
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 0,
-        "input_size": (3, 256, 256),
-        "crop_pct": 1.0,
-        "interpolation": "bicubic",
-        "mean": (0.0, 0.0, 0.0),
-        "std": (1.0, 1.0, 1.0),
-        "first_conv": "stages.0.input_convs.0",
-        "classifier": None,
-        "license": "apache-2.0",
-        "paper_ids": "arXiv:2201.02973",
-        "paper_name": "MAXIM: Multi-Axis MLP for Image Processing",
-        "origin_url": "https://github.com/google-research/maxim",
-        **kwargs,
-    }
+    image_to_image = dict(num_classes=0, classifier=None, input_size=(3, 256, 256), crop_pct=1.0)
+    unnormalised = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    family = dict(**image_to_image, **unnormalised, first_conv="stages.0.input_convs.0", license="apache-2.0")
+    return pretrained_cfg(family, kwargs, PAPER)
 
 
 # The official checkpoints (google-research/maxim README, "Results and Pre-trained models"): one Flax checkpoint.npz

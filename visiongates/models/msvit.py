@@ -26,9 +26,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import resample_abs_pos_embed
-from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
+from timm.models import checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models.vision_transformer import VisionTransformer
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
@@ -47,7 +46,7 @@ from visiongates.layers.mixed_scale import (
 from visiongates.layers.scale_gate import GateDecision, ScaleGate
 from visiongates.losses.batch_shaping import GeneralizedBatchShapingLoss
 
-from ._registry import ModelFacts
+from ._registry import ModelFacts, build_model, pretrained_cfg
 
 __all__ = ["MixedScaleVisionTransformer", "checkpoint_filter_fn", "to_plain_vit"]
 
@@ -431,35 +430,17 @@ def to_plain_vit(model: MixedScaleVisionTransformer) -> VisionTransformer:
 
 
 def _create_msvit(variant: str, pretrained: bool = False, **kwargs: Any) -> MixedScaleVisionTransformer:
-    out_indices = kwargs.pop("out_indices", 3)  # features_only: the last 3 blocks, /16 each (as timm's ViT)
-    return build_model_with_cfg(
-        MixedScaleVisionTransformer,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
-        **kwargs,
-    )
+    # features_only: the last 3 blocks, /16 each (as timm's ViT)
+    return build_model(MixedScaleVisionTransformer, variant, pretrained, checkpoint_filter_fn, 3, **kwargs)
+
+
+PAPER = ("arXiv:2307.02321", "MSViT: Dynamic Mixed-Scale Tokenization for Vision Transformers")
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 1000,
-        "input_size": (3, 224, 224),
-        "min_input_size": (3, 32, 32),
-        "pool_size": None,
-        "crop_pct": 0.875,
-        "interpolation": "bicubic",
-        "fixed_input_size": False,
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "patch_embed.proj",
-        "classifier": "head",
-        "license": "apache-2.0",
-        "paper_ids": "arXiv:2307.02321",
-        "paper_name": "MSViT: Dynamic Mixed-Scale Tokenization for Vision Transformers",
-        **kwargs,
-    }
+    sizes = dict(min_input_size=(3, 32, 32), fixed_input_size=False)
+    layers = dict(first_conv="patch_embed.proj", classifier="head")
+    return pretrained_cfg(dict(**sizes, **layers, license="apache-2.0"), kwargs, PAPER)
 
 
 # No MSViT weights were released (only the batch-shaping loss is public). The `deit_fb_in1k` tags load the DeiT

@@ -29,7 +29,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import (
     LayerNorm2d,
     RmsNorm,
@@ -40,13 +39,14 @@ from timm.layers import (
     to_2tuple,
     trunc_normal_,
 )
-from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model, resolve_pretrained_cfg
+from timm.models import checkpoint, generate_default_cfgs, register_model, resolve_pretrained_cfg
 from timm.models._features import feature_take_indices
 
 from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.bigla_attn import BiGlaAttention, BiGlaBlock, swiglu_hidden
 
-from ._registry import ModelFacts
+from ._registry import ModelFacts, build_model, pretrained_cfg
+from ._timm_api import Indices, Levels, TimmModelApi
 
 __all__ = ["VigGla", "VigGlaHier", "checkpoint_filter_fn"]
 
@@ -113,8 +113,10 @@ def _init_trunc_normal(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class VigGla(nn.Module):
+class VigGla(TimmModelApi, nn.Module):
     """Plain (isotropic) ViG: conv stem, absolute position embedding, BiGLA blocks at stride 16 (Liao et al. 2024)."""
+
+    output_fmts = ("NCHW", "NLC")
 
     def __init__(
         self,
@@ -176,20 +178,8 @@ class VigGla(nn.Module):
                 module.init_weights(xavier_linears=True)
 
     @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return set()
-
-    @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^stem|^pos_embed", blocks=[(r"^blocks\.(\d+)", None), (r"^norm", (99999,))])
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
@@ -213,18 +203,10 @@ class VigGla(nn.Module):
         )  # the official resize: bicubic, align_corners=False, no antialiasing
         return self.pos_drop(x.flatten(2).transpose(1, 2) + pos_embed), feat_size
 
-    def forward_intermediates(
-        self,
-        x: torch.Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+    def _levels(
+        self, x: torch.Tensor, indices: Indices, norm: bool, stop_early: bool, output_fmt: str, final: bool
+    ) -> Levels:
         """Block outputs (all if `indices` is None, the last n if an int) as NCHW maps at stride 16 (or NLC)."""
-        if output_fmt not in ("NCHW", "NLC"):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
         take_indices, max_index = feature_take_indices(len(self.blocks), indices)
         x, feat_size = self._embed(x)
         blocks = self.blocks[: max_index + 1] if stop_early else self.blocks
@@ -235,8 +217,8 @@ class VigGla(nn.Module):
                 y = self.norm(x) if norm else x
                 nchw = output_fmt == "NCHW"
                 intermediates.append(y.transpose(1, 2).reshape(y.shape[0], -1, *feat_size) if nchw else y)
-        if intermediates_only:
-            return intermediates
+        if not final:
+            return None, intermediates
         return self.norm(x).reshape(x.shape[0], feat_size[0], feat_size[1], x.shape[-1]), intermediates
 
     def prune_intermediate_layers(
@@ -316,7 +298,7 @@ class VigGlaStage(nn.Module):
         return x.transpose(1, 2).reshape(batch, channels, height, width)
 
 
-class VigGlaHier(nn.Module):
+class VigGlaHier(TimmModelApi, nn.Module):
     """Hierarchical ViG (ViG-H): conv stem at stride 4, four BiGLA stages at strides 4-32 (Liao et al. 2024)."""
 
     def __init__(
@@ -363,10 +345,6 @@ class VigGlaHier(nn.Module):
         self.apply(_init_trunc_normal)
 
     @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return set()
-
-    @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(
             stem=r"^stem",
@@ -379,16 +357,6 @@ class VigGlaHier(nn.Module):
             ],
         )
 
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         if global_pool is not None:
@@ -397,18 +365,10 @@ class VigGlaHier(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
         self.head.train(self.training)
 
-    def forward_intermediates(
-        self,
-        x: torch.Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+    def _levels(
+        self, x: torch.Tensor, indices: Indices, norm: bool, stop_early: bool, output_fmt: str, final: bool
+    ) -> Levels:
         """Stage outputs (strides 4, 8, 16, 32) as NCHW maps; `norm` applies the final norm to the last one."""
-        if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         last = len(self.stages) - 1
         x = self.stem(x)
@@ -418,8 +378,8 @@ class VigGlaHier(nn.Module):
             x = stage(x)
             if i in take_indices:
                 intermediates.append(self.norm(x) if norm and i == last else x)
-        if intermediates_only:
-            return intermediates
+        if not final:
+            return None, intermediates
         return (self.norm(x) if i == last else x), intermediates
 
     def prune_intermediate_layers(
@@ -516,25 +476,21 @@ def _create_vig_gla(cls: type[nn.Module], variant: str, pretrained: bool = False
     if plain and pretrained:  # the official plain-ViG weights are evaluated with the official eval numerics
         cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
         kwargs.setdefault("official_eval_numerics", cfg.tag == _OFFICIAL_TAG)
-    out_indices = kwargs.pop("out_indices", 3 if plain else (0, 1, 2, 3))  # plain: the last 3 blocks, as timm's ViTs
-    return build_model_with_cfg(
-        cls,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(feature_cls="getter", out_indices=out_indices),
-        **kwargs,
-    )
+    out_indices = 3 if plain else (0, 1, 2, 3)  # features_only; plain: the last 3 blocks, as timm's ViTs
+    return build_model(cls, variant, pretrained, checkpoint_filter_fn, out_indices, **kwargs)
+
+
+PAPER = (
+    "arXiv:2405.18425",
+    "ViG: Linear-complexity Visual Sequence Learning with Gated Linear Attention",
+    "https://github.com/hustvl/ViG",
+)
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
-        "interpolation": "bicubic", "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "stem.conv1", "classifier": "head", "license": "mit", "paper_ids": "arXiv:2405.18425",
-        "paper_name": "ViG: Linear-complexity Visual Sequence Learning with Gated Linear Attention",
-        "origin_url": "https://github.com/hustvl/ViG", **kwargs,
-    }  # fmt: skip
+    return pretrained_cfg(
+        dict(pool_size=(7, 7), first_conv="stem.conv1", classifier="head", license="mit"), kwargs, PAPER
+    )
 
 
 # The official ImageNet-1k weights: hustvl/ViG README "Model Weights" -> Hugging Face repo hustvl/ViG (model card
