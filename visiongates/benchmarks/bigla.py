@@ -1,4 +1,5 @@
-"""BiGLA op benchmark (CPU): chunked vs naive speed, and how the chunked backend's peak memory grows with T."""
+"""BiGLA op benchmark (CPU): chunked vs naive speed, how the chunked backend's peak memory grows with T, and the
+export path in onnxruntime per pair-weight chunk size."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from visiongates.ops.bigla import bigla_chunk, bigla_naive
+from visiongates.ops.bigla.chunk import bigla_traceable
 
-from .timing import measure_one, peak_heap_bytes
+from .timing import measure, measure_one, peak_heap_bytes
 
 
 def make_inputs(length: int, batch: int = 1, heads: int = 3, dim_k: int = 32, dim_v: int = 64, seed: int = 0,
@@ -59,4 +61,42 @@ def memory_rows(lengths: Sequence[int] = (4096, 16384), **shape) -> list[dict]:
             first, this = rows[0][f"{key}_mb"], row[f"{key}_mb"]
             row[f"{key}_ratio"] = this / first if first and this else None
         row["length_ratio"] = row["T"] / rows[0]["T"]
+    return rows
+
+
+class _Traceable(torch.nn.Module):
+    """The op's export path (`chunk.bigla_traceable`) with a given pair-weight chunk, as a module to export."""
+
+    def __init__(self, chunk_size: int) -> None:
+        super().__init__()
+        self.chunk_size = chunk_size
+
+    def forward(self, q, k, v, g_fwd, g_bwd):
+        return bigla_traceable(q, k, v, g_fwd, g_bwd, chunk_size=self.chunk_size)
+
+
+def export_rows(chunk_sizes: Sequence[int] = (16, 32), lengths: Sequence[int] = (196, 784, 3136), reps: int = 5,
+                **shape) -> list[dict]:  # fmt: skip
+    """onnxruntime latency (one thread) of the exported op, one file per pair-weight chunk size with a symbolic T,
+    per length; the files run in turn (`timing.measure`), so their ratio holds on a busy machine."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    names = ["q", "k", "v", "g_fwd", "g_bwd"]
+    sessions = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for size in chunk_sizes:
+            path = f"{folder}/bigla_c{size}.onnx"
+            length = torch.export.Dim("T", min=2, max=65536)
+            torch.onnx.export(_Traceable(size), make_inputs(lengths[0], **shape), path, input_names=names,
+                              dynamo=True, dynamic_shapes={n: {2: length} for n in names})  # fmt: skip
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = options.inter_op_num_threads = 1
+            sessions[size] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    rows = []
+    for length in lengths:
+        feed = {n: t.numpy() for n, t in zip(names, make_inputs(length, **shape))}
+        timings = measure({c: lambda s=s, f=feed: s.run(None, f) for c, s in sessions.items()}, reps)
+        rows.append({"T": length, **{f"c{size}_ms": timings[size].best_ms for size in chunk_sizes}})
     return rows

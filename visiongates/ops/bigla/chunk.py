@@ -47,7 +47,7 @@ FACTORISE_LIMIT = {torch.float32: 30.0, torch.float64: 300.0}
 QUADRATIC_MAX_LENGTH = 224
 # chunk of the export path (`gla_scan_pairwise`): its [C, C, K] pair weights take C times the memory and the exps
 # of q; the chunk states' N x N weights grow as (T / C)^2. In onnxruntime (one thread, K = 32, V = 64, H = 3) 16
-# took 2.7 / 16 / 114 ms at T = 196 / 784 / 3136 against 32's 10.3 / 36 / 118 ms (docs/benchmarks.md)
+# took 3.1 / 13.9 / 95 ms at T = 196 / 784 / 3136 against 32's 5.6 / 22.4 / 97 ms (docs/benchmarks.md)
 PAIRWISE_CHUNK_SIZE = 16
 
 
