@@ -1,16 +1,17 @@
-"""Triton kernels of bidirectional gated linear attention (v2): chunk-parallel, intra-chunk products on tensor cores.
+"""Triton kernels of bidirectional gated linear attention (v2): intra-chunk products on tensor cores, only state
+recurrences sequential.
 
 docs/bigla.md ("The Triton kernels") gives the algorithm; in short, per (batch, head) the sequence is cut into chunks
 of BT tokens and
-- `bigla_state_kernel`, grid (B * H, 2) in the backward, (B * H, 1) in the forward: a scan's K x V state
-  recurrence. Program (bh, d) walks the chunks of scan d (0 forward, 1 backward) in its time order and stores the
-  state each chunk starts from (the forward needs only the backward scan's). With WITH_GRAD it also walks them
-  against that order and stores the gradient each chunk's end state receives from the chunks after it in scan
-  order (dh, carried from the queries' q^T dO).
+- `bigla_state_kernel`, grid (B * H, 1) in the forward: the backward scan's K x V state recurrence, walked in its
+  time order, storing the state each chunk starts from. With WITH_GRAD (the backward), grid (B * H, 2): program
+  (bh, d) walks scan d against its order over the states the forward stored and stores the gradient each chunk's
+  end state receives from the chunks after it in scan order (dh, carried from the queries' q^T dO).
 - `bigla_fwd_kernel`, grid (B * H,): walks each sequence's chunks in time order with the forward scan's state in
   registers, reading the backward scan's start states: every input is read once and o written once, so the forward
-  moves the single-pass minimum plus the backward scan's state pass. Its exact pass, grid (B * H, num_chunks),
-  redoes the chunks either scan flags.
+  moves the single-pass minimum plus the backward scan's state pass. With SAVE_STATES (a backward follows) it also
+  stores every forward-scan state for it. Its exact pass, grid (B * H, num_chunks), redoes the chunks either scan
+  flags.
 - `bigla_bwd_dqk_kernel` and `bigla_bwd_dv_kernel`, grid (B * H, num_chunks), one program per chunk: the pairs
   inside the chunk plus the stored states; each scan's gate gradient is finished in the chunk from its own
   q dq - k dk terms and, for the tokens past the chunk, the identity dL/dg = sum_V(h_end * dh) at the chunk
