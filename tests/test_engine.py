@@ -10,10 +10,9 @@ import os
 import signal
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from test_restore import _photos
 
 from visiongates.engine import load_checkpoint
 from visiongates.engine.config import load_config
@@ -23,21 +22,11 @@ from visiongates.tasks import TASKS, train
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _photos(folder: Path, n: int = 4, size: tuple[int, int] = (40, 48)) -> Path:
-    """Smooth random images (what the restoration task degrades and restores)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        small = rng.integers(0, 256, (size[0] // 8, size[1] // 8, 3), dtype=np.uint8)
-        Image.fromarray(small).resize(size[::-1], Image.BILINEAR).save(folder / f"img{i}.png")
-    return folder
-
-
 def _options(task: str, tmp_path: Path) -> dict:
     """A tiny run of `task`: 2 optimizer steps per epoch, a budget of 6 steps (3 epochs), validation every epoch."""
     common = dict(task=task, steps=6, batch_size=2, eval_every=1, progress=False, seed=3, deterministic=True)
     if task == "restoration":
-        photos = _photos(tmp_path / "photos")
+        photos = _photos(tmp_path / "photos", size=(40, 48))
         return dict(
             common,
             model="maxim_s1",
@@ -196,7 +185,7 @@ def test_train_py_runs_every_task_from_its_config(tmp_path, monkeypatch, capsys)
     assert code == 0, err[-3000:]
     assert "U-Net (plain skips)" in out and (tmp_path / "cmp" / "none_seed0" / "last.pth").is_file()
 
-    photos = _photos(tmp_path / "photos")
+    photos = _photos(tmp_path / "photos", size=(40, 48))
     code, out, err = _run_train_py(
         "--config", repo / "configs" / "restore" / "maxim_s1_denoise_sigma25.yaml", "--eval-only",
         "--model-kwargs", '{"features": 8, "zero_init_last": true}', "--val-dir", photos, "--eval-crop-size", "32",
