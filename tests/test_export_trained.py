@@ -21,7 +21,8 @@ from visiongates.export.quantize import compare_int8, quantize, quantize_int8
 REPO = Path(__file__).resolve().parents[1]
 MAIN_CONFIG = REPO / "configs" / "cls" / "digits_cbam_resnet18.yaml"
 
-pytestmark = pytest.mark.slow
+# one worker builds the trained model once for the whole module
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hymenoptera_onnx")]
 
 
 @pytest.fixture(scope="module")

@@ -37,18 +37,22 @@ def test_train_writes_log_plot_checkpoints_and_eval(tmp_path):
 
 
 def test_resume_continues_exactly(tmp_path):
-    """4 epochs straight == 2 epochs, stop, resume for 2 more: identical weights, optimizer and EMA."""
-    common = dict(epochs=4, mixup=0.2, cutmix=0.2, drop_path=0.1, **FAST)
+    """2 epochs straight == 1 epoch (the warm-up), stop, resume for 1 more: identical weights, optimizer and EMA."""
+    common = dict(epochs=2, mixup=0.2, cutmix=0.2, drop_path=0.1, **FAST)
     straight = train(load_config(config_file=MAIN_CONFIG, output=str(tmp_path / "straight"), **common))
-    train(load_config(config_file=MAIN_CONFIG, output=str(tmp_path / "split"), stop_after=2, **common))
-    assert load_checkpoint(tmp_path / "split" / "last.pth")["epoch"] == 2
+    train(load_config(config_file=MAIN_CONFIG, output=str(tmp_path / "split"), stop_after=1, **common))
+    assert load_checkpoint(tmp_path / "split" / "last.pth")["epoch"] == 1
     resumed = train(load_config(config_file=MAIN_CONFIG, output=str(tmp_path / "split"), resume="auto", **common))
-    assert straight["epochs_done"] == resumed["epochs_done"] == 4
+    assert straight["epochs_done"] == resumed["epochs_done"] == 2
     a, b = load_checkpoint(tmp_path / "straight" / "last.pth"), load_checkpoint(tmp_path / "split" / "last.pth")
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     for key in a["ema"]:
         assert torch.equal(a["ema"][key], b["ema"][key]), key
+    for index, state in a["optimizer"]["state"].items():  # AdamW's step count and both moments
+        for name, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][index][name]), (index, name)
+    assert a["scheduler"] == b["scheduler"]
     assert a["history"][-1]["val_loss"] == b["history"][-1]["val_loss"]
 
 
