@@ -751,39 +751,13 @@ def test_unreadable_images_are_skipped_and_counted_by_quantize_onnx(folder, trai
     _truncated_png(data / "val" / "class1" / "cut.png")
     _truncated_png(data / "train" / "class2" / "cut.png")
     output = tmp_path / "int8.onnx"
-    code, out, err = run_tool(
-        "export/quantize_onnx.py",
-        trained["onnx"],
-        "--method",
-        "static",
-        "--calibration",
-        data / "train",
-        "--calibration-images",
-        "8",
-        "--data",
-        data,
-        "--runs",
-        "2",
-        "--output",
-        output,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
-    )
+    static = ["export/quantize_onnx.py", trained["onnx"], "--method", "static", "--calibration", data / "train"]
+    extra = ["--calibration-images", "8", "--data", data, "--runs", "2"]
+    code, out, err = run_tool(*static, *extra, "--output", output, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err[-3000:]
     result = json.loads(out.strip().splitlines()[-1])
     assert result["images"] == 12 and result["skipped"] == 1 and output.is_file()
-    code, out, err = run_tool(
-        "export/quantize_onnx.py",
-        trained["onnx"],
-        "--method",
-        "static",
-        "--calibration",
-        data / "train",
-        "--output",
-        output,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
-    )
+    code, out, err = run_tool(*static, "--output", output, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0 and "calibrated on 48 images (1 unreadable skipped)" in out, out + err[-3000:]
 
 
