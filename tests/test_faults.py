@@ -9,6 +9,7 @@ ENOSPC). The mm cases (detection / segmentation) need mmdet and mmseg and skip w
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import runpy
@@ -81,6 +82,12 @@ def run_tool(tool: str, *args: str, monkeypatch, capsys) -> tuple[int, str, str]
     return (0 if code is None else code), out, err
 
 
+@pytest.fixture
+def train_cli(monkeypatch, capsys):
+    """tools/train.py in this process with this test's monkeypatch and capsys: (status, stdout, stderr)."""
+    return functools.partial(run_tool, "tools/train.py", monkeypatch=monkeypatch, capsys=capsys)
+
+
 def one_error_line(err: str) -> str:
     """The single `error: ...` line of a failed CLI (and no traceback)."""
     assert "Traceback" not in err, err[-3000:]
@@ -133,10 +140,8 @@ def nan_loss(out):
         (["--on-nonfinite", "ignore"], "option on_nonfinite must be one of stop, skip, got 'ignore'"),
     ],
 )
-def test_config_values_are_validated_in_one_line(args, message, tiny, tmp_path, monkeypatch, capsys):
-    code, _, err = run_tool(
-        "tools/train.py", *tiny, "--output", tmp_path / "run", *args, monkeypatch=monkeypatch, capsys=capsys
-    )
+def test_config_values_are_validated_in_one_line(args, message, tiny, tmp_path, train_cli):
+    code, _, err = train_cli(*tiny, "--output", tmp_path / "run", *args)
     assert code == 2 and one_error_line(err) == f"error: {message}"
     assert not (tmp_path / "run").exists()  # stopped before anything was created
 
@@ -148,22 +153,20 @@ def test_config_values_are_validated_in_one_line(args, message, tiny, tmp_path, 
         ("lr: null", "option lr needs a value (a number), not none"),
     ],
 )
-def test_yaml_values_of_the_wrong_type_are_one_line(yaml, message, tmp_path, monkeypatch, capsys):
+def test_yaml_values_of_the_wrong_type_are_one_line(yaml, message, tmp_path, train_cli):
     config = tmp_path / "bad.yaml"
     config.write_text(yaml + "\n")
-    code, _, err = run_tool("tools/train.py", "--config", config, monkeypatch=monkeypatch, capsys=capsys)
+    code, _, err = train_cli("--config", config)
     assert code == 2 and one_error_line(err) == f"error: {message}"
 
 
 # ------------------------------------------------------------------------------------------------ SIGTERM, resume
 @pytest.mark.slow
-def test_sigterm_mid_epoch_then_resume_is_bit_exact(tiny, tmp_path, monkeypatch, capsys):
+def test_sigterm_mid_epoch_then_resume_is_bit_exact(tiny, tmp_path, monkeypatch, capsys, train_cli):
     """2 epochs of 2 optimizer steps (2 micro-batches each): straight, and SIGTERM during epoch 2's first micro-batch
     (the step finishes, a mid-epoch last.pth is written, exit 143), then --resume auto: identical weights and EMA."""
     common = [*tiny, *EXACT, "--epochs", "2", "--max-steps-per-epoch", "2", "--accum-steps", "2"]
-    code, _, _ = run_tool(
-        "tools/train.py", *common, "--output", tmp_path / "straight", monkeypatch=monkeypatch, capsys=capsys
-    )
+    code, _, _ = train_cli(*common, "--output", tmp_path / "straight")
     assert code == 0
 
     with monkeypatch.context() as patch:
@@ -180,16 +183,7 @@ def test_sigterm_mid_epoch_then_resume_is_bit_exact(tiny, tmp_path, monkeypatch,
     assert (ckpt["epoch"], ckpt["batch"], ckpt["step"], ckpt["sampler_position"]) == (1, 2, 3, 16)
     assert {"optimizer", "scheduler", "ema", "rng", "totals"} <= set(ckpt)
 
-    code, _, err = run_tool(
-        "tools/train.py",
-        *common,
-        "--output",
-        tmp_path / "split",
-        "--resume",
-        "auto",
-        monkeypatch=monkeypatch,
-        capsys=capsys,
-    )
+    code, _, err = train_cli(*common, "--output", tmp_path / "split", "--resume", "auto")
     assert code == 0, err[-3000:]
     straight, resumed = load_checkpoint(tmp_path / "straight" / "last.pth"), load_checkpoint(last)
     assert resumed["step"] == straight["step"] == 4 and resumed["batch"] == 0
@@ -232,25 +226,21 @@ def test_sigterm_from_outside_with_loader_workers(tiny, tmp_path):
     assert ckpt["epoch"] >= 1 and "optimizer" in ckpt and ckpt["epoch"] < 40
 
 
-def test_ctrl_c_names_what_last_pth_holds(tiny, tmp_path, monkeypatch, capsys):
+def test_ctrl_c_names_what_last_pth_holds(tiny, tmp_path, monkeypatch, train_cli):
     def interrupt(out):
         raise KeyboardInterrupt
 
     call_counter(monkeypatch, at=5, action=interrupt)  # epoch 2, batch 2
-    code, _, err = run_tool(
-        "tools/train.py", *tiny, "--epochs", "2", "--output", tmp_path / "run", monkeypatch=monkeypatch, capsys=capsys
-    )
+    code, _, err = train_cli(*tiny, "--epochs", "2", "--output", tmp_path / "run")
     assert code == 130 and "Traceback" not in err
     assert f"interrupted: {tmp_path / 'run' / 'last.pth'} holds epoch 1, step 3" in err
     assert load_checkpoint(tmp_path / "run" / "last.pth")["epoch"] == 1
 
 
 # --------------------------------------------------------------------------------------------- non-finite loss
-def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch, capsys):
+def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch, train_cli):
     call_counter(monkeypatch, at=5, action=nan_loss)  # epoch 2, batch 2 (step 5)
-    code, _, err = run_tool(
-        "tools/train.py", *tiny, "--epochs", "2", "--output", tmp_path / "run", monkeypatch=monkeypatch, capsys=capsys
-    )
+    code, _, err = train_cli(*tiny, "--epochs", "2", "--output", tmp_path / "run")
     assert code == 2
     assert one_error_line(err) == (
         "error: loss became non-finite at step 5 (epoch 2, batch 2/3); stopped before updating the weights: "
@@ -261,20 +251,9 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path,
     assert (tmp_path / "run" / "best.pth").is_file()
 
 
-def test_nonfinite_loss_skip_counts_the_step(tiny, tmp_path, monkeypatch, capsys):
+def test_nonfinite_loss_skip_counts_the_step(tiny, tmp_path, monkeypatch, train_cli):
     call_counter(monkeypatch, at=2, action=nan_loss)
-    code, _, err = run_tool(
-        "tools/train.py",
-        *tiny,
-        "--epochs",
-        "1",
-        "--on-nonfinite",
-        "skip",
-        "--output",
-        tmp_path / "run",
-        monkeypatch=monkeypatch,
-        capsys=capsys,
-    )
+    code, _, err = train_cli(*tiny, "--epochs", "1", "--on-nonfinite", "skip", "--output", tmp_path / "run")
     assert code == 0, err[-3000:]
     row = json.loads((tmp_path / "run" / "log.json").read_text())[-1]
     assert row["nonfinite_skipped"] == 1 and row["train_images"] == 16  # 3 batches of 8, one skipped
@@ -283,20 +262,9 @@ def test_nonfinite_loss_skip_counts_the_step(tiny, tmp_path, monkeypatch, capsys
 
 
 # ------------------------------------------------------------------------------------------------- disk full
-def test_failed_checkpoint_write_keeps_the_previous_one(tiny, tmp_path, monkeypatch, capsys):
+def test_failed_checkpoint_write_keeps_the_previous_one(tiny, tmp_path, monkeypatch, capsys, train_cli):
     run = tmp_path / "run"
-    code, _, _ = run_tool(
-        "tools/train.py",
-        *tiny,
-        "--epochs",
-        "2",
-        "--stop-after",
-        "1",
-        "--output",
-        run,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
-    )
+    code, _, _ = train_cli(*tiny, "--epochs", "2", "--stop-after", "1", "--output", run)
     assert code == 0
     before = (run / "last.pth").read_bytes()
 
@@ -328,7 +296,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tiny, tmp_path, monkeypa
 
 # ------------------------------------------------------------------------------ best.pth / last.pth, eval, export
 @pytest.mark.slow
-def test_few_classes_best_and_last_checkpoints_eval_export_resume(folder, tmp_path, monkeypatch, capsys):
+def test_few_classes_best_and_last_checkpoints_eval_export_resume(folder, tmp_path, monkeypatch, capsys, train_cli):
     """3 classes at 48 px: no top-5 anywhere (no KeyError, no always-100% val_top2); best.pth is weights and what
     inference needs, last.pth the full state, and eval / export / resume / --pretrained work or say why not."""
     from visiongates.export.sources import load_source
@@ -355,7 +323,7 @@ def test_few_classes_best_and_last_checkpoints_eval_export_resume(folder, tmp_pa
         "--output",
         run,
     ]
-    code, _, err = run_tool("tools/train.py", *args, "--stop-after", "1", monkeypatch=monkeypatch, capsys=capsys)
+    code, _, err = train_cli(*args, "--stop-after", "1")
     assert code == 0, err[-3000:]
     row = json.loads((run / "log.json").read_text())[-1]
     assert "val_top1" in row and not any(k.startswith("val_top") and k != "val_top1" for k in row)
@@ -374,25 +342,15 @@ def test_few_classes_best_and_last_checkpoints_eval_export_resume(folder, tmp_pa
         model, info = load_source(str(run / name))
         assert info.labels == ["class0", "class1", "class2"] and info.input_size == (3, 48, 48)
 
-    code, _, err = run_tool(
-        "tools/train.py", *args, "--resume", run / "best.pth", monkeypatch=monkeypatch, capsys=capsys
-    )
+    code, _, err = train_cli(*args, "--resume", run / "best.pth")
     assert code == 2 and one_error_line(err) == (
         f"error: '{run / 'best.pth'}' holds weights only (best.pth has no optimizer or scheduler state): resume from "
         f"last.pth, or start from these weights with --pretrained {run / 'best.pth'}"
     )
-    code, _, err = run_tool("tools/train.py", *args, "--resume", "auto", monkeypatch=monkeypatch, capsys=capsys)
+    code, _, err = train_cli(*args, "--resume", "auto")
     assert code == 0 and load_checkpoint(run / "last.pth")["epoch"] == 2
-    code, _, err = run_tool(
-        "tools/train.py",
-        *[a for a in args if a != run],
-        tmp_path / "ft",
-        "--epochs",
-        "1",
-        "--pretrained",
-        run / "best.pth",
-        monkeypatch=monkeypatch,
-        capsys=capsys,
+    code, _, err = train_cli(
+        *[a for a in args if a != run], tmp_path / "ft", "--epochs", "1", "--pretrained", run / "best.pth"
     )
     assert code == 0, err[-3000:]
 
@@ -719,27 +677,15 @@ def _truncated_png(path: Path) -> Path:
 def trained(folder, tmp_path_factory) -> dict[str, Path]:
     """A tiny tools/train.py run (resnet18, 32 px, 1 epoch of 3 steps) and its ONNX export. Its output folder
     starts with the temporary file a `kill -9` during a checkpoint write leaves behind (see the test below)."""
-    from visiongates.engine import load_config
+    from quick_train import train_run
+
     from visiongates.export import export_source
-    from visiongates.tasks import train
 
     run = tmp_path_factory.mktemp("trained") / "run"
     run.mkdir()
     stale = run / ".last.pth.k9x2c1.tmp"
     stale.write_bytes(b"half a checkpoint")
-    train(
-        load_config(
-            model="resnet18",
-            data=str(folder),
-            img_size=32,
-            batch_size=8,
-            max_steps_per_epoch=3,
-            epochs=1,
-            workers=0,
-            progress=False,
-            output=str(run),
-        )
-    )
+    train_run(run, model="resnet18", data=str(folder), img_size=32, batch_size=8, max_steps_per_epoch=3, epochs=1)
     onnx_path = export_source(str(run / "best.pth"), run / "best.onnx").path
     return {"run": run, "best": run / "best.pth", "onnx": onnx_path, "stale": stale}
 
@@ -775,14 +721,12 @@ def test_eval_unknown_class_folder_is_an_error_or_left_out_on_request(folder, tr
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["left_out"] == {"wasps": 4}
 
 
-def test_train_and_val_class_sets_must_match(folder, tiny, tmp_path, monkeypatch, capsys):
+def test_train_and_val_class_sets_must_match(folder, tiny, tmp_path, train_cli):
     data = _copy_tree(folder, tmp_path / "data")
     _copy_tree(data / "val" / "class0", data / "val" / "wasps")
     _copy_tree(data / "train" / "class0", data / "train" / "bees")
     args = [a if a != str(folder) else str(data) for a in tiny]
-    code, _, err = run_tool(
-        "tools/train.py", *args, "--output", tmp_path / "run", monkeypatch=monkeypatch, capsys=capsys
-    )
+    code, _, err = train_cli(*args, "--output", tmp_path / "run")
     assert code == 2 and one_error_line(err) == (
         f"error: train/ and val/ of '{data}' hold different class folders: only in train/: ['bees']; "
         "only in val/: ['wasps']"
@@ -807,39 +751,13 @@ def test_unreadable_images_are_skipped_and_counted_by_quantize_onnx(folder, trai
     _truncated_png(data / "val" / "class1" / "cut.png")
     _truncated_png(data / "train" / "class2" / "cut.png")
     output = tmp_path / "int8.onnx"
-    code, out, err = run_tool(
-        "export/quantize_onnx.py",
-        trained["onnx"],
-        "--method",
-        "static",
-        "--calibration",
-        data / "train",
-        "--calibration-images",
-        "8",
-        "--data",
-        data,
-        "--runs",
-        "2",
-        "--output",
-        output,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
-    )
+    static = ["export/quantize_onnx.py", trained["onnx"], "--method", "static", "--calibration", data / "train"]
+    extra = ["--calibration-images", "8", "--data", data, "--runs", "2"]
+    code, out, err = run_tool(*static, *extra, "--output", output, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err[-3000:]
     result = json.loads(out.strip().splitlines()[-1])
     assert result["images"] == 12 and result["skipped"] == 1 and output.is_file()
-    code, out, err = run_tool(
-        "export/quantize_onnx.py",
-        trained["onnx"],
-        "--method",
-        "static",
-        "--calibration",
-        data / "train",
-        "--output",
-        output,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
-    )
+    code, out, err = run_tool(*static, "--output", output, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0 and "calibrated on 48 images (1 unreadable skipped)" in out, out + err[-3000:]
 
 

@@ -1,8 +1,5 @@
 # Mask R-CNN, CBAM-ResNet-18 + FPN, trained from scratch on the embedded coins set (128x128, one class) on CPU.
-_base_ = [
-    './_base_/models/mask_rcnn_fpn.py', './_base_/datasets/coins_instance.py',
-    './_base_/schedules/schedule_coins.py', './_base_/default_runtime.py',
-]
+_base_ = ['./_base_/models/mask_rcnn_fpn.py', './_base_/datasets/coins_instance.py', './_base_/coins_runtime.py']
 norm_cfg = dict(type='GN', num_groups=32, requires_grad=True)
 model = dict(
     backbone=dict(model_name='cbam_resnet18', frozen_stages=-1, norm_eval=False),
@@ -17,6 +14,3 @@ model = dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=300),
         rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=300)))
-default_hooks = dict(
-    logger=dict(interval=10), checkpoint=dict(interval=3, max_keep_ckpts=2, save_best='coco/bbox_mAP_50'))
-log_processor = dict(window_size=10)

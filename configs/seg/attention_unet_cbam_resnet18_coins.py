@@ -1,8 +1,5 @@
 # Attention U-Net decoder over all five levels of CBAM-ResNet-18, from scratch on the embedded coins set (128x128).
-_base_ = [
-    './_base_/models/attention_unet.py', './_base_/datasets/coins_semantic.py',
-    './_base_/schedules/schedule_coins.py', './_base_/default_runtime.py',
-]
+_base_ = ['./_base_/models/attention_unet.py', './_base_/coins.py']
 model = dict(
     data_preprocessor=dict(size=(128, 128)),
     backbone=dict(model_name='cbam_resnet18'),

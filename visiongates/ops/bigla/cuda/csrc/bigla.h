@@ -126,4 +126,11 @@ void fwd_launch(const Params& params, cudaStream_t stream);
 template <typename T, typename TG, int K, int V>
 void bwd_launch(const Params& params, cudaStream_t stream);
 
+// Explicit instantiation of LAUNCH (fwd_launch or bwd_launch) for q, k, v in T and log-decays in TG at head dims
+// (K, V); _16 instantiates a 16-bit T with log-decays in T and in fp32. Each .cu file holds one pass for one dtype,
+// so that the build compiles them in parallel.
+#define BIGLA_INSTANTIATE_LAUNCH(LAUNCH, T, TG, K, V) template void LAUNCH<T, TG, K, V>(const Params&, cudaStream_t);
+#define BIGLA_INSTANTIATE_LAUNCH_16(LAUNCH, T, K, V) \
+  BIGLA_INSTANTIATE_LAUNCH(LAUNCH, T, T, K, V) BIGLA_INSTANTIATE_LAUNCH(LAUNCH, T, float, K, V)
+
 }  // namespace bigla

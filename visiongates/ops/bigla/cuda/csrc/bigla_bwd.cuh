@@ -16,8 +16,6 @@
 // and the identity sum_t q dq = sum_t k dk of one direction (every pair term appears once in each).
 #pragma once
 
-#include <c10/cuda/CUDAException.h>
-
 #include "bigla_common.cuh"
 
 namespace bigla {
@@ -238,13 +236,7 @@ __global__ void __launch_bounds__(BwdConfig<K, V>::kThreads) bwd_kernel(const Pa
 
 template <typename T, typename TG, int K, int V>
 void bwd_launch(const Params& p, cudaStream_t stream) {
-  using C = BwdConfig<K, V>;
-  auto kernel = bwd_kernel<T, TG, K, V>;
-  if (C::kBytes > 48 * 1024) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kBytes)));
-  }
-  kernel<<<p.batch_heads, C::kThreads, C::kBytes, stream>>>(p);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  launch<BwdConfig<K, V>>(bwd_kernel<T, TG, K, V>, p, stream);
 }
 
 }  // namespace bigla

@@ -3,9 +3,7 @@
 
 namespace bigla {
 
-#define BIGLA_INSTANTIATE(K, V)                                                                     \
-  template void bwd_launch<__half, __half, K, V>(const Params&, cudaStream_t);                      \
-  template void bwd_launch<__half, float, K, V>(const Params&, cudaStream_t);
+#define BIGLA_INSTANTIATE(K, V) BIGLA_INSTANTIATE_LAUNCH_16(bwd_launch, __half, K, V)
 BIGLA_FOR_EACH_HEAD_DIM(BIGLA_INSTANTIATE)
 #undef BIGLA_INSTANTIATE
 

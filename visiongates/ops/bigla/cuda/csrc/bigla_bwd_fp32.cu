@@ -3,7 +3,7 @@
 
 namespace bigla {
 
-#define BIGLA_INSTANTIATE(K, V) template void bwd_launch<float, float, K, V>(const Params&, cudaStream_t);
+#define BIGLA_INSTANTIATE(K, V) BIGLA_INSTANTIATE_LAUNCH(bwd_launch, float, float, K, V)
 BIGLA_FOR_EACH_HEAD_DIM(BIGLA_INSTANTIATE)
 #undef BIGLA_INSTANTIATE
 

@@ -2,8 +2,10 @@
 //
 // Every chunk tile lives in shared memory as fp32 with rows padded by 4 floats ([16][W + 4]); that keeps float4
 // accesses aligned and spreads rows of 32-multiple widths over the banks. The products are plain SIMT with fp32
-// accumulators; each one names the equation it evaluates.
+// accumulators; each one names the equation it evaluates. launch() starts either kernel.
 #pragma once
+
+#include <c10/cuda/CUDAException.h>
 
 #include <cstdint>
 #include <cstring>
@@ -342,5 +344,15 @@ struct KahanSum {
   }
   __device__ __forceinline__ float value() const { return sum - comp; }
 };
+
+// ---- launch: one block per (batch, head), C::kBytes of dynamic shared memory (opted in above 48 KiB) ----------------
+template <typename C>
+void launch(void (*kernel)(const Params), const Params& p, cudaStream_t stream) {
+  if (C::kBytes > 48 * 1024) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kBytes)));
+  }
+  kernel<<<p.batch_heads, C::kThreads, C::kBytes, stream>>>(p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
 
 }  // namespace bigla

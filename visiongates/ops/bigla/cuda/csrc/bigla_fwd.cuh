@@ -8,8 +8,6 @@
 //   N   <- diag(exp(A)) N + (k * exp(A - G))^T v
 #pragma once
 
-#include <c10/cuda/CUDAException.h>
-
 #include "bigla_common.cuh"
 
 namespace bigla {
@@ -122,13 +120,7 @@ __global__ void __launch_bounds__(FwdConfig<K, V>::kThreads) fwd_kernel(const Pa
 
 template <typename T, typename TG, int K, int V>
 void fwd_launch(const Params& p, cudaStream_t stream) {
-  using C = FwdConfig<K, V>;
-  auto kernel = fwd_kernel<T, TG, K, V>;
-  if (C::kBytes > 48 * 1024) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kBytes)));
-  }
-  kernel<<<p.batch_heads, C::kThreads, C::kBytes, stream>>>(p);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  launch<FwdConfig<K, V>>(fwd_kernel<T, TG, K, V>, p, stream);
 }
 
 }  // namespace bigla
