@@ -43,6 +43,7 @@ from visiongates.layers.maxim_blocks import (
     CrossGatingBlock,
     DecoderBlock,
     EncoderBlock,
+    MaximBlockCfg,
     MultiScaleFusion,
     OutputConv,
 )
@@ -113,16 +114,13 @@ class MaximStage(nn.Module):
         last: bool,
         in_chans: int,
         out_chans: int,
-        num_groups: int,
         num_bottleneck_blocks: int,
         high_res_levels: int,
         block_size_hr: Size2,
         grid_size_hr: Size2,
         block_size_lr: Size2,
         grid_size_lr: Size2,
-        antialias: bool,
-        bias: bool,
-        block_kwargs: dict[str, Any],
+        cfg: MaximBlockCfg,
         device=None,
         dtype=None,
     ):
@@ -135,20 +133,14 @@ class MaximStage(nn.Module):
             (block_size_hr, grid_size_hr) if i < high_res_levels else (block_size_lr, grid_size_lr)
             for i in range(depth)
         ]
-        blk = dict(block_kwargs, bias=bias, **dd)
-        gating = {
-            k: v
-            for k, v in blk.items()
-            if k not in ("lrelu_slope", "block_gmlp_factor", "grid_gmlp_factor", "channels_reduction", "num_groups")
-        }
-
+        bias, antialias = cfg.bias, cfg.antialias
         self.input_convs = nn.ModuleList([ConvNhwc(in_chans, dims[i], 3, bias=bias, **dd) for i in range(num_scales)])
         self.input_fuse = (
             None
             if first
             else nn.ModuleList(
                 [
-                    CrossGatingBlock(dims[i], dims[i], dims[i], *sizes[i], upsample_y=False, **gating)
+                    CrossGatingBlock(dims[i], dims[i], dims[i], *sizes[i], cfg, upsample_y=False, **dd)
                     for i in range(num_scales)
                 ]
             )
@@ -157,11 +149,10 @@ class MaximStage(nn.Module):
         for i in range(depth):
             in_chs = dims[0] if i == 0 else dims[i - 1]
             in_chs += dims[i] if i < num_scales else 0
-            self.encoders.append(EncoderBlock(in_chs, dims[i], *sizes[i], cross_gating=not first, **blk))
-        bottleneck = {k: v for k, v in blk.items() if k != "lrelu_slope"}
+            self.encoders.append(EncoderBlock(in_chs, dims[i], *sizes[i], cfg, cross_gating=not first, **dd))
         self.bottleneck = nn.Sequential(
             *[
-                BottleneckBlock(dims[-1], dims[-1], block_size_lr, grid_size_lr, **bottleneck)
+                BottleneckBlock(dims[-1], dims[-1], block_size_lr, grid_size_lr, cfg, **dd)
                 for _ in range(num_bottleneck_blocks)
             ]
         )
@@ -174,7 +165,7 @@ class MaximStage(nn.Module):
         )
         self.cross_gates = nn.ModuleList(
             [
-                CrossGatingBlock(depth * dims[i], dims[min(i + 1, depth - 1)], dims[i], *sizes[i], **gating)
+                CrossGatingBlock(depth * dims[i], dims[min(i + 1, depth - 1)], dims[i], *sizes[i], cfg, **dd)
                 for i in range(depth)
             ]
         )
@@ -187,7 +178,7 @@ class MaximStage(nn.Module):
         )
         self.decoders = nn.ModuleList(
             [
-                DecoderBlock(dims[min(i + 1, depth - 1)], depth * dims[i], dims[i], *sizes[i], **blk)
+                DecoderBlock(dims[min(i + 1, depth - 1)], depth * dims[i], dims[i], *sizes[i], cfg, **dd)
                 for i in range(depth)
             ]
         )
@@ -350,17 +341,18 @@ class MAXIM(TimmModelApi, nn.Module):
         self.nearest_mode = nearest_mode
         self.grad_checkpointing = False
         self.pruned = False
-        act = get_act_layer(act_layer)
-        block_kwargs = dict(
+        cfg = MaximBlockCfg(
             num_groups=num_groups,
-            lrelu_slope=lrelu_slope,
             block_gmlp_factor=block_gmlp_factor,
             grid_gmlp_factor=grid_gmlp_factor,
             input_proj_factor=input_proj_factor,
             channels_reduction=channels_reduction,
+            lrelu_slope=lrelu_slope,
+            bias=bias,
             drop=drop_rate,
-            act_layer=act,
+            act_layer=get_act_layer(act_layer),
             norm_eps=norm_eps,
+            antialias=antialias,
         )
         self.stages = nn.ModuleList(
             [
@@ -372,16 +364,13 @@ class MAXIM(TimmModelApi, nn.Module):
                     last=s == num_stages - 1,
                     in_chans=in_chans,
                     out_chans=out_chans,
-                    num_groups=num_groups,
                     num_bottleneck_blocks=num_bottleneck_blocks,
                     high_res_levels=high_res_levels,
                     block_size_hr=tuple(block_size_hr),
                     grid_size_hr=tuple(grid_size_hr),
                     block_size_lr=tuple(block_size_lr),
                     grid_size_lr=tuple(grid_size_lr),
-                    antialias=antialias,
-                    bias=bias,
-                    block_kwargs=block_kwargs,
+                    cfg=cfg,
                     **dd,
                 )
                 for s in range(num_stages)
