@@ -464,19 +464,10 @@ class UpSampleRatio(nn.Module):
     whichever resolution is lower: the same function with fewer multiply-adds.
     """
 
-    def __init__(
-        self,
-        in_chs: int,
-        out_chs: int,
-        scale_exp: int,
-        bias: bool = True,
-        antialias: bool = True,
-        device=None,
-        dtype=None,
-    ):
+    def __init__(self, in_chs: int, out_chs: int, scale_exp: int, cfg: MaximBlockCfg, device=None, dtype=None):
         super().__init__()
-        self.scale_exp, self.antialias = scale_exp, antialias
-        self.conv = ConvNhwc(in_chs, out_chs, 1, bias=bias, device=device, dtype=dtype)
+        self.scale_exp, self.antialias = scale_exp, cfg.antialias
+        self.conv = ConvNhwc(in_chs, out_chs, 1, bias=cfg.bias, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[1:3]
@@ -495,15 +486,14 @@ class MultiScaleFusion(nn.Module):
         in_chs: Sequence[int],
         scale_exps: Sequence[int],
         out_chs: int,
-        bias: bool = True,
-        antialias: bool = True,
+        cfg: MaximBlockCfg,
         device=None,
         dtype=None,
     ):
         super().__init__()
         self.ups = nn.ModuleList(
             [
-                UpSampleRatio(c, out_chs, e, bias, antialias, device=device, dtype=dtype)
+                UpSampleRatio(c, out_chs, e, cfg, device=device, dtype=dtype)
                 for c, e in zip(in_chs, scale_exps, strict=True)
             ]
         )

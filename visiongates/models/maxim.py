@@ -100,41 +100,33 @@ def _fx_proxy(value: bool) -> bool:
 
 class MaximStage(nn.Module):
     """One MAXIM stage: multi-scale input convs (fused with the previous stage's SAM features by cross-gating), a
-    3-level encoder, bottleneck, cross-gated multi-level skips, decoder and the per-scale SAM / output heads.
-
-    Low-resolution levels use `grid_size_lr` where the official code passes `block_size_lr` as the grid size (the
-    two are equal, (8, 8), in every released configuration)."""
+    3-level encoder, bottleneck, cross-gated multi-level skips, decoder and the per-scale SAM / output heads."""
 
     def __init__(
         self,
-        features: int,
-        depth: int,
+        dims: list[int],
+        sizes: list[tuple[Size2, Size2]],
         num_scales: int,
-        first: bool,
-        last: bool,
-        in_chans: int,
-        out_chans: int,
         num_bottleneck_blocks: int,
-        high_res_levels: int,
-        block_size_hr: Size2,
-        grid_size_hr: Size2,
-        block_size_lr: Size2,
-        grid_size_lr: Size2,
         cfg: MaximBlockCfg,
+        in_chans: int = 3,
+        out_chans: int = 3,
+        first: bool = True,
+        last: bool = True,
         device=None,
         dtype=None,
     ):
+        """dims: channels of each level; sizes: the MABs' (block_size, grid_size) at each level, then in the
+        bottleneck; first / last: whether the stage follows another (cross-gating with its features) and whether
+        its heads emit images only (OutputConv) instead of SAM features too; a lone stage is both."""
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        depth = len(dims)
         self.depth, self.num_scales = depth, num_scales
         self.grad_checkpointing = False
-        dims = [features * 2**i for i in range(depth)]
-        sizes = [
-            (block_size_hr, grid_size_hr) if i < high_res_levels else (block_size_lr, grid_size_lr)
-            for i in range(depth)
-        ]
-        bias, antialias = cfg.bias, cfg.antialias
-        self.input_convs = nn.ModuleList([ConvNhwc(in_chans, dims[i], 3, bias=bias, **dd) for i in range(num_scales)])
+        self.input_convs = nn.ModuleList(
+            [ConvNhwc(in_chans, dims[i], 3, bias=cfg.bias, **dd) for i in range(num_scales)]
+        )
         self.input_fuse = (
             None
             if first
@@ -151,17 +143,11 @@ class MaximStage(nn.Module):
             in_chs += dims[i] if i < num_scales else 0
             self.encoders.append(EncoderBlock(in_chs, dims[i], *sizes[i], cfg, cross_gating=not first, **dd))
         self.bottleneck = nn.Sequential(
-            *[
-                BottleneckBlock(dims[-1], dims[-1], block_size_lr, grid_size_lr, cfg, **dd)
-                for _ in range(num_bottleneck_blocks)
-            ]
+            *[BottleneckBlock(dims[-1], dims[-1], *sizes[depth], cfg, **dd) for _ in range(num_bottleneck_blocks)]
         )
         # level i fuses every encoder level j (resized by 2**(j - i)) and cross-gates it with the global feature
         self.skip_fusions = nn.ModuleList(
-            [
-                MultiScaleFusion(dims, [j - i for j in range(depth)], dims[i], bias, antialias, **dd)
-                for i in range(depth)
-            ]
+            [MultiScaleFusion(dims, [j - i for j in range(depth)], dims[i], cfg, **dd) for i in range(depth)]
         )
         self.cross_gates = nn.ModuleList(
             [
@@ -172,7 +158,7 @@ class MaximStage(nn.Module):
         # decoder level i fuses every cross-gated skip, coarsest first (the official concatenation order)
         self.dec_fusions = nn.ModuleList(
             [
-                MultiScaleFusion(dims[::-1], [depth - 1 - j - i for j in range(depth)], dims[i], bias, antialias, **dd)
+                MultiScaleFusion(dims[::-1], [depth - 1 - j - i for j in range(depth)], dims[i], cfg, **dd)
                 for i in range(depth)
             ]
         )
@@ -184,7 +170,7 @@ class MaximStage(nn.Module):
         )
         residual = in_chans == out_chans
         head = OutputConv if last else SAM
-        self.heads = nn.ModuleList([head(dims[i], out_chans, residual, bias, **dd) for i in range(num_scales)])
+        self.heads = nn.ModuleList([head(dims[i], out_chans, residual, cfg.bias, **dd) for i in range(num_scales)])
 
     def _checkpointing(self) -> bool:
         return self.grad_checkpointing and torch.is_grad_enabled()
@@ -354,27 +340,15 @@ class MAXIM(TimmModelApi, nn.Module):
             norm_eps=norm_eps,
             antialias=antialias,
         )
+        dims = [features * 2**i for i in range(depth)]
+        # the MABs' (block_size, grid_size) at each level, then in the bottleneck. Low-resolution levels use
+        # `grid_size_lr` where the official code passes `block_size_lr` as the grid size (the two are equal, (8, 8),
+        # in every released configuration).
+        hr, lr = (tuple(block_size_hr), tuple(grid_size_hr)), (tuple(block_size_lr), tuple(grid_size_lr))
+        sizes = [hr if i < high_res_levels else lr for i in range(depth)] + [lr]
+        stage_args = (dims, sizes, num_supervision_scales, num_bottleneck_blocks, cfg, in_chans, out_chans)
         self.stages = nn.ModuleList(
-            [
-                MaximStage(
-                    features,
-                    depth,
-                    num_supervision_scales,
-                    first=s == 0,
-                    last=s == num_stages - 1,
-                    in_chans=in_chans,
-                    out_chans=out_chans,
-                    num_bottleneck_blocks=num_bottleneck_blocks,
-                    high_res_levels=high_res_levels,
-                    block_size_hr=tuple(block_size_hr),
-                    grid_size_hr=tuple(grid_size_hr),
-                    block_size_lr=tuple(block_size_lr),
-                    grid_size_lr=tuple(grid_size_lr),
-                    cfg=cfg,
-                    **dd,
-                )
-                for s in range(num_stages)
-            ]
+            [MaximStage(*stage_args, first=s == 0, last=s == num_stages - 1, **dd) for s in range(num_stages)]
         )
         if zero_init_last:
             for stage in self.stages:
@@ -384,12 +358,7 @@ class MAXIM(TimmModelApi, nn.Module):
                     if conv.bias is not None:
                         nn.init.zeros_(conv.bias)
         # spatial size every level's windows and grids divide (64 for the official configs)
-        windows = [
-            2**i * max(*(block_size_hr + grid_size_hr if i < high_res_levels else block_size_lr + grid_size_lr))
-            for i in range(depth)
-        ]
-        self.pad_multiple = math.lcm(*windows, 2**depth * max(*block_size_lr, *grid_size_lr))
-        dims = [features * 2**i for i in range(depth)]
+        self.pad_multiple = math.lcm(*[2**i * max(*block, *grid) for i, (block, grid) in enumerate(sizes)])
         self.feature_info = [
             dict(num_chs=dims[i], reduction=2**i, module=f"stages.0.encoders.{i}") for i in range(depth)
         ] + [dict(num_chs=dims[-1], reduction=2**depth, module="stages.0.bottleneck")]
