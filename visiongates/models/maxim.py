@@ -259,59 +259,49 @@ class MAXIM(TimmModelApi, nn.Module):
 
     def __init__(
         self,
+        in_chans: int = 3,
+        num_classes: int = 0,
+        out_chans: int | None = None,
         features: int = 32,
         depth: int = 3,
         num_stages: int = 1,
-        num_groups: int = 2,
         num_bottleneck_blocks: int = 2,
         num_supervision_scales: int = 1,
-        high_res_levels: int = 2,
         block_size_hr: Size2 = (16, 16),
         grid_size_hr: Size2 = (16, 16),
         block_size_lr: Size2 = (8, 8),
         grid_size_lr: Size2 = (8, 8),
-        block_gmlp_factor: int = 2,
-        grid_gmlp_factor: int = 2,
-        input_proj_factor: int = 2,
-        channels_reduction: int = 4,
-        lrelu_slope: float = 0.2,
+        high_res_levels: int = 2,
         drop_rate: float = 0.0,
-        bias: bool = True,
-        in_chans: int = 3,
-        out_chans: int | None = None,
-        num_classes: int = 0,
         act_layer: str | type[nn.Module] = "gelu_tanh",
-        norm_eps: float = 1e-6,
-        antialias: bool = True,
         nearest_mode: str = "nearest-exact",
         zero_init_last: bool = False,
         device=None,
         dtype=None,
+        **block_kwargs: Any,
     ):
         """
         Args:
+            in_chans, out_chans: image channels (`out_chans` None: `in_chans`; outputs add the input at each scale
+                when the two are equal).
+            num_classes: must be 0 (image-to-image model; accepted for timm's builder).
             features: channels at full resolution (doubled at each level).
             depth: UNet levels (the official models use 3).
             num_stages: restoration stages chained by SAM and cross-gating.
-            num_groups: (MAB, RCAB/RDCAB) pairs per encoder, decoder and bottleneck block.
             num_bottleneck_blocks: bottleneck blocks per stage.
             num_supervision_scales: scales with an image input and output (1 to `depth`).
-            high_res_levels: levels using the `*_hr` block/grid sizes (official `high_res_stages`).
             block_size_hr, grid_size_hr, block_size_lr, grid_size_lr: local window and global grid of the MABs.
-            block_gmlp_factor, grid_gmlp_factor, input_proj_factor: width factors of the gMLP layers.
-            channels_reduction: channel-attention reduction.
-            lrelu_slope: negative slope of the RCAB's LeakyReLU.
+            high_res_levels: levels using the `*_hr` block/grid sizes (official `high_res_stages`).
             drop_rate: dropout in the gMLP and cross-gating blocks.
-            bias: biases in every conv and Dense layer.
-            in_chans, out_chans: image channels (outputs add the input at each scale when they are equal).
-            num_classes: must be 0 (image-to-image model; accepted for timm's builder).
             act_layer: activation of the MLP blocks ('gelu_tanh' as in Flax's `nn.gelu`, or 'gelu').
-            norm_eps: LayerNorm epsilon (Flax: 1e-6).
-            antialias: antialiased bilinear downscaling of the multi-level skips (as `jax.image.resize`).
             nearest_mode: downscaling of the input image for lower scales ('nearest-exact' = JAX half-pixel).
             zero_init_last: zero the convs that emit images, so an untrained model returns its input (the official
                 LeCun-normal init adds a large random image: activations grow through the nested residuals).
             device, dtype: factory arguments of every parameter.
+            **block_kwargs: the other settings every block shares, fields of `MaximBlockCfg` with the official
+                defaults: num_groups, block_gmlp_factor, grid_gmlp_factor, input_proj_factor, channels_reduction,
+                lrelu_slope, bias, norm_eps (Flax: 1e-6), antialias (of the multi-level skips' downscaling, as
+                `jax.image.resize`).
         """
         super().__init__()
         if num_classes:
@@ -322,24 +312,12 @@ class MAXIM(TimmModelApi, nn.Module):
         out_chans = in_chans if out_chans is None else out_chans
         self.in_chans, self.out_chans, self.num_classes = in_chans, out_chans, 0
         self.features, self.depth, self.num_stages = features, depth, num_stages
-        self.num_groups, self.num_bottleneck_blocks = num_groups, num_bottleneck_blocks
+        cfg = MaximBlockCfg(drop=drop_rate, act_layer=get_act_layer(act_layer), **block_kwargs)
+        self.num_groups, self.num_bottleneck_blocks = cfg.num_groups, num_bottleneck_blocks
         self.num_supervision_scales = num_supervision_scales
         self.nearest_mode = nearest_mode
         self.grad_checkpointing = False
         self.pruned = False
-        cfg = MaximBlockCfg(
-            num_groups=num_groups,
-            block_gmlp_factor=block_gmlp_factor,
-            grid_gmlp_factor=grid_gmlp_factor,
-            input_proj_factor=input_proj_factor,
-            channels_reduction=channels_reduction,
-            lrelu_slope=lrelu_slope,
-            bias=bias,
-            drop=drop_rate,
-            act_layer=get_act_layer(act_layer),
-            norm_eps=norm_eps,
-            antialias=antialias,
-        )
         dims = [features * 2**i for i in range(depth)]
         # the MABs' (block_size, grid_size) at each level, then in the bottleneck. Low-resolution levels use
         # `grid_size_lr` where the official code passes `block_size_lr` as the grid size (the two are equal, (8, 8),
