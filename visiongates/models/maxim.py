@@ -344,16 +344,10 @@ class MAXIM(TimmModelApi, nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r"^stages\.0\.input_convs",
-            blocks=r"^stages\.(\d+)"
-            if coarse
-            else [
-                (r"^stages\.(\d+)\.(?:input_fuse|encoders)\.(\d+)", None),
-                (r"^stages\.(\d+)\.bottleneck\.(\d+)", None),
-                (r"^stages\.(\d+)\.(?:skip_fusions|cross_gates|dec_fusions|decoders|heads)\.(\d+)", None),
-            ],
-        )
+        """Coarse: one group per stage; fine: per stage, each encoder level, bottleneck block and decoder level."""
+        parts = ("(?:input_fuse|encoders)", "bottleneck", "(?:skip_fusions|cross_gates|dec_fusions|decoders|heads)")
+        fine = [(rf"^stages\.(\d+)\.{part}\.(\d+)", None) for part in parts]
+        return dict(stem=r"^stages\.0\.input_convs", blocks=r"^stages\.(\d+)" if coarse else fine)
 
     def _input_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The input at each supervision scale, channels-last (official: jax.image.resize 'nearest')."""
