@@ -2,7 +2,8 @@
 
 Every block takes and returns channels-last tensors (B, H, W, C), the layout of the official Flax code
 (google-research/maxim, maxim/models/maxim.py): most of the work is Dense layers over channels or tokens.
-Convolutions run on a permuted (channels-last strided) NCHW view, so they add no copies.
+Convolutions run on a permuted (channels-last strided) NCHW view, so they add no copies. The settings that every
+block of a model shares (widths, slope, bias, dropout, activation, eps) come in one `MaximBlockCfg`.
 
 Initialisation follows the official code: Dense layers of the gMLP parts draw N(0, 0.02), the gating-weight Dense
 layers of the cross-gating block start with biases of 1, every other Dense and Conv is LeCun-normal with zero bias.
@@ -364,8 +365,8 @@ class CrossGatingBlock(nn.Module):
 
 
 def _groups(cab: str, dim: int, block_size: Size2, grid_size: Size2, cfg: MaximBlockCfg, dd: dict) -> nn.Sequential:
-    """The `cfg.num_groups` (MAB, channel attention) pairs of a block, keyed like the official modules: `<g>.mab`
-    with `<g>.rcab` (cab 'rcab': encoder and decoder blocks) or `<g>.rdcab` (cab 'rdcab': bottleneck blocks)."""
+    """The `cfg.num_groups` (MAB, channel attention) pairs of a block, keyed `<g>.mab` with `<g>.rcab` (cab 'rcab':
+    encoder and decoder blocks) or `<g>.rdcab` (cab 'rdcab': bottleneck blocks), the names maxim_flax maps."""
     cab_type = RCAB if cab == "rcab" else RDCAB
     groups = []
     for _ in range(cfg.num_groups):
