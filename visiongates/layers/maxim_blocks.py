@@ -2,7 +2,8 @@
 
 Every block takes and returns channels-last tensors (B, H, W, C), the layout of the official Flax code
 (google-research/maxim, maxim/models/maxim.py): most of the work is Dense layers over channels or tokens.
-Convolutions run on a permuted (channels-last strided) NCHW view, so they add no copies.
+Convolutions run on a permuted (channels-last strided) NCHW view, so they add no copies. The settings that every
+block of a model shares (widths, slope, bias, dropout, activation, eps) come in one `MaximBlockCfg`.
 
 Initialisation follows the official code: Dense layers of the gMLP parts draw N(0, 0.02), the gating-weight Dense
 layers of the cross-gating block start with biases of 1, every other Dense and Conv is LeCun-normal with zero bias.
@@ -10,8 +11,9 @@ layers of the cross-gating block start with biases of 1, every other Dense and C
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,7 @@ __all__ = [
     "split_tokens",
     "merge_tokens",
     "mix_tokens",
+    "MaximBlockCfg",
     "SpatialGatingUnit",
     "GmlpLayer",
     "MultiAxisGmlpBlock",
@@ -169,25 +172,33 @@ def mix_tokens(x: torch.Tensor, proj: nn.Module, size: Size2, axis: str) -> torc
     return merge_tokens(proj(split_tokens(x, size, axis)), size, axis)
 
 
+@dataclass(frozen=True)
+class MaximBlockCfg:
+    """Settings that every block of one MAXIM model shares (attributes the official Flax modules pass down)."""
+
+    num_groups: int = 2  # (MAB, RCAB / RDCAB) pairs of an encoder, decoder or bottleneck block
+    block_gmlp_factor: int = 2  # width factors of the block / grid gMLP layers and of the MAB input projection
+    grid_gmlp_factor: int = 2
+    input_proj_factor: int = 2  # also of the cross-gating blocks' gating weights
+    channels_reduction: int = 4  # channel attention of the RCAB / RDCAB
+    lrelu_slope: float = 0.2  # the RCAB's LeakyReLU
+    bias: bool = True  # every conv and Dense layer
+    drop: float = 0.0  # dropout of the gMLP and cross-gating blocks
+    act_layer: type[nn.Module] = nn.GELU
+    norm_eps: float = 1e-6
+    antialias: bool = True  # antialiased bilinear downscaling in the multi-level fusions
+
+
 class SpatialGatingUnit(nn.Module):
     """gMLP spatial gating unit over the grid or block axis: split (u, v); return u * (W LN(v) + b + 1)."""
 
-    def __init__(
-        self,
-        dim: int,
-        size: Size2,
-        axis: str,
-        bias: bool = True,
-        norm_eps: float = 1e-6,
-        device=None,
-        dtype=None,
-    ):
+    def __init__(self, dim: int, size: Size2, axis: str, cfg: MaximBlockCfg, device=None, dtype=None):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.size, self.axis = tuple(size), axis
-        self.norm = nn.LayerNorm(dim // 2, eps=norm_eps, **dd)
+        self.norm = nn.LayerNorm(dim // 2, eps=cfg.norm_eps, **dd)
         tokens = self.size[0] * self.size[1]
-        self.proj = dense(tokens, tokens, bias, **dd)
+        self.proj = dense(tokens, tokens, cfg.bias, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, v = x.chunk(2, dim=-1)
@@ -198,28 +209,16 @@ class SpatialGatingUnit(nn.Module):
 class GmlpLayer(nn.Module):
     """Residual gMLP layer on one axis (official GridGmlpLayer / BlockGmlpLayer): x + Dense(SGU(GELU(Dense(LN x))))."""
 
-    def __init__(
-        self,
-        dim: int,
-        size: Size2,
-        axis: str,
-        factor: int = 2,
-        bias: bool = True,
-        drop: float = 0.0,
-        act_layer: type[nn.Module] = nn.GELU,
-        norm_eps: float = 1e-6,
-        device=None,
-        dtype=None,
-    ):
+    def __init__(self, dim: int, size: Size2, axis: str, factor: int, cfg: MaximBlockCfg, device=None, dtype=None):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         hidden = dim * factor
-        self.norm = nn.LayerNorm(dim, eps=norm_eps, **dd)
-        self.in_proj = dense(dim, hidden, bias, **dd)
-        self.act = act_layer()
-        self.gate = SpatialGatingUnit(hidden, size, axis, bias, norm_eps, **dd)
-        self.out_proj = dense(hidden // 2, dim, bias, **dd)
-        self.drop = nn.Dropout(drop)
+        self.norm = nn.LayerNorm(dim, eps=cfg.norm_eps, **dd)
+        self.in_proj = dense(dim, hidden, cfg.bias, **dd)
+        self.act = cfg.act_layer()
+        self.gate = SpatialGatingUnit(hidden, size, axis, cfg, **dd)
+        self.out_proj = dense(hidden // 2, dim, cfg.bias, **dd)
+        self.drop = nn.Dropout(cfg.drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.gate(self.act(self.in_proj(self.norm(x))))
@@ -230,32 +229,17 @@ class MultiAxisGmlpBlock(nn.Module):
     """Multi-axis gated MLP block (MAXIM Fig. 3a): LN, Dense(2C), GELU, split into a global grid-gMLP half and a
     local block-gMLP half, concat, Dense(C), residual (official ResidualSplitHeadMultiAxisGmlpLayer)."""
 
-    def __init__(
-        self,
-        dim: int,
-        block_size: Size2,
-        grid_size: Size2,
-        block_gmlp_factor: int = 2,
-        grid_gmlp_factor: int = 2,
-        input_proj_factor: int = 2,
-        bias: bool = True,
-        drop: float = 0.0,
-        act_layer: type[nn.Module] = nn.GELU,
-        norm_eps: float = 1e-6,
-        device=None,
-        dtype=None,
-    ):
+    def __init__(self, dim: int, block_size: Size2, grid_size: Size2, cfg: MaximBlockCfg, device=None, dtype=None):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        hidden = dim * input_proj_factor
-        common = dict(bias=bias, drop=drop, act_layer=act_layer, norm_eps=norm_eps, **dd)
-        self.norm = nn.LayerNorm(dim, eps=norm_eps, **dd)
-        self.in_proj = dense(dim, hidden, bias, **dd)
-        self.act = act_layer()
-        self.grid = GmlpLayer(hidden // 2, grid_size, "grid", grid_gmlp_factor, **common)
-        self.block = GmlpLayer(hidden // 2, block_size, "block", block_gmlp_factor, **common)
-        self.out_proj = dense(hidden, dim, bias, **dd)
-        self.drop = nn.Dropout(drop)
+        hidden = dim * cfg.input_proj_factor
+        self.norm = nn.LayerNorm(dim, eps=cfg.norm_eps, **dd)
+        self.in_proj = dense(dim, hidden, cfg.bias, **dd)
+        self.act = cfg.act_layer()
+        self.grid = GmlpLayer(hidden // 2, grid_size, "grid", cfg.grid_gmlp_factor, cfg, **dd)
+        self.block = GmlpLayer(hidden // 2, block_size, "block", cfg.block_gmlp_factor, cfg, **dd)
+        self.out_proj = dense(hidden, dim, cfg.bias, **dd)
+        self.drop = nn.Dropout(cfg.drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, v = self.act(self.in_proj(self.norm(x))).chunk(2, dim=-1)
@@ -276,23 +260,14 @@ def _channel_attention(dim: int, reduction: int, bias: bool, dd: dict) -> SEModu
 class RCAB(nn.Module):
     """Residual channel attention block: x + CA(Conv3(LeakyReLU(Conv3(LN x)))) (MAXIM Sec. 3.3)."""
 
-    def __init__(
-        self,
-        dim: int,
-        reduction: int = 4,
-        lrelu_slope: float = 0.2,
-        bias: bool = True,
-        norm_eps: float = 1e-6,
-        device=None,
-        dtype=None,
-    ):
+    def __init__(self, dim: int, cfg: MaximBlockCfg, device=None, dtype=None):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        self.norm = nn.LayerNorm(dim, eps=norm_eps, **dd)
-        self.conv1 = ConvNhwc(dim, dim, 3, bias=bias, **dd)
-        self.act = nn.LeakyReLU(lrelu_slope)
-        self.conv2 = ConvNhwc(dim, dim, 3, bias=bias, **dd)
-        self.ca = _channel_attention(dim, reduction, bias, dd)
+        self.norm = nn.LayerNorm(dim, eps=cfg.norm_eps, **dd)
+        self.conv1 = ConvNhwc(dim, dim, 3, bias=cfg.bias, **dd)
+        self.act = nn.LeakyReLU(cfg.lrelu_slope)
+        self.conv2 = ConvNhwc(dim, dim, 3, bias=cfg.bias, **dd)
+        self.ca = _channel_attention(dim, cfg.channels_reduction, cfg.bias, dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv2(self.act(self.conv1(self.norm(x))))
@@ -300,27 +275,18 @@ class RCAB(nn.Module):
 
 
 class RDCAB(nn.Module):
-    """Residual dense channel attention block of the bottleneck: x + CA(MLP(LN x))."""
+    """Residual dense channel attention block of the bottleneck: x + CA(MLP(LN x)) (official: no dropout here)."""
 
-    def __init__(
-        self,
-        dim: int,
-        reduction: int = 4,
-        bias: bool = True,
-        act_layer: type[nn.Module] = nn.GELU,
-        norm_eps: float = 1e-6,
-        device=None,
-        dtype=None,
-    ):
+    def __init__(self, dim: int, cfg: MaximBlockCfg, device=None, dtype=None):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        self.norm = nn.LayerNorm(dim, eps=norm_eps, **dd)
-        self.mlp = Mlp(dim, dim, act_layer=act_layer, bias=bias, **dd)
+        self.norm = nn.LayerNorm(dim, eps=cfg.norm_eps, **dd)
+        self.mlp = Mlp(dim, dim, act_layer=cfg.act_layer, bias=cfg.bias, **dd)
         for fc in (self.mlp.fc1, self.mlp.fc2):
             nn.init.normal_(fc.weight, std=0.02)
             if fc.bias is not None:
                 nn.init.zeros_(fc.bias)
-        self.ca = _channel_attention(dim, reduction, bias, dd)
+        self.ca = _channel_attention(dim, cfg.channels_reduction, cfg.bias, dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.mlp(self.norm(x))
@@ -331,31 +297,19 @@ class SpatialGatingWeights(nn.Module):
     """Gating weights of the cross-gating block (official GetSpatialGatingWeights): LN, Dense(2C), GELU, split;
     grid Dense on one half, block Dense on the other (both with biases initialised to 1), concat, Dense(C)."""
 
-    def __init__(
-        self,
-        dim: int,
-        block_size: Size2,
-        grid_size: Size2,
-        input_proj_factor: int = 2,
-        bias: bool = True,
-        drop: float = 0.0,
-        act_layer: type[nn.Module] = nn.GELU,
-        norm_eps: float = 1e-6,
-        device=None,
-        dtype=None,
-    ):
+    def __init__(self, dim: int, block_size: Size2, grid_size: Size2, cfg: MaximBlockCfg, device=None, dtype=None):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        hidden = dim * input_proj_factor
+        hidden = dim * cfg.input_proj_factor
         self.block_size, self.grid_size = tuple(block_size), tuple(grid_size)
-        self.norm = nn.LayerNorm(dim, eps=norm_eps, **dd)
-        self.in_proj = dense(dim, hidden, bias, init="lecun", **dd)
-        self.act = act_layer()
+        self.norm = nn.LayerNorm(dim, eps=cfg.norm_eps, **dd)
+        self.in_proj = dense(dim, hidden, cfg.bias, init="lecun", **dd)
+        self.act = cfg.act_layer()
         grid_tokens, block_tokens = self.grid_size[0] * self.grid_size[1], self.block_size[0] * self.block_size[1]
-        self.grid_proj = dense(grid_tokens, grid_tokens, bias, bias_init=1.0, **dd)
-        self.block_proj = dense(block_tokens, block_tokens, bias, bias_init=1.0, **dd)
-        self.out_proj = dense(hidden, dim, bias, init="lecun", **dd)
-        self.drop = nn.Dropout(drop)
+        self.grid_proj = dense(grid_tokens, grid_tokens, cfg.bias, bias_init=1.0, **dd)
+        self.block_proj = dense(block_tokens, block_tokens, cfg.bias, bias_init=1.0, **dd)
+        self.out_proj = dense(hidden, dim, cfg.bias, init="lecun", **dd)
+        self.drop = nn.Dropout(cfg.drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, v = self.act(self.in_proj(self.norm(x))).chunk(2, dim=-1)
@@ -375,33 +329,27 @@ class CrossGatingBlock(nn.Module):
         dim: int,
         block_size: Size2,
         grid_size: Size2,
+        cfg: MaximBlockCfg,
         upsample_y: bool = True,
-        input_proj_factor: int = 2,
-        bias: bool = True,
-        drop: float = 0.0,
-        act_layer: type[nn.Module] = nn.GELU,
-        norm_eps: float = 1e-6,
         device=None,
         dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        gating = dict(
-            input_proj_factor=input_proj_factor, bias=bias, drop=drop, act_layer=act_layer, norm_eps=norm_eps, **dd
-        )
+        bias = cfg.bias
         self.up = ConvTransposeNhwc(y_chs, dim, bias, **dd) if upsample_y else None
         self.conv_x = ConvNhwc(x_chs, dim, 1, bias=bias, **dd)
         self.conv_y = ConvNhwc(dim if upsample_y else y_chs, dim, 1, bias=bias, **dd)
-        self.norm_x = nn.LayerNorm(dim, eps=norm_eps, **dd)
+        self.norm_x = nn.LayerNorm(dim, eps=cfg.norm_eps, **dd)
         self.in_proj_x = dense(dim, dim, bias, init="lecun", **dd)
-        self.gate_x = SpatialGatingWeights(dim, block_size, grid_size, **gating)
-        self.norm_y = nn.LayerNorm(dim, eps=norm_eps, **dd)
+        self.gate_x = SpatialGatingWeights(dim, block_size, grid_size, cfg, **dd)
+        self.norm_y = nn.LayerNorm(dim, eps=cfg.norm_eps, **dd)
         self.in_proj_y = dense(dim, dim, bias, init="lecun", **dd)
-        self.gate_y = SpatialGatingWeights(dim, block_size, grid_size, **gating)
+        self.gate_y = SpatialGatingWeights(dim, block_size, grid_size, cfg, **dd)
         self.out_proj_y = dense(dim, dim, bias, init="lecun", **dd)
         self.out_proj_x = dense(dim, dim, bias, init="lecun", **dd)
-        self.act = act_layer()
-        self.drop = nn.Dropout(drop)
+        self.act = cfg.act_layer()
+        self.drop = nn.Dropout(cfg.drop)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.up is not None:
@@ -416,15 +364,15 @@ class CrossGatingBlock(nn.Module):
         return x, y
 
 
-class _EncoderGroup(nn.Module):
-    """One MAB + RCAB pair of an encoder/decoder block."""
-
-    def __init__(self, mab: nn.Module, rcab: nn.Module):
-        super().__init__()
-        self.mab, self.rcab = mab, rcab
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rcab(self.mab(x))
+def _groups(cab: str, dim: int, block_size: Size2, grid_size: Size2, cfg: MaximBlockCfg, dd: dict) -> nn.Sequential:
+    """The `cfg.num_groups` (MAB, channel attention) pairs of a block, keyed `<g>.mab` with `<g>.rcab` (cab 'rcab':
+    encoder and decoder blocks) or `<g>.rdcab` (cab 'rdcab': bottleneck blocks), the names maxim_flax maps."""
+    cab_type = RCAB if cab == "rcab" else RDCAB
+    groups = []
+    for _ in range(cfg.num_groups):
+        mab = MultiAxisGmlpBlock(dim, block_size, grid_size, cfg, **dd)
+        groups.append(nn.Sequential(OrderedDict([("mab", mab), (cab, cab_type(dim, cfg, **dd))])))
+    return nn.Sequential(*groups)
 
 
 class EncoderBlock(nn.Module):
@@ -438,51 +386,22 @@ class EncoderBlock(nn.Module):
         dim: int,
         block_size: Size2,
         grid_size: Size2,
-        num_groups: int = 2,
+        cfg: MaximBlockCfg,
         downsample: bool = True,
         cross_gating: bool = False,
-        lrelu_slope: float = 0.2,
-        block_gmlp_factor: int = 2,
-        grid_gmlp_factor: int = 2,
-        input_proj_factor: int = 2,
-        channels_reduction: int = 4,
-        bias: bool = True,
-        drop: float = 0.0,
-        act_layer: type[nn.Module] = nn.GELU,
-        norm_eps: float = 1e-6,
         device=None,
         dtype=None,
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        common = dict(bias=bias, drop=drop, act_layer=act_layer, norm_eps=norm_eps, **dd)
-        self.conv_in = ConvNhwc(in_chs, dim, 1, bias=bias, **dd)
-        self.blocks = nn.Sequential(
-            *[
-                _EncoderGroup(
-                    MultiAxisGmlpBlock(
-                        dim, block_size, grid_size, block_gmlp_factor, grid_gmlp_factor, input_proj_factor, **common
-                    ),
-                    RCAB(dim, channels_reduction, lrelu_slope, bias, norm_eps, **dd),
-                )
-                for _ in range(num_groups)
-            ]
-        )
+        self.conv_in = ConvNhwc(in_chs, dim, 1, bias=cfg.bias, **dd)
+        self.blocks = _groups("rcab", dim, block_size, grid_size, cfg, dd)
         self.cross_gate = (
-            CrossGatingBlock(
-                dim,
-                dim,
-                dim,
-                block_size,
-                grid_size,
-                upsample_y=False,
-                input_proj_factor=input_proj_factor,
-                **common,
-            )
+            CrossGatingBlock(dim, dim, dim, block_size, grid_size, cfg, upsample_y=False, **dd)
             if cross_gating
             else None
         )
-        self.down = ConvNhwc(dim, dim, 4, stride=2, bias=bias, **dd) if downsample else None
+        self.down = ConvNhwc(dim, dim, 4, stride=2, bias=cfg.bias, **dd) if downsample else None
 
     def forward(
         self,
@@ -503,74 +422,36 @@ class DecoderBlock(nn.Module):
     """UNet decoder block (official UNetDecoderBlock): 2x2 transposed-conv upsampling, then an encoder block
     (without downsampling) on the concatenation with the fused skip signal."""
 
-    def __init__(self, in_chs: int, skip_chs: int, dim: int, block_size: Size2, grid_size: Size2, **block_kwargs: Any):
+    def __init__(
+        self,
+        in_chs: int,
+        skip_chs: int,
+        dim: int,
+        block_size: Size2,
+        grid_size: Size2,
+        cfg: MaximBlockCfg,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
-        dd = {"device": block_kwargs.get("device"), "dtype": block_kwargs.get("dtype")}
-        self.up = ConvTransposeNhwc(in_chs, dim, block_kwargs.get("bias", True), **dd)
-        self.block = EncoderBlock(
-            dim + skip_chs, dim, block_size, grid_size, downsample=False, cross_gating=False, **block_kwargs
-        )
+        dd = {"device": device, "dtype": dtype}
+        self.up = ConvTransposeNhwc(in_chs, dim, cfg.bias, **dd)
+        self.block = EncoderBlock(dim + skip_chs, dim, block_size, grid_size, cfg, downsample=False, **dd)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.block(self.up(x), skip)
-
-
-class _BottleneckGroup(nn.Module):
-    """One MAB + RDCAB pair of a bottleneck block."""
-
-    def __init__(self, mab: nn.Module, rdcab: nn.Module):
-        super().__init__()
-        self.mab, self.rdcab = mab, rdcab
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rdcab(self.mab(x))
 
 
 class BottleneckBlock(nn.Module):
     """Global bottleneck block (official BottleneckBlock): Conv1x1, `num_groups` x (MAB, RDCAB), long residual."""
 
     def __init__(
-        self,
-        in_chs: int,
-        dim: int,
-        block_size: Size2,
-        grid_size: Size2,
-        num_groups: int = 2,
-        block_gmlp_factor: int = 2,
-        grid_gmlp_factor: int = 2,
-        input_proj_factor: int = 2,
-        channels_reduction: int = 4,
-        bias: bool = True,
-        drop: float = 0.0,
-        act_layer: type[nn.Module] = nn.GELU,
-        norm_eps: float = 1e-6,
-        device=None,
-        dtype=None,
+        self, in_chs: int, dim: int, block_size: Size2, grid_size: Size2, cfg: MaximBlockCfg, device=None, dtype=None
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        self.input_proj = ConvNhwc(in_chs, dim, 1, bias=bias, **dd)
-        self.blocks = nn.Sequential(
-            *[
-                _BottleneckGroup(
-                    MultiAxisGmlpBlock(
-                        dim,
-                        block_size,
-                        grid_size,
-                        block_gmlp_factor,
-                        grid_gmlp_factor,
-                        input_proj_factor,
-                        bias,
-                        drop,
-                        act_layer,
-                        norm_eps,
-                        **dd,
-                    ),
-                    RDCAB(dim, channels_reduction, bias, act_layer, norm_eps, **dd),  # official: no dropout here
-                )
-                for _ in range(num_groups)
-            ]
-        )
+        self.input_proj = ConvNhwc(in_chs, dim, 1, bias=cfg.bias, **dd)
+        self.blocks = _groups("rdcab", dim, block_size, grid_size, cfg, dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_proj(x)
@@ -584,19 +465,10 @@ class UpSampleRatio(nn.Module):
     whichever resolution is lower: the same function with fewer multiply-adds.
     """
 
-    def __init__(
-        self,
-        in_chs: int,
-        out_chs: int,
-        scale_exp: int,
-        bias: bool = True,
-        antialias: bool = True,
-        device=None,
-        dtype=None,
-    ):
+    def __init__(self, in_chs: int, out_chs: int, scale_exp: int, cfg: MaximBlockCfg, device=None, dtype=None):
         super().__init__()
-        self.scale_exp, self.antialias = scale_exp, antialias
-        self.conv = ConvNhwc(in_chs, out_chs, 1, bias=bias, device=device, dtype=dtype)
+        self.scale_exp, self.antialias = scale_exp, cfg.antialias
+        self.conv = ConvNhwc(in_chs, out_chs, 1, bias=cfg.bias, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[1:3]
@@ -615,15 +487,14 @@ class MultiScaleFusion(nn.Module):
         in_chs: Sequence[int],
         scale_exps: Sequence[int],
         out_chs: int,
-        bias: bool = True,
-        antialias: bool = True,
+        cfg: MaximBlockCfg,
         device=None,
         dtype=None,
     ):
         super().__init__()
         self.ups = nn.ModuleList(
             [
-                UpSampleRatio(c, out_chs, e, bias, antialias, device=device, dtype=dtype)
+                UpSampleRatio(c, out_chs, e, cfg, device=device, dtype=dtype)
                 for c, e in zip(in_chs, scale_exps, strict=True)
             ]
         )

@@ -43,6 +43,7 @@ from visiongates.layers.maxim_blocks import (
     CrossGatingBlock,
     DecoderBlock,
     EncoderBlock,
+    MaximBlockCfg,
     MultiScaleFusion,
     OutputConv,
 )
@@ -99,56 +100,39 @@ def _fx_proxy(value: bool) -> bool:
 
 class MaximStage(nn.Module):
     """One MAXIM stage: multi-scale input convs (fused with the previous stage's SAM features by cross-gating), a
-    3-level encoder, bottleneck, cross-gated multi-level skips, decoder and the per-scale SAM / output heads.
-
-    Low-resolution levels use `grid_size_lr` where the official code passes `block_size_lr` as the grid size (the
-    two are equal, (8, 8), in every released configuration)."""
+    3-level encoder, bottleneck, cross-gated multi-level skips, decoder and the per-scale SAM / output heads."""
 
     def __init__(
         self,
-        features: int,
-        depth: int,
+        dims: list[int],
+        sizes: list[tuple[Size2, Size2]],
         num_scales: int,
-        first: bool,
-        last: bool,
-        in_chans: int,
-        out_chans: int,
-        num_groups: int,
         num_bottleneck_blocks: int,
-        high_res_levels: int,
-        block_size_hr: Size2,
-        grid_size_hr: Size2,
-        block_size_lr: Size2,
-        grid_size_lr: Size2,
-        antialias: bool,
-        bias: bool,
-        block_kwargs: dict[str, Any],
+        cfg: MaximBlockCfg,
+        in_chans: int = 3,
+        out_chans: int = 3,
+        first: bool = True,
+        last: bool = True,
         device=None,
         dtype=None,
     ):
+        """dims: channels of each level; sizes: the MABs' (block_size, grid_size) at each level, then in the
+        bottleneck; first / last: whether the stage follows another (cross-gating with its features) and whether
+        its heads emit images only (OutputConv) instead of SAM features too; a lone stage is both."""
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        depth = len(dims)
         self.depth, self.num_scales = depth, num_scales
         self.grad_checkpointing = False
-        dims = [features * 2**i for i in range(depth)]
-        sizes = [
-            (block_size_hr, grid_size_hr) if i < high_res_levels else (block_size_lr, grid_size_lr)
-            for i in range(depth)
-        ]
-        blk = dict(block_kwargs, bias=bias, **dd)
-        gating = {
-            k: v
-            for k, v in blk.items()
-            if k not in ("lrelu_slope", "block_gmlp_factor", "grid_gmlp_factor", "channels_reduction", "num_groups")
-        }
-
-        self.input_convs = nn.ModuleList([ConvNhwc(in_chans, dims[i], 3, bias=bias, **dd) for i in range(num_scales)])
+        self.input_convs = nn.ModuleList(
+            [ConvNhwc(in_chans, dims[i], 3, bias=cfg.bias, **dd) for i in range(num_scales)]
+        )
         self.input_fuse = (
             None
             if first
             else nn.ModuleList(
                 [
-                    CrossGatingBlock(dims[i], dims[i], dims[i], *sizes[i], upsample_y=False, **gating)
+                    CrossGatingBlock(dims[i], dims[i], dims[i], *sizes[i], cfg, upsample_y=False, **dd)
                     for i in range(num_scales)
                 ]
             )
@@ -157,43 +141,36 @@ class MaximStage(nn.Module):
         for i in range(depth):
             in_chs = dims[0] if i == 0 else dims[i - 1]
             in_chs += dims[i] if i < num_scales else 0
-            self.encoders.append(EncoderBlock(in_chs, dims[i], *sizes[i], cross_gating=not first, **blk))
-        bottleneck = {k: v for k, v in blk.items() if k != "lrelu_slope"}
+            self.encoders.append(EncoderBlock(in_chs, dims[i], *sizes[i], cfg, cross_gating=not first, **dd))
         self.bottleneck = nn.Sequential(
-            *[
-                BottleneckBlock(dims[-1], dims[-1], block_size_lr, grid_size_lr, **bottleneck)
-                for _ in range(num_bottleneck_blocks)
-            ]
+            *[BottleneckBlock(dims[-1], dims[-1], *sizes[depth], cfg, **dd) for _ in range(num_bottleneck_blocks)]
         )
         # level i fuses every encoder level j (resized by 2**(j - i)) and cross-gates it with the global feature
         self.skip_fusions = nn.ModuleList(
-            [
-                MultiScaleFusion(dims, [j - i for j in range(depth)], dims[i], bias, antialias, **dd)
-                for i in range(depth)
-            ]
+            [MultiScaleFusion(dims, [j - i for j in range(depth)], dims[i], cfg, **dd) for i in range(depth)]
         )
         self.cross_gates = nn.ModuleList(
             [
-                CrossGatingBlock(depth * dims[i], dims[min(i + 1, depth - 1)], dims[i], *sizes[i], **gating)
+                CrossGatingBlock(depth * dims[i], dims[min(i + 1, depth - 1)], dims[i], *sizes[i], cfg, **dd)
                 for i in range(depth)
             ]
         )
         # decoder level i fuses every cross-gated skip, coarsest first (the official concatenation order)
         self.dec_fusions = nn.ModuleList(
             [
-                MultiScaleFusion(dims[::-1], [depth - 1 - j - i for j in range(depth)], dims[i], bias, antialias, **dd)
+                MultiScaleFusion(dims[::-1], [depth - 1 - j - i for j in range(depth)], dims[i], cfg, **dd)
                 for i in range(depth)
             ]
         )
         self.decoders = nn.ModuleList(
             [
-                DecoderBlock(dims[min(i + 1, depth - 1)], depth * dims[i], dims[i], *sizes[i], **blk)
+                DecoderBlock(dims[min(i + 1, depth - 1)], depth * dims[i], dims[i], *sizes[i], cfg, **dd)
                 for i in range(depth)
             ]
         )
         residual = in_chans == out_chans
         head = OutputConv if last else SAM
-        self.heads = nn.ModuleList([head(dims[i], out_chans, residual, bias, **dd) for i in range(num_scales)])
+        self.heads = nn.ModuleList([head(dims[i], out_chans, residual, cfg.bias, **dd) for i in range(num_scales)])
 
     def _checkpointing(self) -> bool:
         return self.grad_checkpointing and torch.is_grad_enabled()
@@ -282,59 +259,49 @@ class MAXIM(TimmModelApi, nn.Module):
 
     def __init__(
         self,
+        in_chans: int = 3,
+        num_classes: int = 0,
+        out_chans: int | None = None,
         features: int = 32,
         depth: int = 3,
         num_stages: int = 1,
-        num_groups: int = 2,
         num_bottleneck_blocks: int = 2,
         num_supervision_scales: int = 1,
-        high_res_levels: int = 2,
         block_size_hr: Size2 = (16, 16),
         grid_size_hr: Size2 = (16, 16),
         block_size_lr: Size2 = (8, 8),
         grid_size_lr: Size2 = (8, 8),
-        block_gmlp_factor: int = 2,
-        grid_gmlp_factor: int = 2,
-        input_proj_factor: int = 2,
-        channels_reduction: int = 4,
-        lrelu_slope: float = 0.2,
+        high_res_levels: int = 2,
         drop_rate: float = 0.0,
-        bias: bool = True,
-        in_chans: int = 3,
-        out_chans: int | None = None,
-        num_classes: int = 0,
         act_layer: str | type[nn.Module] = "gelu_tanh",
-        norm_eps: float = 1e-6,
-        antialias: bool = True,
         nearest_mode: str = "nearest-exact",
         zero_init_last: bool = False,
         device=None,
         dtype=None,
+        **block_kwargs: Any,
     ):
         """
         Args:
+            in_chans, out_chans: image channels (`out_chans` None: `in_chans`; outputs add the input at each scale
+                when the two are equal).
+            num_classes: must be 0 (image-to-image model; accepted for timm's builder).
             features: channels at full resolution (doubled at each level).
             depth: UNet levels (the official models use 3).
             num_stages: restoration stages chained by SAM and cross-gating.
-            num_groups: (MAB, RCAB/RDCAB) pairs per encoder, decoder and bottleneck block.
             num_bottleneck_blocks: bottleneck blocks per stage.
             num_supervision_scales: scales with an image input and output (1 to `depth`).
-            high_res_levels: levels using the `*_hr` block/grid sizes (official `high_res_stages`).
             block_size_hr, grid_size_hr, block_size_lr, grid_size_lr: local window and global grid of the MABs.
-            block_gmlp_factor, grid_gmlp_factor, input_proj_factor: width factors of the gMLP layers.
-            channels_reduction: channel-attention reduction.
-            lrelu_slope: negative slope of the RCAB's LeakyReLU.
+            high_res_levels: levels using the `*_hr` block/grid sizes (official `high_res_stages`).
             drop_rate: dropout in the gMLP and cross-gating blocks.
-            bias: biases in every conv and Dense layer.
-            in_chans, out_chans: image channels (outputs add the input at each scale when they are equal).
-            num_classes: must be 0 (image-to-image model; accepted for timm's builder).
             act_layer: activation of the MLP blocks ('gelu_tanh' as in Flax's `nn.gelu`, or 'gelu').
-            norm_eps: LayerNorm epsilon (Flax: 1e-6).
-            antialias: antialiased bilinear downscaling of the multi-level skips (as `jax.image.resize`).
             nearest_mode: downscaling of the input image for lower scales ('nearest-exact' = JAX half-pixel).
             zero_init_last: zero the convs that emit images, so an untrained model returns its input (the official
                 LeCun-normal init adds a large random image: activations grow through the nested residuals).
             device, dtype: factory arguments of every parameter.
+            **block_kwargs: the other settings every block shares, fields of `MaximBlockCfg` with the official
+                defaults: num_groups, block_gmlp_factor, grid_gmlp_factor, input_proj_factor, channels_reduction,
+                lrelu_slope, bias, norm_eps (Flax: 1e-6), antialias (of the multi-level skips' downscaling, as
+                `jax.image.resize`).
         """
         super().__init__()
         if num_classes:
@@ -345,47 +312,21 @@ class MAXIM(TimmModelApi, nn.Module):
         out_chans = in_chans if out_chans is None else out_chans
         self.in_chans, self.out_chans, self.num_classes = in_chans, out_chans, 0
         self.features, self.depth, self.num_stages = features, depth, num_stages
-        self.num_groups, self.num_bottleneck_blocks = num_groups, num_bottleneck_blocks
+        cfg = MaximBlockCfg(drop=drop_rate, act_layer=get_act_layer(act_layer), **block_kwargs)
+        self.num_groups, self.num_bottleneck_blocks = cfg.num_groups, num_bottleneck_blocks
         self.num_supervision_scales = num_supervision_scales
         self.nearest_mode = nearest_mode
         self.grad_checkpointing = False
         self.pruned = False
-        act = get_act_layer(act_layer)
-        block_kwargs = dict(
-            num_groups=num_groups,
-            lrelu_slope=lrelu_slope,
-            block_gmlp_factor=block_gmlp_factor,
-            grid_gmlp_factor=grid_gmlp_factor,
-            input_proj_factor=input_proj_factor,
-            channels_reduction=channels_reduction,
-            drop=drop_rate,
-            act_layer=act,
-            norm_eps=norm_eps,
-        )
+        dims = [features * 2**i for i in range(depth)]
+        # the MABs' (block_size, grid_size) at each level, then in the bottleneck. Low-resolution levels use
+        # `grid_size_lr` where the official code passes `block_size_lr` as the grid size (the two are equal, (8, 8),
+        # in every released configuration).
+        hr, lr = (tuple(block_size_hr), tuple(grid_size_hr)), (tuple(block_size_lr), tuple(grid_size_lr))
+        sizes = [hr if i < high_res_levels else lr for i in range(depth)] + [lr]
+        stage_args = (dims, sizes, num_supervision_scales, num_bottleneck_blocks, cfg, in_chans, out_chans)
         self.stages = nn.ModuleList(
-            [
-                MaximStage(
-                    features,
-                    depth,
-                    num_supervision_scales,
-                    first=s == 0,
-                    last=s == num_stages - 1,
-                    in_chans=in_chans,
-                    out_chans=out_chans,
-                    num_groups=num_groups,
-                    num_bottleneck_blocks=num_bottleneck_blocks,
-                    high_res_levels=high_res_levels,
-                    block_size_hr=tuple(block_size_hr),
-                    grid_size_hr=tuple(grid_size_hr),
-                    block_size_lr=tuple(block_size_lr),
-                    grid_size_lr=tuple(grid_size_lr),
-                    antialias=antialias,
-                    bias=bias,
-                    block_kwargs=block_kwargs,
-                    **dd,
-                )
-                for s in range(num_stages)
-            ]
+            [MaximStage(*stage_args, first=s == 0, last=s == num_stages - 1, **dd) for s in range(num_stages)]
         )
         if zero_init_last:
             for stage in self.stages:
@@ -395,12 +336,7 @@ class MAXIM(TimmModelApi, nn.Module):
                     if conv.bias is not None:
                         nn.init.zeros_(conv.bias)
         # spatial size every level's windows and grids divide (64 for the official configs)
-        windows = [
-            2**i * max(*(block_size_hr + grid_size_hr if i < high_res_levels else block_size_lr + grid_size_lr))
-            for i in range(depth)
-        ]
-        self.pad_multiple = math.lcm(*windows, 2**depth * max(*block_size_lr, *grid_size_lr))
-        dims = [features * 2**i for i in range(depth)]
+        self.pad_multiple = math.lcm(*[2**i * max(*block, *grid) for i, (block, grid) in enumerate(sizes)])
         self.feature_info = [
             dict(num_chs=dims[i], reduction=2**i, module=f"stages.0.encoders.{i}") for i in range(depth)
         ] + [dict(num_chs=dims[-1], reduction=2**depth, module="stages.0.bottleneck")]
@@ -408,16 +344,10 @@ class MAXIM(TimmModelApi, nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r"^stages\.0\.input_convs",
-            blocks=r"^stages\.(\d+)"
-            if coarse
-            else [
-                (r"^stages\.(\d+)\.(?:input_fuse|encoders)\.(\d+)", None),
-                (r"^stages\.(\d+)\.bottleneck\.(\d+)", None),
-                (r"^stages\.(\d+)\.(?:skip_fusions|cross_gates|dec_fusions|decoders|heads)\.(\d+)", None),
-            ],
-        )
+        """Coarse: one group per stage; fine: per stage, each encoder level, bottleneck block and decoder level."""
+        parts = ("(?:input_fuse|encoders)", "bottleneck", "(?:skip_fusions|cross_gates|dec_fusions|decoders|heads)")
+        fine = [(rf"^stages\.(\d+)\.{part}\.(\d+)", None) for part in parts]
+        return dict(stem=r"^stages\.0\.input_convs", blocks=r"^stages\.(\d+)" if coarse else fine)
 
     def _input_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The input at each supervision scale, channels-last (official: jax.image.resize 'nearest')."""

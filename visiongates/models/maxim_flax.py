@@ -32,23 +32,24 @@ def load_flax_npz(path: str | Path) -> dict[str, np.ndarray]:
         return {k.removeprefix(_PREFIX): data[k] for k in data.files}
 
 
+def _projected(t: str, f: str, norm: str, inner: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """A layer built as the official LayerNorm `norm`, in_project, the `inner` (ours, Flax) leaves, out_project:
+    the gMLP layers, the MAB and the cross-gating weights."""
+    yield f"{t}.norm", f"{f}/{norm}"
+    yield f"{t}.in_proj", f"{f}/in_project"
+    for ours, theirs in inner:
+        yield f"{t}.{ours}", f"{f}/{theirs}"
+    yield f"{t}.out_proj", f"{f}/out_project"
+
+
 def _gmlp(t: str, f: str, kind: str) -> Iterator[tuple[str, str]]:
     unit = "GridGatingUnit" if kind == "grid" else "BlockGatingUnit"
-    yield from [
-        (f"{t}.norm", f"{f}/LayerNorm"),
-        (f"{t}.in_proj", f"{f}/in_project"),
-        (f"{t}.gate.norm", f"{f}/{unit}/intermediate_layernorm"),
-        (f"{t}.gate.proj", f"{f}/{unit}/Dense_0"),
-        (f"{t}.out_proj", f"{f}/out_project"),
-    ]
+    gate = [("gate.norm", f"{unit}/intermediate_layernorm"), ("gate.proj", f"{unit}/Dense_0")]
+    yield from _projected(t, f, "LayerNorm", gate)
 
 
 def _mab(t: str, f: str) -> Iterator[tuple[str, str]]:
-    yield from [
-        (f"{t}.norm", f"{f}/LayerNorm_in"),
-        (f"{t}.in_proj", f"{f}/in_project"),
-        (f"{t}.out_proj", f"{f}/out_project"),
-    ]
+    yield from _projected(t, f, "LayerNorm_in", [])
     yield from _gmlp(f"{t}.grid", f"{f}/GridGmlpLayer", "grid")
     yield from _gmlp(f"{t}.block", f"{f}/BlockGmlpLayer", "block")
 
@@ -72,13 +73,7 @@ def _rdcab(t: str, f: str) -> Iterator[tuple[str, str]]:
 
 
 def _gating_weights(t: str, f: str) -> Iterator[tuple[str, str]]:
-    yield from [
-        (f"{t}.norm", f"{f}/LayerNorm_in"),
-        (f"{t}.in_proj", f"{f}/in_project"),
-        (f"{t}.grid_proj", f"{f}/Dense_0"),
-        (f"{t}.block_proj", f"{f}/Dense_1"),
-        (f"{t}.out_proj", f"{f}/out_project"),
-    ]
+    yield from _projected(t, f, "LayerNorm_in", [("grid_proj", "Dense_0"), ("block_proj", "Dense_1")])
 
 
 def _cross_gating(t: str, f: str, upsample: bool) -> Iterator[tuple[str, str]]:
