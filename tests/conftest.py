@@ -16,8 +16,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "hymenoptera_data"
 
 # Under pytest-xdist (make test runs 2 workers on 2 cores) each worker gets one thread: many tests are dominated
-# by Python overhead, and two single-threaded workers keep both cores busy without oversubscribing them.
+# by Python overhead, and two single-threaded workers keep both cores busy without oversubscribing them. The tools
+# the tests start as subprocesses inherit the same through OMP_NUM_THREADS.
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 # Without a GPU, Triton kernels (the BiGLA "triton" backend) run for real in Triton's CPU interpreter; it is chosen
 # when a kernel is first decorated, which happens lazily, after this line.
