@@ -118,6 +118,6 @@ def test_hymenoptera_end_to_end(tmp_path, hymenoptera):
 
 @pytest.mark.slow
 def test_main_job_learns_digits(tmp_path):
-    """The README's main job (shortened to 3 epochs) clears 90% validation top-1; the full 8 epochs reach >= 95%."""
+    """The README's main job (shortened to 3 epochs of its 6) clears 90% validation top-1."""
     summary = train(load_config(config_file=MAIN_CONFIG, output=str(tmp_path / "main"), epochs=3, progress=False))
     assert summary["best_top1"] >= 90.0
