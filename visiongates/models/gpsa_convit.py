@@ -35,6 +35,7 @@ from torch import nn
 
 from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.gpsa import GPSA
+from visiongates.layers.weight_init import trunc_normal_init
 
 from ._registry import ModelFacts, build_model, pretrained_cfg
 from ._timm_api import Indices, Levels, TimmModelApi
@@ -200,7 +201,7 @@ class GpsaConVit(TimmModelApi, nn.Module):
             trunc_normal_(self.pos_embed, std=0.02)
         if self.cls_token is not None:
             trunc_normal_(self.cls_token, std=0.02)
-        self.apply(_init_weights)
+        self.apply(trunc_normal_init)
         for module in self.modules():
             if isinstance(module, GPSA):
                 module.local_init()
@@ -307,16 +308,6 @@ class GpsaConVit(TimmModelApi, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: GpsaConVit) -> dict[str, torch.Tensor]:

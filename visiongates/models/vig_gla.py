@@ -44,6 +44,7 @@ from timm.models._features import feature_take_indices
 
 from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.bigla_attn import BiGlaAttention, BiGlaBlock, swiglu_hidden
+from visiongates.layers.weight_init import trunc_normal_init
 
 from ._registry import ModelFacts, build_model, pretrained_cfg
 from ._timm_api import Indices, Levels, TimmModelApi
@@ -100,17 +101,6 @@ def _init_linear_normal(module: nn.Module) -> None:
         nn.init.normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-
-
-def _init_trunc_normal(module: nn.Module) -> None:
-    """HierViG `_init_weights`: trunc-normal(0.02) Linear weights, zero biases; LayerNorms to identity."""
-    if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 class VigGla(TimmModelApi, nn.Module):
@@ -342,7 +332,7 @@ class VigGlaHier(TimmModelApi, nn.Module):
         for module in self.modules():
             if isinstance(module, BiGlaAttention):
                 module.init_weights(xavier_linears=False)  # HierViG's apply(_init_weights) overrides the linears
-        self.apply(_init_trunc_normal)
+        self.apply(trunc_normal_init)  # HierViG `_init_weights`
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
