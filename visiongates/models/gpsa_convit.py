@@ -68,25 +68,11 @@ class ConVitBlock(nn.Module):
         dd = {"device": device, "dtype": dtype}
         self.use_gpsa = use_gpsa
         self.norm1 = norm_layer(dim, **dd)
+        attn_args = dict(num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop, **dd)
         if use_gpsa:
-            self.attn = GPSA(
-                dim,
-                num_heads=num_heads,
-                qkv_bias=qkv_bias,
-                attn_drop=attn_drop,
-                proj_drop=proj_drop,
-                locality_strength=locality_strength,
-                **dd,
-            )
+            self.attn = GPSA(dim, locality_strength=locality_strength, **attn_args)
         else:
-            self.attn = Attention(
-                dim,
-                num_heads=num_heads,
-                qkv_bias=qkv_bias,
-                attn_drop=attn_drop,
-                proj_drop=proj_drop,
-                **dd,
-            )
+            self.attn = Attention(dim, **attn_args)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim, **dd)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=proj_drop, **dd)
