@@ -70,6 +70,7 @@ class MixedScaleVisionTransformer(VisionTransformer):
 
     def __init__(
         self,
+        *,
         gate_hidden: int = 64,
         gate_depth: int = 2,
         gate_tau: float = 1.0,
@@ -412,22 +413,21 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
 # No MSViT weights were released (only the batch-shaping loss is public). The `deit_fb_in1k` tags load the DeiT
 # ImageNet-1k backbone exactly as timm publishes it (timm/models/deit.py default_cfgs: `deit_{tiny,small}_patch16_224
 # .fb_in1k`, hf_hub_id 'timm/' + name, url the facebookresearch/deit release); the scale gate starts fresh.
+def _deit_backbone(name: str, file_hash: str, size: str) -> dict[str, Any]:
+    """timm's `{name}.fb_in1k` DeiT weights (the facebookresearch/deit release file) for the backbone alone."""
+    return _cfg(
+        hf_hub_id=f"timm/{name}.fb_in1k",
+        url=f"https://dl.fbaipublicfiles.com/deit/{name}-{file_hash}.pth",
+        origin_url="https://github.com/facebookresearch/deit",
+        description=f"DeiT-{size} backbone weights",
+        notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
+    )
+
+
 default_cfgs = generate_default_cfgs(
     {
-        "msvit_tiny_patch16_224.deit_fb_in1k": _cfg(
-            hf_hub_id="timm/deit_tiny_patch16_224.fb_in1k",
-            url="https://dl.fbaipublicfiles.com/deit/deit_tiny_patch16_224-a1311bcf.pth",
-            origin_url="https://github.com/facebookresearch/deit",
-            description="DeiT-Ti backbone weights",
-            notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
-        ),
-        "msvit_small_patch16_224.deit_fb_in1k": _cfg(
-            hf_hub_id="timm/deit_small_patch16_224.fb_in1k",
-            url="https://dl.fbaipublicfiles.com/deit/deit_small_patch16_224-cd65a155.pth",
-            origin_url="https://github.com/facebookresearch/deit",
-            description="DeiT-S backbone weights",
-            notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
-        ),
+        "msvit_tiny_patch16_224.deit_fb_in1k": _deit_backbone("deit_tiny_patch16_224", "a1311bcf", "Ti"),
+        "msvit_small_patch16_224.deit_fb_in1k": _deit_backbone("deit_small_patch16_224", "cd65a155", "S"),
     }
 )
 
