@@ -13,6 +13,8 @@ AAAI 2025), Sec. 3 / Fig. 2; matches hustvl/ViG `GatedLinearAttention` (vig.py) 
 Tokens are [B, L, C] in row-major (H, W) order; the caller passes (H, W) for the depthwise conv.
 """
 
+from typing import Any
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -79,8 +81,8 @@ class BiGlaAttention(nn.Module):
         norm_eps: float = 1e-6,
         backend: str = "auto",
         official_eval_numerics: bool = False,
-        device=None,
-        dtype=None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         dd = {"device": device, "dtype": dtype}
         super().__init__()
@@ -136,7 +138,14 @@ class PackedSwiGLU(GluMlp):
     silu(gate) * value in place in fc1's output when no gradient is recorded: two fewer [B, L, hidden / 2] buffers
     per block at inference."""
 
-    def __init__(self, in_features: int, hidden_features: int, bias: bool = False, device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        bias: bool = False,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(in_features, hidden_features, act_layer=nn.SiLU, bias=bias, gate_last=False, device=device,
                          dtype=dtype)  # fmt: skip
 
@@ -152,6 +161,7 @@ class BiGlaBlock(nn.Module):
 
     `norm_layer` is RMSNorm (eps 1e-6) in plain ViG and LayerNorm (eps 1e-5, i.e. the official channels-first LN2d
     over C) in ViG-H. The SwiGLU's fc1 holds the gate half first (official `gate_proj` / `fc1`), no biases.
+    `attn_kwargs` go to `BiGlaAttention` (conv_act, out_act, backend, official_eval_numerics...).
     """
 
     def __init__(
@@ -160,21 +170,15 @@ class BiGlaBlock(nn.Module):
         num_heads: int,
         mlp_hidden: int,
         norm_layer: type[nn.Module] = RmsNorm,
-        conv_act: bool = False,
-        out_act: bool = False,
         drop_path: float = 0.0,
-        backend: str = "auto",
-        official_eval_numerics: bool = False,
-        device=None,
-        dtype=None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        **attn_kwargs: Any,
     ) -> None:
         dd = {"device": device, "dtype": dtype}
         super().__init__()
         self.norm1 = norm_layer(dim, **dd)
-        self.attn = BiGlaAttention(
-            dim, num_heads, conv_act=conv_act, out_act=out_act, backend=backend,
-            official_eval_numerics=official_eval_numerics, **dd,
-        )  # fmt: skip
+        self.attn = BiGlaAttention(dim, num_heads, **attn_kwargs, **dd)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim, **dd)
         self.mlp = PackedSwiGLU(dim, 2 * mlp_hidden, bias=False, **dd)

@@ -26,9 +26,11 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
-from timm.layers import is_exporting, trunc_normal_, use_fused_attn
+from timm.layers import is_exporting, use_fused_attn
 from torch import nn
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+
+from .weight_init import trunc_normal_init
 
 __all__ = [
     "GPSA",
@@ -175,9 +177,7 @@ class GPSA(nn.Module):
     def reset_parameters(self) -> None:
         """timm's ViT init (trunc-normal 0.02 weights, zero biases), then the local init."""
         for linear in (self.qk, self.v, self.proj, self.pos_proj):
-            trunc_normal_(linear.weight, std=0.02)
-            if linear.bias is not None:
-                nn.init.zeros_(linear.bias)
+            trunc_normal_init(linear)
         nn.init.ones_(self.gating_param)
         self.local_init()
 

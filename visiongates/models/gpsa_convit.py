@@ -35,6 +35,7 @@ from torch import nn
 
 from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.gpsa import GPSA
+from visiongates.layers.weight_init import trunc_normal_init
 
 from ._registry import ModelFacts, build_model, pretrained_cfg
 from ._timm_api import Indices, Levels, TimmModelApi
@@ -67,25 +68,11 @@ class ConVitBlock(nn.Module):
         dd = {"device": device, "dtype": dtype}
         self.use_gpsa = use_gpsa
         self.norm1 = norm_layer(dim, **dd)
+        attn_args = dict(num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop, **dd)
         if use_gpsa:
-            self.attn = GPSA(
-                dim,
-                num_heads=num_heads,
-                qkv_bias=qkv_bias,
-                attn_drop=attn_drop,
-                proj_drop=proj_drop,
-                locality_strength=locality_strength,
-                **dd,
-            )
+            self.attn = GPSA(dim, locality_strength=locality_strength, **attn_args)
         else:
-            self.attn = Attention(
-                dim,
-                num_heads=num_heads,
-                qkv_bias=qkv_bias,
-                attn_drop=attn_drop,
-                proj_drop=proj_drop,
-                **dd,
-            )
+            self.attn = Attention(dim, **attn_args)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim, **dd)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=proj_drop, **dd)
@@ -200,7 +187,7 @@ class GpsaConVit(TimmModelApi, nn.Module):
             trunc_normal_(self.pos_embed, std=0.02)
         if self.cls_token is not None:
             trunc_normal_(self.cls_token, std=0.02)
-        self.apply(_init_weights)
+        self.apply(trunc_normal_init)
         for module in self.modules():
             if isinstance(module, GPSA):
                 module.local_init()
@@ -307,16 +294,6 @@ class GpsaConVit(TimmModelApi, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: GpsaConVit) -> dict[str, torch.Tensor]:

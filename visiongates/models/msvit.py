@@ -70,22 +70,7 @@ class MixedScaleVisionTransformer(VisionTransformer):
 
     def __init__(
         self,
-        img_size: int | tuple[int, int] = 224,
-        patch_size: int = 16,
-        in_chans: int = 3,
-        num_classes: int = 1000,
-        global_pool: str = "token",
-        embed_dim: int = 192,
-        depth: int = 12,
-        num_heads: int = 3,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_rate: float = 0.0,
-        pos_drop_rate: float = 0.0,
-        proj_drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-        weight_init: str = "",
+        *,
         gate_hidden: int = 64,
         gate_depth: int = 2,
         gate_tau: float = 1.0,
@@ -96,41 +81,23 @@ class MixedScaleVisionTransformer(VisionTransformer):
         gate_concentration: float = 10.0,
         gate_temperature_weight: float = 0.1,
         token_path: str = "drop",
-        device: torch.device | None = None,
-        dtype: torch.dtype | None = None,
+        **kwargs: Any,
     ) -> None:
-        """gate_target: share of regions kept fine. None: the gate learns from the task loss alone; in (0, 1): the
-        generalized batch-shaping loss (weight gate_loss_weight, Beta(c*t, c*(1-t)) or Normal hyperprior) pulls the
-        share to it; 1.0 / 0.0: every region fine (the plain ViT) / coarse, gate unused. token_path: evaluation path,
-        'drop' or 'masked' (see the module docstring)."""
+        """kwargs: timm VisionTransformer's (img_size, patch_size, embed_dim, depth, num_heads, drop rates, device,
+        dtype...), DeiT-Ti's width and heads by default; the image size is always dynamic. gate_target: share of
+        regions kept fine. None: the gate learns from the task loss alone; in (0, 1): the generalized batch-shaping
+        loss (weight gate_loss_weight, Beta(c*t, c*(1-t)) or Normal hyperprior) pulls the share to it; 1.0 / 0.0:
+        every region fine (the plain ViT) / coarse, gate unused. token_path: evaluation path, 'drop' or 'masked'
+        (see the module docstring)."""
+        global_pool = kwargs.get("global_pool", "token")
         if global_pool not in _POOLS:
             raise ValueError(f"global_pool must be one of {_POOLS}, got {global_pool!r}")
         if token_path not in _TOKEN_PATHS:
             raise ValueError(f"token_path must be one of {_TOKEN_PATHS}, got {token_path!r}")
         if gate_target is not None and not 0.0 <= gate_target <= 1.0:
             raise ValueError(f"gate_target is a share of regions and must lie in [0, 1], got {gate_target}")
-        super().__init__(
-            img_size=img_size,
-            patch_size=patch_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            global_pool=global_pool,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            drop_rate=drop_rate,
-            pos_drop_rate=pos_drop_rate,
-            proj_drop_rate=proj_drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            weight_init=weight_init,
-            dynamic_img_size=True,
-            device=device,
-            dtype=dtype,
-        )
-        dd = {"device": device, "dtype": dtype}
+        super().__init__(**{"embed_dim": 192, "num_heads": 3, **kwargs, "dynamic_img_size": True})
+        dd = {"device": kwargs.get("device"), "dtype": kwargs.get("dtype")}
         self.patch = self.patch_embed.patch_size[0]
         if self.patch_embed.patch_size[0] != self.patch_embed.patch_size[1]:
             raise ValueError("MSViT needs square patches")
@@ -138,7 +105,7 @@ class MixedScaleVisionTransformer(VisionTransformer):
         self.gate_target = gate_target
         self.scale_mode = {1.0: "fine", 0.0: "coarse"}.get(gate_target, "gate") if gate_target is not None else "gate"
         self.scale_gate = ScaleGate(
-            in_chans,
+            self.in_chans,
             region=2 * self.patch,
             hidden=gate_hidden,
             depth=gate_depth,
@@ -446,22 +413,21 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
 # No MSViT weights were released (only the batch-shaping loss is public). The `deit_fb_in1k` tags load the DeiT
 # ImageNet-1k backbone exactly as timm publishes it (timm/models/deit.py default_cfgs: `deit_{tiny,small}_patch16_224
 # .fb_in1k`, hf_hub_id 'timm/' + name, url the facebookresearch/deit release); the scale gate starts fresh.
+def _deit_backbone(name: str, file_hash: str, size: str) -> dict[str, Any]:
+    """timm's `{name}.fb_in1k` DeiT weights (the facebookresearch/deit release file) for the backbone alone."""
+    return _cfg(
+        hf_hub_id=f"timm/{name}.fb_in1k",
+        url=f"https://dl.fbaipublicfiles.com/deit/{name}-{file_hash}.pth",
+        origin_url="https://github.com/facebookresearch/deit",
+        description=f"DeiT-{size} backbone weights",
+        notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
+    )
+
+
 default_cfgs = generate_default_cfgs(
     {
-        "msvit_tiny_patch16_224.deit_fb_in1k": _cfg(
-            hf_hub_id="timm/deit_tiny_patch16_224.fb_in1k",
-            url="https://dl.fbaipublicfiles.com/deit/deit_tiny_patch16_224-a1311bcf.pth",
-            origin_url="https://github.com/facebookresearch/deit",
-            description="DeiT-Ti backbone weights",
-            notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
-        ),
-        "msvit_small_patch16_224.deit_fb_in1k": _cfg(
-            hf_hub_id="timm/deit_small_patch16_224.fb_in1k",
-            url="https://dl.fbaipublicfiles.com/deit/deit_small_patch16_224-cd65a155.pth",
-            origin_url="https://github.com/facebookresearch/deit",
-            description="DeiT-S backbone weights",
-            notes=("DeiT backbone only: no MSViT gate weights were published (the gate starts fresh)",),
-        ),
+        "msvit_tiny_patch16_224.deit_fb_in1k": _deit_backbone("deit_tiny_patch16_224", "a1311bcf", "Ti"),
+        "msvit_small_patch16_224.deit_fb_in1k": _deit_backbone("deit_small_patch16_224", "cd65a155", "S"),
     }
 )
 

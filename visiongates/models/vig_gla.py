@@ -44,6 +44,7 @@ from timm.models._features import feature_take_indices
 
 from visiongates.checkpoint import clean_checkpoint
 from visiongates.layers.bigla_attn import BiGlaAttention, BiGlaBlock, swiglu_hidden
+from visiongates.layers.weight_init import trunc_normal_init
 
 from ._registry import ModelFacts, build_model, pretrained_cfg
 from ._timm_api import Indices, Levels, TimmModelApi
@@ -68,8 +69,8 @@ class ConvStem(nn.Module):
         kernel_size: int,
         stride: int,
         act_layer: type[nn.Module],
-        device=None,
-        dtype=None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         dd = {"device": device, "dtype": dtype}
         super().__init__()
@@ -102,17 +103,6 @@ def _init_linear_normal(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-def _init_trunc_normal(module: nn.Module) -> None:
-    """HierViG `_init_weights`: trunc-normal(0.02) Linear weights, zero biases; LayerNorms to identity."""
-    if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-
-
 class VigGla(TimmModelApi, nn.Module):
     """Plain (isotropic) ViG: conv stem, absolute position embedding, BiGLA blocks at stride 16 (Liao et al. 2024)."""
 
@@ -135,8 +125,8 @@ class VigGla(TimmModelApi, nn.Module):
         drop_path_rate: float = 0.0,
         bigla_backend: str = "auto",
         official_eval_numerics: bool = False,
-        device=None,
-        dtype=None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         """`official_eval_numerics`: evaluate as hustvl/ViG's eval branch does (the attention output halved before its
         RMSNorm, i.e. that norm's epsilon 4e-6 instead of 1e-6; see `BiGlaAttention`). On by default only when
@@ -260,15 +250,15 @@ class VigGlaStage(nn.Module):
         self,
         in_chs: int,
         out_chs: int,
-        depth: int,
         num_heads: int,
         downsample: bool,
         drop_path_rates: list[float],
         mlp_multiple: int = 32,
         bigla_backend: str = "auto",
-        device=None,
-        dtype=None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
+        """One BiGLA block per drop-path rate."""
         dd = {"device": device, "dtype": dtype}
         super().__init__()
         self.grad_checkpointing = False
@@ -282,7 +272,7 @@ class VigGlaStage(nn.Module):
         hidden = swiglu_hidden(out_chs, mlp_multiple)
         self.blocks = nn.ModuleList(
             BiGlaBlock(out_chs, num_heads, hidden, norm_layer=norm_layer, drop_path=rate, backend=bigla_backend, **dd)
-            for rate in drop_path_rates[:depth]
+            for rate in drop_path_rates
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -313,8 +303,8 @@ class VigGlaHier(TimmModelApi, nn.Module):
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         bigla_backend: str = "auto",
-        device=None,
-        dtype=None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         dd = {"device": device, "dtype": dtype}
         super().__init__()
@@ -326,9 +316,10 @@ class VigGlaHier(TimmModelApi, nn.Module):
         rates = calculate_drop_path_rates(drop_path_rate, sum(depths))
         stages, self.feature_info = [], []
         for i, (dim, depth, heads) in enumerate(zip(dims, depths, num_heads)):
-            stage_rates = rates[sum(depths[:i]) : sum(depths[: i + 1])]
+            first = sum(depths[:i])
+            stage_rates = rates[first : first + depth]
             prev = dims[i - 1] if i else dim
-            stages.append(VigGlaStage(prev, dim, depth, heads, i > 0, stage_rates, mlp_multiple, bigla_backend, **dd))
+            stages.append(VigGlaStage(prev, dim, heads, i > 0, stage_rates, mlp_multiple, bigla_backend, **dd))
             self.feature_info.append(dict(num_chs=dim, reduction=4 * 2**i, module=f"stages.{i}"))
         self.stages = nn.Sequential(*stages)
         self.num_features = self.head_hidden_size = dims[-1]
@@ -342,7 +333,7 @@ class VigGlaHier(TimmModelApi, nn.Module):
         for module in self.modules():
             if isinstance(module, BiGlaAttention):
                 module.init_weights(xavier_linears=False)  # HierViG's apply(_init_weights) overrides the linears
-        self.apply(_init_trunc_normal)
+        self.apply(trunc_normal_init)  # HierViG `_init_weights`
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
