@@ -93,14 +93,9 @@ class Model:
 
     # the three steps a subclass may replace (visiongates.export.OnnxModel runs them through OpenCV and
     # albumentations, to check that these numpy versions give the same pixels)
-    def classification_input(self, image: np.ndarray) -> np.ndarray:
-        return classification_input(image, self.info)
-
-    def resize(self, image: np.ndarray, height: int, width: int) -> np.ndarray:
-        return resize_linear(image, height, width)
-
-    def resize_mask(self, mask: np.ndarray, height: int, width: int) -> np.ndarray:
-        return resize_nearest(mask, height, width)
+    classification_input = staticmethod(classification_input)  # (image, info) -> [1, C, H, W] float32
+    resize = staticmethod(resize_linear)  # (image, height, width), bilinear
+    resize_mask = staticmethod(resize_nearest)  # (mask, height, width), nearest
 
     def check_input(self, batch: np.ndarray) -> None:
         """Raise DataError for a batch the graph cannot take (rank, channels, or size where it is fixed)."""
@@ -130,7 +125,7 @@ class Model:
         """C x H x W float32 for the model's task, and the box (top, left, height, width) of the image in the
         output of a dense task (the whole output for classification)."""
         if self.info.task == "classification":
-            return self.classification_input(image), (0, 0, *self.info.input_size[1:])
+            return self.classification_input(image, self.info), (0, 0, *self.info.input_size[1:])
         return dense_input(image, self.info, self.resize)
 
     def preprocess(self, paths: Sequence[str | Path]) -> np.ndarray:

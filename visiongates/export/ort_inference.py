@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from visiongates_runtime.model import Model, Prediction, save_mask, softmax, topk_predictions  # noqa: F401
 
@@ -19,14 +18,9 @@ class OnnxModel(Model):
     """An exported visiongates model (see `visiongates_runtime.Model`) with the training stack's preprocessing;
     threads default to torch's thread count."""
 
+    classification_input = staticmethod(classification_input)
+    resize = staticmethod(cv2_resize)
+    resize_mask = staticmethod(cv2_resize_nearest)
+
     def __init__(self, path: str | Path, threads: int | None = None, max_pixels: int | None = None) -> None:
         super().__init__(path, threads or torch.get_num_threads(), max_pixels)
-
-    def classification_input(self, image: np.ndarray) -> np.ndarray:
-        return classification_input(image, self.info)
-
-    def resize(self, image: np.ndarray, height: int, width: int) -> np.ndarray:
-        return cv2_resize(image, height, width)
-
-    def resize_mask(self, mask: np.ndarray, height: int, width: int) -> np.ndarray:
-        return cv2_resize_nearest(mask, height, width)
