@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from .naive import compute_dtype
 from .quadratic import bigla_quadratic, upper_mask
@@ -51,7 +52,7 @@ QUADRATIC_MAX_LENGTH = 224
 PAIRWISE_CHUNK_SIZE = 16
 
 
-def _chunked(chunk_size: int, *tensors: torch.Tensor, static: bool = False) -> tuple[int, int, list[torch.Tensor]]:
+def _chunked(chunk_size: int, *tensors: Tensor, static: bool = False) -> tuple[int, int, list[Tensor]]:
     """Pad [..., T, D] tensors to whole chunks (zeros) and view them as [rows, C, D], rows = prod(...) * N.
 
     Returns (C, N, tensors). Zero keys and values add nothing to a state, zero log-decays keep it, and the outputs
@@ -69,12 +70,12 @@ def _chunked(chunk_size: int, *tensors: torch.Tensor, static: bool = False) -> t
     return chunk, num_chunks, [t.reshape(-1, chunk, t.shape[-1]) for t in padded]
 
 
-def _unchunk(out: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def _unchunk(out: Tensor, like: Tensor) -> Tensor:
     """[rows, C, V] back to [..., T, V] of the unpadded input `like` ([..., T, D])."""
     return out.reshape(*like.shape[:-2], -1, out.shape[-1])[..., : like.shape[-2], :]
 
 
-def _tree_pairs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gc: torch.Tensor) -> torch.Tensor:
+def _tree_pairs(q: Tensor, k: Tensor, v: Tensor, gc: Tensor) -> Tensor:
     """Intra-chunk forward-scan output, overflow-free: the diagonal plus one matmul pair per tree level.
 
     q, k, gc: [rows, C, K] (gc = chunk-local prefix sums of the log-decays); v: [rows, C, V] -> [rows, C, V].
@@ -94,13 +95,8 @@ def _tree_pairs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gc: torch.Ten
 
 
 def _carried_states(
-    k: torch.Tensor,
-    v: torch.Tensor,
-    gc: torch.Tensor,
-    num_chunks: int,
-    reverse: bool = False,
-    k_grown: torch.Tensor | None = None,
-) -> torch.Tensor:
+    k: Tensor, v: Tensor, gc: Tensor, num_chunks: int, reverse: bool = False, k_grown: Tensor | None = None
+) -> Tensor:
     """The state each chunk reads: left by all earlier chunks (all later ones if `reverse`), [rows, K, V].
 
     k, gc: [rows, C, K]; v: [rows, C, V]; gc holds chunk-local prefix sums (suffix sums if `reverse`). A chunk's
@@ -121,7 +117,7 @@ def _carried_states(
     return torch.stack(states[::-1] if reverse else states, dim=1).flatten(0, 1)
 
 
-def _carried_states_parallel(k: torch.Tensor, v: torch.Tensor, gc: torch.Tensor, num_chunks) -> torch.Tensor:
+def _carried_states_parallel(k: Tensor, v: Tensor, gc: Tensor, num_chunks) -> Tensor:
     """`_carried_states` (forward scan) without a loop over chunks, for a symbolic chunk count N: [rows, K, V].
 
     The state entering chunk n is sum_{m < n} exp(sum_{m < l < n} G_l) own_m (G_l: chunk l's total log-decay,
@@ -142,9 +138,7 @@ def _carried_states_parallel(k: torch.Tensor, v: torch.Tensor, gc: torch.Tensor,
     return states.permute(0, 2, 1, 3).flatten(0, 1)
 
 
-def gla_scan_tree(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE
-) -> torch.Tensor:
+def gla_scan_tree(q: Tensor, k: Tensor, v: Tensor, g: Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Tensor:
     """One forward-direction GLA scan (no scale) by the tree and the chunk states, with no data-dependent branch
     and no Python loop over T: the traced graph holds for any T (symbolic under torch.export).
 
@@ -157,10 +151,7 @@ def gla_scan_tree(
     return _unchunk(out, v)
 
 
-def _redo_with_tree(
-    out: torch.Tensor, unsafe: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gc: torch.Tensor,
-    reverse: bool,
-) -> torch.Tensor:  # fmt: skip
+def _redo_with_tree(out: Tensor, unsafe: Tensor, q: Tensor, k: Tensor, v: Tensor, gc: Tensor, reverse: bool) -> Tensor:
     """Add the tree's intra-chunk output for the rows flagged `unsafe` ([rows]) to `out` ([rows, C, V])."""
     rows = unsafe.nonzero().squeeze(1)
     picked = [t.index_select(0, rows) for t in (q, k, v, gc)]
@@ -170,9 +161,7 @@ def _redo_with_tree(
     return out.index_add(0, rows, fixed.flip(1) if reverse else fixed)
 
 
-def _bigla_factorised(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_fwd: torch.Tensor, g_bwd: torch.Tensor, chunk_size: int
-) -> torch.Tensor:
+def _bigla_factorised(q: Tensor, k: Tensor, v: Tensor, g_fwd: Tensor, g_bwd: Tensor, chunk_size: int) -> Tensor:
     """of + ob (not halved), both scans at once without copies of q, k, v; [..., T, V]."""
     chunk, num_chunks, (qc, kc, vc, gf, gb) = _chunked(chunk_size, q, k, v, g_fwd, g_bwd)
     limit = FACTORISE_LIMIT[qc.dtype]
@@ -209,15 +198,15 @@ def _bigla_factorised(
 
 
 def bigla_chunk(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    g_fwd: torch.Tensor,
-    g_bwd: torch.Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    g_fwd: Tensor,
+    g_bwd: Tensor,
     scale: float | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     static: bool = False,
-) -> torch.Tensor:
+) -> Tensor:
     """Bidirectional GLA, chunked. Layouts as `visiongates.ops.bigla.bigla`; output in v's dtype.
 
     Up to QUADRATIC_MAX_LENGTH tokens (and unless `static`) each direction is one masked T x T product
@@ -243,9 +232,7 @@ def bigla_chunk(
     return out.to(out_dtype)
 
 
-def gla_scan_pairwise(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, chunk_size: int = PAIRWISE_CHUNK_SIZE
-) -> torch.Tensor:
+def gla_scan_pairwise(q: Tensor, k: Tensor, v: Tensor, g: Tensor, chunk_size: int = PAIRWISE_CHUNK_SIZE) -> Tensor:
     """`gla_scan_tree` with the intra-chunk weights exp(G_i - G_j) formed per pair and channel ([rows, C, C, K],
     masked to j <= i before exp, so never above 1): exact for any gate like the tree, in a few dozen ops instead
     of a group per tree level, so that a model traces in seconds. The weights take C times the memory of q.
@@ -265,14 +252,14 @@ def gla_scan_pairwise(
 
 
 def bigla_traceable(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    g_fwd: torch.Tensor,
-    g_bwd: torch.Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    g_fwd: Tensor,
+    g_bwd: Tensor,
     scale: float | None = None,
     chunk_size: int = PAIRWISE_CHUNK_SIZE,
-) -> torch.Tensor:
+) -> Tensor:
     """`bigla_chunk` for tracing (ONNX export, torch.export), with a fixed or a symbolic T (dynamic height and
     width): both scans by `gla_scan_pairwise` (the backward one as the forward scan of the reversed inputs, in one
     batch). One path, no data-dependent branch: one exported file serves every length and every gate, and a ViG

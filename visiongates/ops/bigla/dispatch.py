@@ -18,6 +18,7 @@ verified on a GPU; `tools/gpu_check.sh` is the check that must pass first).
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 from torch.utils.flop_counter import register_flop_formula
 
@@ -29,15 +30,8 @@ __all__ = ["AUTO_ORDER", "Backend", "available_backends", "bigla", "register_bac
 
 @torch.library.custom_op("visiongates::bigla", mutates_args=())
 def _bigla_op(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    g_fwd: torch.Tensor,
-    g_bwd: torch.Tensor,
-    scale: float,
-    backend: str,
-    save_residuals: bool,
-) -> list[torch.Tensor]:
+    q: Tensor, k: Tensor, v: Tensor, g_fwd: Tensor, g_bwd: Tensor, scale: float, backend: str, save_residuals: bool
+) -> list[Tensor]:
     """[o, *residuals]: with save_residuals (a backward will follow), the backend's residual buffers, filled."""
     impl = _BACKENDS[backend]
     if save_residuals and impl.residuals is not None:
@@ -55,16 +49,16 @@ def _bigla_fake(q, k, v, g_fwd, g_bwd, scale, backend, save_residuals):
 
 @torch.library.custom_op("visiongates::bigla_backward", mutates_args=())
 def _bigla_backward_op(
-    grad_out: torch.Tensor,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    g_fwd: torch.Tensor,
-    g_bwd: torch.Tensor,
-    residuals: list[torch.Tensor],
+    grad_out: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    g_fwd: Tensor,
+    g_bwd: Tensor,
+    residuals: list[Tensor],
     scale: float,
     backend: str,
-) -> list[torch.Tensor]:
+) -> list[Tensor]:
     impl = _BACKENDS[backend]
     if impl.backward is not None:
         extra = {"residuals": residuals} if impl.residuals is not None else {}
@@ -86,7 +80,7 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.scale, ctx.backend = scale, backend
 
 
-def _backward(ctx, grads: list[torch.Tensor | None]):
+def _backward(ctx, grads: list[Tensor | None]):
     q, k, v, g_fwd, g_bwd, *residuals = ctx.saved_tensors
     grad_out = grads[0] if grads[0] is not None else torch.zeros_like(v)
     dq_dk_dv_dgs = torch.ops.visiongates.bigla_backward(grad_out, q, k, v, g_fwd, g_bwd, residuals, ctx.scale,
@@ -134,7 +128,7 @@ def resolve(backend: str, device: torch.device) -> str:
     return backend
 
 
-def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_fwd: torch.Tensor, g_bwd: torch.Tensor):
+def _check_shapes(q: Tensor, k: Tensor, v: Tensor, g_fwd: Tensor, g_bwd: Tensor):
     if q.dim() != 4 or not (q.shape == k.shape == g_fwd.shape == g_bwd.shape) or v.shape[:-1] != q.shape[:-1]:
         raise ValueError(
             "BiGLA shape mismatch: q, k, g_fwd, g_bwd must be [B, H, T, K] and v [B, H, T, V]; got "
@@ -144,14 +138,8 @@ def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_fwd: torc
 
 
 def bigla(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    g_fwd: torch.Tensor,
-    g_bwd: torch.Tensor,
-    scale: float | None = None,
-    backend: str = "auto",
-) -> torch.Tensor:
+    q: Tensor, k: Tensor, v: Tensor, g_fwd: Tensor, g_bwd: Tensor, scale: float | None = None, backend: str = "auto"
+) -> Tensor:
     """Bidirectional gated linear attention, o_t = scale / 2 * (forward scan + backward scan) (ViG, eq. 4-6).
 
     Forward scan  S_t = diag(exp(g_fwd_t)) S_{t-1} + k_t^T v_t  (t = 0..T-1),  of_t = q_t S_t
@@ -189,7 +177,7 @@ def bigla(
     return torch.ops.visiongates.bigla(q, k, v, g_fwd, g_bwd, scale, name, save)[0]
 
 
-def _plain_inference(*tensors: torch.Tensor) -> bool:
+def _plain_inference(*tensors: Tensor) -> bool:
     """Nothing needs the op as one node: no autograd record, no torch.compile trace, and no dispatch mode (e.g.
     FlopCounterMode, which counts the op by its own formula)."""
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):

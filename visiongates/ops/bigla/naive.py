@@ -10,16 +10,17 @@ A Python loop over T: O(T K V) work, slow, and simple enough to trust. Different
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from .registry import register_backend
 
 
-def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+def compute_dtype(*tensors: Tensor) -> torch.dtype:
     """fp64 if any input is fp64, else fp32 (states and gates are never kept in half precision)."""
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
-def gla_scan_naive(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+def gla_scan_naive(q: Tensor, k: Tensor, v: Tensor, g: Tensor) -> Tensor:
     """One forward-direction GLA scan, o_t = q_t S_t with S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t (no scale).
 
     q, k, g: [..., T, K]; v: [..., T, V]; returns [..., T, V] in the inputs' dtype.
@@ -33,14 +34,7 @@ def gla_scan_naive(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.T
     return torch.stack(outputs, dim=-2)
 
 
-def bigla_naive(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    g_fwd: torch.Tensor,
-    g_bwd: torch.Tensor,
-    scale: float | None = None,
-) -> torch.Tensor:
+def bigla_naive(q: Tensor, k: Tensor, v: Tensor, g_fwd: Tensor, g_bwd: Tensor, scale: float | None = None) -> Tensor:
     """Bidirectional GLA by the recurrence (oracle). Layouts as `visiongates.ops.bigla.bigla`; output in v's dtype."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     out_dtype, dtype = v.dtype, compute_dtype(q, k, v, g_fwd, g_bwd)

@@ -23,30 +23,23 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
+from torch import Tensor
 
 
-def _factors(q: torch.Tensor, k: torch.Tensor, shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _factors(q: Tensor, k: Tensor, shifted: Tensor) -> tuple[Tensor, Tensor]:
     """q e^(G - r), k e^(r - G) for shifted = G - r."""
     return q * shifted.exp(), k * shifted.neg().exp()
 
 
-def total_log_decays(
-    g_fwd: torch.Tensor, g_bwd: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def total_log_decays(g_fwd: Tensor, g_bwd: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Prefix sums of both gates along T, then each scan's total log-decay ([..., 1, K])."""
     g_f, prefix_b = g_fwd.cumsum(-2), g_bwd.cumsum(-2)
     return g_f, prefix_b, g_f[..., -1:, :], prefix_b[..., -1:, :]
 
 
 def bigla_quadratic(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    g_fwd: torch.Tensor,
-    g_bwd: torch.Tensor,
-    scale: float,
-    limit: float,
-) -> torch.Tensor | None:
+    q: Tensor, k: Tensor, v: Tensor, g_fwd: Tensor, g_bwd: Tensor, scale: float, limit: float
+) -> Tensor | None:
     """of + ob, halved and scaled, for [..., T, K] q, k, gates and [..., T, V] v in one compute dtype (fp32 / fp64).
 
     Returns None (no work done beyond two cumulative sums) when a channel's total log-decay over T is too large
@@ -60,9 +53,9 @@ def bigla_quadratic(
 
 
 def _quadratic(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g_bwd: torch.Tensor, scale: float, g_f: torch.Tensor,
-    prefix_b: torch.Tensor, total_f: torch.Tensor, total_b: torch.Tensor,
-) -> torch.Tensor:  # fmt: skip
+    q: Tensor, k: Tensor, v: Tensor, g_bwd: Tensor, scale: float, g_f: Tensor,
+    prefix_b: Tensor, total_f: Tensor, total_b: Tensor,
+) -> Tensor:  # fmt: skip
     # references r: half of each direction's total, so every factor's exponent is at most half the total;
     # backward H_i = sum_{s >= i} g_bwd_s = total_b - prefix_i + g_bwd_i, so H_i - r needs no flips
     shifted_f = g_f - 0.5 * total_f
@@ -76,13 +69,13 @@ def _quadratic(
     return torch.matmul(scores, v)
 
 
-def upper_mask(scores: torch.Tensor) -> torch.Tensor:
+def upper_mask(scores: Tensor) -> Tensor:
     """[T, T] ones on and above the diagonal, zeros below, in scores' dtype and device."""
     return _cached_upper_mask(scores.shape[-1], scores.dtype, scores.device)
 
 
 @lru_cache(maxsize=8)
-def _cached_upper_mask(length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _cached_upper_mask(length: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     # a normal tensor even when first built under inference_mode, so that training can use it later
     with torch.inference_mode(False), torch.no_grad():
         return torch.ones(length, length, dtype=dtype, device=device).triu_()

@@ -9,14 +9,14 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
+from torch import Tensor
 
 __all__ = ["Backend", "available_backends", "register_backend", "warn_once"]
 
-Grads = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-ForwardFn = Callable[..., torch.Tensor]  # (q, k, v, g_fwd, g_bwd, scale[, residuals]) -> o
+Grads = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+ForwardFn = Callable[..., Tensor]  # (q, k, v, g_fwd, g_bwd, scale[, residuals]) -> o
 BackwardFn = Callable[..., Grads]  # (grad_o, q, k, v, g_fwd, g_bwd, scale[, residuals]) -> (dq, dk, dv, dg_fwd, dg_bwd)
-ResidualsFn = Callable[..., list[torch.Tensor]]  # (q, k, v, g_fwd, g_bwd) -> empty buffers
+ResidualsFn = Callable[..., list[Tensor]]  # (q, k, v, g_fwd, g_bwd) -> empty buffers
 
 
 @dataclass(frozen=True)

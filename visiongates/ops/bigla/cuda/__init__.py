@@ -15,6 +15,7 @@ import functools
 from types import ModuleType
 
 import torch
+from torch import Tensor
 
 from ..chunk import bigla_chunk
 from ..registry import register_backend, warn_once
@@ -86,17 +87,17 @@ def _kernel_dtypes(q, k, v, g_fwd, g_bwd) -> tuple[torch.dtype, torch.dtype] | N
     return dtype, g_fwd.dtype if same_gates else torch.float32
 
 
-def _prepare(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _prepare(t: Tensor, dtype: torch.dtype) -> Tensor:
     t = t.to(dtype).contiguous()
     return t if t.data_ptr() % 16 == 0 else t.clone()  # 16-byte vector loads
 
 
-def _kernel_inputs(dtypes, q, k, v, g_fwd, g_bwd) -> list[torch.Tensor]:
+def _kernel_inputs(dtypes, q, k, v, g_fwd, g_bwd) -> list[Tensor]:
     dtype, gate_dtype = dtypes
     return [_prepare(t, dtype) for t in (q, k, v)] + [_prepare(t, gate_dtype) for t in (g_fwd, g_bwd)]
 
 
-def forward(q, k, v, g_fwd, g_bwd, scale: float) -> torch.Tensor:
+def forward(q, k, v, g_fwd, g_bwd, scale: float) -> Tensor:
     """o = scale / 2 * (forward scan + backward scan), in v's dtype (see visiongates.ops.bigla)."""
     dtypes = _kernel_dtypes(q, k, v, g_fwd, g_bwd)
     if dtypes is None:

@@ -22,24 +22,25 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 CHUNK = 16
 FACTOR_LIMIT = 60.0  # exp(60) ~ 1e26: factors and their products stay normal fp32 numbers
 
 
-def _tiles(x: torch.Tensor, reverse: bool) -> torch.Tensor:
+def _tiles(x: Tensor, reverse: bool) -> Tensor:
     """[B, H, T, D] -> [B, H, N, C, D] in sweep order (zero rows pad the last chunk, first when reversed)."""
     pad = -x.shape[-2] % CHUNK
     x = F.pad(x, (0, 0, 0, pad))
     return (x.flip(-2) if reverse else x).unflatten(-2, (-1, CHUNK))
 
 
-def _untile(x: torch.Tensor, length: int, reverse: bool) -> torch.Tensor:
+def _untile(x: Tensor, length: int, reverse: bool) -> Tensor:
     x = x.flatten(-3, -2)
     return (x.flip(-2) if reverse else x)[..., :length, :]
 
 
-def _nat_tables(g: torch.Tensor):
+def _nat_tables(g: Tensor):
     """Forward-scan tables of one chunk: G (inclusive prefix), exp(G), exp(A - G), exp(-A) and the safe flag."""
     G = g.cumsum(-2)
     A = G[..., -1:, :]
@@ -47,7 +48,7 @@ def _nat_tables(g: torch.Tensor):
     return G, G.exp(), (A - G).exp(), (-A.clamp(min=-FACTOR_LIMIT)).exp(), A.exp().transpose(-1, -2), safe
 
 
-def _anti_tables(g: torch.Tensor):
+def _anti_tables(g: Tensor):
     """Backward-scan tables: Gh (inclusive suffix), exp(Gh), exp(Ah - Gh), exp(-Ah), Ah = Gh_0 the total."""
     Gh = g.flip(-2).cumsum(-2).flip(-2)
     A = Gh[..., :1, :]
@@ -78,7 +79,7 @@ def _pair_rows(w, b, G, factor_out, factor_sum, z, safe, sign: float):
     return torch.where(safe, fast, exact)
 
 
-def nat_scan(q, k, v, g) -> torch.Tensor:
+def nat_scan(q, k, v, g) -> Tensor:
     """y_i = sum_{j <= i} (q_i * exp(G_i - G_j)) . k_j v_j in sweep order, chunk by chunk (forward kernel sweep)."""
     n_chunks = q.shape[-3]
     state = q.new_zeros(*q.shape[:-3], q.shape[-1], v.shape[-1])
@@ -93,7 +94,7 @@ def nat_scan(q, k, v, g) -> torch.Tensor:
     return torch.stack(out, dim=-3)
 
 
-def forward(q, k, v, g_fwd, g_bwd, scale: float) -> torch.Tensor:
+def forward(q, k, v, g_fwd, g_bwd, scale: float) -> Tensor:
     """The forward kernel's arithmetic (fp32 or fp64); returns o [B, H, T, V]."""
     T = q.shape[-2]
     y_b = _untile(nat_scan(*(_tiles(x, True) for x in (q, k, v, g_bwd))), T, True)  # sweep A -> scratch
@@ -130,7 +131,7 @@ def bwd_sweep(q, k, v, e, gn, ga):
     return tuple(torch.stack(x, dim=-3) for x in (dq, dk, dv, xq, xk))
 
 
-def _exclusive_cumsum(x: torch.Tensor) -> torch.Tensor:
+def _exclusive_cumsum(x: Tensor) -> Tensor:
     return x.cumsum(-2) - x
 
 

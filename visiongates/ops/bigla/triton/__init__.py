@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 import torch
+from torch import Tensor
 
 from ..chunk import bigla_chunk
 from ..registry import register_backend, warn_once
@@ -100,7 +101,7 @@ class DotMode:
         return {"DOT_FP32": self.dot_fp32, "DOT_DTYPE": dot_dtype, "ROUND_DOTS": self.round_dots}
 
 
-def dot_mode(*tensors: torch.Tensor) -> DotMode:
+def dot_mode(*tensors: Tensor) -> DotMode:
     """Exact fp32 dots unless q, k, v share a half dtype (the gates may be fp32: ViG's training mix)."""
     dtypes = {t.dtype for t in tensors}
     if len(dtypes) == 1 and (dtype := dtypes.pop()) in (torch.float16, torch.bfloat16):
@@ -127,12 +128,12 @@ def _runs_here(q, k, v, g_fwd, g_bwd) -> bool:
     return q.shape[-2] > 0
 
 
-def _unit_stride(t: torch.Tensor) -> torch.Tensor:
+def _unit_stride(t: Tensor) -> Tensor:
     """The kernels take any batch, head and time strides but need unit stride along the feature axis."""
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
-def _strides(*tensors: torch.Tensor) -> list[int]:
+def _strides(*tensors: Tensor) -> list[int]:
     return [s for t in tensors for s in t.stride()[:3]]
 
 
@@ -146,7 +147,7 @@ def chunk_constants(mode: DotMode) -> dict[str, int]:
     return {"BT": size, "LOG2_BT": size.bit_length() - 1}
 
 
-def residual_buffers(q, k, v, g_fwd, g_bwd) -> list[torch.Tensor]:
+def residual_buffers(q, k, v, g_fwd, g_bwd) -> list[Tensor]:
     """What the forward leaves for the backward: both scans' chunk start states h [B * H, 2, num_chunks, K, V] (in
     the dots' operand dtype) and the chunks whose span passes the factorisation limit, flags [B * H, 2, num_chunks]
     (int8). Allocated with `new_empty`, so the op's fake implementation allocates the same."""
@@ -157,7 +158,7 @@ def residual_buffers(q, k, v, g_fwd, g_bwd) -> list[torch.Tensor]:
     return [h, q.new_empty(batch * heads, 2, num_chunks, dtype=torch.int8)]
 
 
-def forward(q, k, v, g_fwd, g_bwd, scale: float, residuals: list[torch.Tensor] | None = None) -> torch.Tensor:
+def forward(q, k, v, g_fwd, g_bwd, scale: float, residuals: list[Tensor] | None = None) -> Tensor:
     """o = scale / 2 * (forward scan + backward scan), [B, H, T, V] in v's dtype (see visiongates.ops.bigla); with
     `residuals` (`residual_buffers`), also fills them for `backward`."""
     if not _runs_here(q, k, v, g_fwd, g_bwd):
@@ -182,7 +183,7 @@ def forward(q, k, v, g_fwd, g_bwd, scale: float, residuals: list[torch.Tensor] |
     return out
 
 
-def backward(grad_out, q, k, v, g_fwd, g_bwd, scale: float, residuals: list[torch.Tensor]):
+def backward(grad_out, q, k, v, g_fwd, g_bwd, scale: float, residuals: list[Tensor]):
     """(dq, dk, dv, dg_fwd, dg_bwd), each in its input's dtype; `residuals` as `forward` filled them."""
     if not _runs_here(q, k, v, g_fwd, g_bwd):
         _, pullback = torch.func.vjp(lambda *x: bigla_chunk(*x, scale), q, k, v, g_fwd, g_bwd)
