@@ -42,12 +42,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=30, help="timed blocks per measurement (at most)")
     parser.add_argument("--train-batch", type=int, default=128, help="ViG-S training-step batch; 0 skips it")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
-    parser.add_argument(
-        "--jsonl",
-        type=Path,
-        default=None,
-        help="append each measured row here as soon as it is measured (one JSON object a line)",
-    )
+    parser.add_argument("--jsonl", type=Path, default=None, help="append each row here as it is measured (JSON lines)")
     args = parser.parse_args()
     status, results = 0, {}
     if not args.skip_aot:
