@@ -35,7 +35,9 @@ from visiongates.models import model_facts
 TOLERANCE = 1e-4
 EXPORT_ALL = os.environ.get("VISIONGATES_EXPORT_ALL") == "1"
 EXPORT_VARIANTS = os.environ.get("VISIONGATES_EXPORT_VARIANTS", "1") != "0"
-SHARED = pytest.mark.xdist_group("export_shared")  # tests that reuse one worker's exports
+# tests that reuse one worker's exports. pytest-xdist 3.8 does not apply xdist_group under pytest 9 (it renames
+# item._nodeid, which pytest 9 no longer reads), so `exported` is session-scoped: each worker exports a model once.
+SHARED = pytest.mark.xdist_group("export_shared")
 VARIANT_SIZE = 64  # the larger variants' export and parity size
 
 
@@ -65,10 +67,11 @@ def _zoo_params() -> list:
     ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """Registry models exported once per test module (and worker) as export/export_onnx.py does, at their default
-    input size: name -> (model, .onnx path, the graph's check with perturbed weights)."""
+    """Registry models exported once per worker as export/export_onnx.py does, at their default input size: name ->
+    (model, .onnx path, the graph's check with perturbed weights). Session-scoped: a module-scoped fixture is torn
+    down whenever the worker runs a test of another module in between, and the exports were redone."""
     cache: dict[str, tuple[torch.nn.Module, object, GraphCheck]] = {}
 
     def get(name: str):

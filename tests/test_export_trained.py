@@ -21,11 +21,11 @@ from visiongates.export.quantize import compare_int8, quantize, quantize_int8
 REPO = Path(__file__).resolve().parents[1]
 MAIN_CONFIG = REPO / "configs" / "cls" / "digits_cbam_resnet18.yaml"
 
-# one worker builds the trained model once for the whole module
+# meant to keep the module on one worker (see SHARED in test_export.py: not applied under pytest 9 yet)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hymenoptera_onnx")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, whatever it runs between this module's tests
 def hymenoptera_onnx(tmp_path_factory, request) -> tuple[Path, Path]:
     """cbam_resnet18 trained 3 epochs at 128 px on hymenoptera, exported: (best.pth, best.onnx)."""
     data = REPO.parent / "shared" / "data" / "hymenoptera_data"
